@@ -1,0 +1,27 @@
+"""offgen.data: the episode schema, the offgen store, legacy files and samplers."""
+
+from offgen.data.schema import (
+    FRAME_SHAPE_CHW,
+    FRAME_SHAPE_HWC,
+    NUM_ACTIONS,
+    Episode,
+    Layout,
+    make_episode,
+    to_layout,
+)
+from offgen.data.store import OffgenStore
+from offgen.data.table import EpisodeTable
+from offgen.data.writer import StoreWriter
+
+__all__ = [
+    "FRAME_SHAPE_CHW",
+    "FRAME_SHAPE_HWC",
+    "NUM_ACTIONS",
+    "Episode",
+    "EpisodeTable",
+    "Layout",
+    "OffgenStore",
+    "StoreWriter",
+    "make_episode",
+    "to_layout",
+]

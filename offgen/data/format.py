@@ -1,0 +1,184 @@
+"""The offgen store, format version 1: file names, ``info.json`` and the manifest.
+
+One directory per (game, dataset)::
+
+    <store>/
+      info.json        format, status ("writing" | "complete"), game, Procgen options, specs,
+                       codec, counts, provenance, mixture recipe
+      policies.json    behaviour policies; the episode table's ``policy`` column indexes it
+      episodes.bin     the episode table (see offgen.data.table), append-only, checksummed
+      zarr.json        zarr v3 group holding the arrays below
+      observations/    (frames, 64, 64, 3) uint8 HWC, chunks of 512 frames along time,
+                       zstd level 3, sharded 16384 frames per file (~1.5k files at 25M)
+      actions/         (steps,) uint8, chunks of 65536
+      rewards/         (steps,) float32, chunks of 65536
+      manifest.json    size and sha256 of every other file, written when the store is finished
+
+A store whose ``info.json`` says ``"status": "writing"`` is being written or its writer was killed;
+readers refuse it unless asked for its committed episodes explicitly.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from offgen._io import atomic_write_json, sha256_file
+from offgen.errors import ChecksumError, CorruptStoreError, FormatVersionError
+
+__all__ = [
+    "ACTIONS",
+    "CHUNK_FRAMES",
+    "CHUNK_STEPS",
+    "EPISODES",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "INFO",
+    "MANIFEST",
+    "OBSERVATIONS",
+    "POLICIES",
+    "REWARDS",
+    "SHARD_FRAMES",
+    "build_manifest",
+    "now_iso",
+    "parse_info",
+    "verify_manifest",
+    "write_info",
+]
+
+FORMAT_NAME = "offgen-store"
+FORMAT_VERSION = 1
+
+INFO = "info.json"
+POLICIES = "policies.json"
+EPISODES = "episodes.bin"
+MANIFEST = "manifest.json"
+OBSERVATIONS = "observations"
+ACTIONS = "actions"
+REWARDS = "rewards"
+
+CHUNK_FRAMES = 512
+SHARD_FRAMES = 16384
+CHUNK_STEPS = 65536
+ZSTD_LEVEL = 3
+
+_REQUIRED_INFO_KEYS = (
+    "format",
+    "format_version",
+    "status",
+    "game",
+    "observation",
+    "action",
+    "codec",
+)
+
+
+def now_iso() -> str:
+    """Current UTC time as ISO 8601 with seconds."""
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def parse_info(data: bytes, source: str) -> dict[str, Any]:
+    """Parse and check ``info.json``.
+
+    Raises:
+        CorruptStoreError: If the file is not valid JSON or lacks a required key.
+        FormatVersionError: If it is not an offgen store or its version is newer than supported.
+    """
+    try:
+        info = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptStoreError(
+            f"{source}: not valid JSON ({exc}); the store's info file is damaged. "
+            "Restore it from the source or rerun `offgen convert`."
+        ) from exc
+    if not isinstance(info, dict):
+        raise CorruptStoreError(f"{source}: expected a JSON object, got {type(info).__name__}")
+    if info.get("format") != FORMAT_NAME:
+        raise FormatVersionError(
+            f"{source}: not an offgen store (format={info.get('format')!r}, "
+            f"expected {FORMAT_NAME!r})"
+        )
+    missing = [key for key in _REQUIRED_INFO_KEYS if key not in info]
+    if missing:
+        raise CorruptStoreError(f"{source}: missing required keys {missing}")
+    version = info["format_version"]
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise FormatVersionError(
+            f"{source}: store format version {version!r} is not supported by this offgen "
+            f"(reads version {FORMAT_VERSION}). Upgrade offgen: pip install -U offgen"
+        )
+    if info["status"] not in ("writing", "complete"):
+        raise CorruptStoreError(f"{source}: unknown status {info['status']!r}")
+    return info
+
+
+def write_info(root: Path, info: Mapping[str, Any]) -> None:
+    """Atomically (re)write ``info.json`` under ``root``."""
+    atomic_write_json(root / INFO, dict(info))
+
+
+def _store_files(root: Path) -> list[str]:
+    files = []
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            rel = os.path.relpath(os.path.join(dirpath, name), root)
+            if rel in (MANIFEST, INFO) or name.startswith(".") or name.endswith(".partial"):
+                continue
+            files.append(rel.replace(os.sep, "/"))
+    return sorted(files)
+
+
+def build_manifest(root: Path) -> dict[str, Any]:
+    """Size and sha256 of every data file of the store (``info.json`` is checked by parsing)."""
+    entries = {}
+    for rel in _store_files(root):
+        path = root / rel
+        entries[rel] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "files": entries}
+
+
+def verify_manifest(root: Path, *, check_hashes: bool = True) -> list[str]:
+    """Check every file of a finished store against its manifest.
+
+    Returns:
+        The relative paths checked.
+
+    Raises:
+        CorruptStoreError: If the manifest is missing or unreadable, or a file is missing.
+        ChecksumError: If a file's size or sha256 differs, or an unlisted data file exists.
+    """
+    path = root / MANIFEST
+    try:
+        manifest = json.loads(path.read_bytes())
+        files: dict[str, dict[str, Any]] = manifest["files"]
+    except FileNotFoundError as exc:
+        raise CorruptStoreError(
+            f"{path}: manifest missing; the store was not finished. Resume its writer or rerun "
+            "the conversion."
+        ) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptStoreError(f"{path}: manifest unreadable ({exc})") from exc
+    for rel, entry in files.items():
+        file = root / rel
+        if not file.is_file():
+            raise CorruptStoreError(f"{file}: listed in the manifest but missing")
+        size = file.stat().st_size
+        if size != entry["size"]:
+            raise ChecksumError(
+                f"{file}: size {size} bytes, manifest says {entry['size']}; the file is "
+                "truncated or was modified. Re-download or restore the store."
+            )
+        if check_hashes and sha256_file(file) != entry["sha256"]:
+            raise ChecksumError(
+                f"{file}: sha256 mismatch with the manifest; the file is corrupt. "
+                "Re-download or restore the store."
+            )
+    extra = sorted(set(_store_files(root)) - set(files))
+    if extra:
+        raise ChecksumError(f"{root}: files not in the manifest: {extra[:5]}")
+    return sorted(files)

@@ -1,0 +1,280 @@
+"""Read-only access to an offgen store on a local path or any fsspec URL.
+
+Only what is asked for is read: opening reads ``info.json``, ``policies.json`` and ``episodes.bin``
+(about 60 bytes per episode); frames are read chunk by chunk through zarr when needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import zarr
+
+from offgen.data.format import (
+    ACTIONS,
+    EPISODES,
+    INFO,
+    OBSERVATIONS,
+    POLICIES,
+    REWARDS,
+    parse_info,
+    verify_manifest,
+)
+from offgen.data.schema import Episode
+from offgen.data.table import EpisodeTable, decode_records
+from offgen.errors import CorruptStoreError, DatasetNotFoundError, IncompleteStoreError
+
+__all__ = ["OffgenStore", "is_url"]
+
+
+def is_url(location: str | os.PathLike[str]) -> bool:
+    """Whether ``location`` is a URL (``scheme://...``) rather than a local path."""
+    text = str(location)
+    return "://" in text and not text.startswith("file://")
+
+
+class OffgenStore:
+    """A finished (or, on request, partially written) offgen store.
+
+    Args:
+        location: Store directory, or a URL fsspec understands (``s3://``, ``http://``, ...).
+        allow_incomplete: Open a store that is still being written (or whose writer was killed)
+            and expose only its committed episodes.
+        storage_options: Passed to fsspec for URLs (credentials, endpoints).
+
+    Raises:
+        DatasetNotFoundError: If there is no store at ``location``.
+        IncompleteStoreError: If the store is unfinished and ``allow_incomplete`` is false.
+        CorruptStoreError: If its metadata or episode table is damaged.
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        *,
+        allow_incomplete: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.location = str(location)
+        self._storage_options = dict(storage_options or {})
+        if is_url(location):
+            import fsspec
+
+            self._fs, self._path = fsspec.core.url_to_fs(self.location, **self._storage_options)
+        else:
+            self._fs = None
+            self._path = str(Path(str(location).removeprefix("file://")).expanduser())
+        info_bytes = self._read(INFO, missing_hint=True)
+        self.info: dict[str, Any] = parse_info(info_bytes, self._name(INFO))
+        self.complete = self.info["status"] == "complete"
+        if not self.complete and not allow_incomplete:
+            raise IncompleteStoreError(
+                f"{self.location}: the store is still being written or its writer was interrupted. "
+                "Resume the writer (offgen collect/convert with --resume), or open it with "
+                "allow_incomplete=True to read the episodes committed so far."
+            )
+        self._table_bytes = self._read(EPISODES)
+        rows = decode_records(
+            self._table_bytes, source=self._name(EPISODES), tolerate_torn_tail=not self.complete
+        )
+        policies = json.loads(self._read(POLICIES))
+        self.table = EpisodeTable(rows=rows, policies=tuple(p["id"] for p in policies))
+        self.policies: list[dict[str, Any]] = policies
+        self._check_consistency()
+
+    # ------------------------------------------------------------------ io
+    def _name(self, rel: str) -> str:
+        return f"{self.location.rstrip('/')}/{rel}"
+
+    def _read(self, rel: str, missing_hint: bool = False) -> bytes:
+        try:
+            if self._fs is None:
+                return (Path(self._path) / rel).read_bytes()
+            data = self._fs.cat_file(f"{self._path.rstrip('/')}/{rel}")
+            assert isinstance(data, bytes)
+            return data
+        except FileNotFoundError as exc:
+            if missing_hint:
+                raise DatasetNotFoundError(
+                    f"{self.location}: no offgen store here ({INFO} missing). Check the path, or "
+                    "create one with `offgen convert` / `offgen collect`."
+                ) from exc
+            raise CorruptStoreError(
+                f"{self._name(rel)}: missing; the store is incomplete. Re-download or rebuild it."
+            ) from exc
+
+    @cached_property
+    def _group(self) -> zarr.Group:
+        if self._fs is None:
+            store: Any = zarr.storage.LocalStore(self._path, read_only=True)
+        else:
+            store = zarr.storage.FsspecStore.from_url(
+                self.location, storage_options=self._storage_options, read_only=True
+            )
+        try:
+            return zarr.open_group(store=store, mode="r")
+        except Exception as exc:
+            raise CorruptStoreError(
+                f"{self.location}: cannot open the zarr arrays ({exc}). Run `offgen verify`."
+            ) from exc
+
+    def _array(self, name: str) -> zarr.Array[Any]:
+        try:
+            arr = self._group[name]
+        except KeyError as exc:
+            raise CorruptStoreError(f"{self._name(name)}: array missing from the store") from exc
+        assert isinstance(arr, zarr.Array)
+        return arr
+
+    @property
+    def observations(self) -> zarr.Array[Any]:
+        """The zarr array of all frames, ``(frames, 64, 64, 3)`` uint8."""
+        return self._array(OBSERVATIONS)
+
+    @cached_property
+    def actions(self) -> npt.NDArray[np.uint8]:
+        """All actions, loaded once (1 byte per step)."""
+        return self._read_small(ACTIONS, self.num_steps_stored).astype(np.uint8, copy=False)
+
+    @cached_property
+    def rewards(self) -> npt.NDArray[np.float32]:
+        """All rewards, loaded once (4 bytes per step)."""
+        return self._read_small(REWARDS, self.num_steps_stored).astype(np.float32, copy=False)
+
+    def _read_small(self, name: str, count: int) -> npt.NDArray[Any]:
+        try:
+            return np.asarray(self._array(name)[:count])
+        except CorruptStoreError:
+            raise
+        except Exception as exc:
+            raise CorruptStoreError(
+                f"{self._name(name)}: unreadable ({type(exc).__name__}: {exc}). The store is "
+                "damaged; run `offgen verify` and re-download or rebuild it."
+            ) from exc
+
+    def read_frames(self, start: int, stop: int) -> npt.NDArray[np.uint8]:
+        """Frames ``[start, stop)`` of the observation array.
+
+        Raises:
+            CorruptStoreError: If a chunk is missing, truncated or fails its checksum.
+        """
+        try:
+            out = np.asarray(self.observations[start:stop])
+        except Exception as exc:
+            raise CorruptStoreError(
+                f"{self._name(OBSERVATIONS)}: frames {start}-{stop} unreadable "
+                f"({type(exc).__name__}: {exc}). The store is damaged; run `offgen verify` and "
+                "re-download or rebuild it."
+            ) from exc
+        if out.shape[0] != stop - start:
+            raise CorruptStoreError(f"{self._name(OBSERVATIONS)}: fewer frames than the table says")
+        return out
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def game(self) -> str:
+        """Procgen game of the store."""
+        return str(self.info["game"])
+
+    @property
+    def num_frames_stored(self) -> int:
+        """Frames owned by committed episodes."""
+        rows = self.table.rows
+        return int(rows["frame_offset"][-1] + rows["length"][-1] + 1) if len(rows) else 0
+
+    @property
+    def num_steps_stored(self) -> int:
+        """Steps owned by committed episodes."""
+        rows = self.table.rows
+        return int(rows["step_offset"][-1] + rows["length"][-1]) if len(rows) else 0
+
+    @property
+    def final_frame_is_true(self) -> bool:
+        """Whether row T of each episode is its true final frame (False for legacy data)."""
+        return bool(self.info["observation"].get("final_frame", "true") == "true")
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the store's committed content changes (used to invalidate caches)."""
+        digest = hashlib.sha256(self._table_bytes)
+        digest.update(json.dumps(self.info.get("counts"), sort_keys=True).encode())
+        digest.update(self.location.encode())
+        return digest.hexdigest()[:32]
+
+    def _check_consistency(self) -> None:
+        rows = self.table.rows
+        if not len(rows):
+            return
+        lengths = rows["length"].astype(np.int64)
+        if (lengths < 1).any():
+            raise CorruptStoreError(f"{self._name(EPISODES)}: an episode has length < 1")
+        expect_steps = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        expect_frames = expect_steps + np.arange(len(rows))
+        if not (
+            np.array_equal(rows["step_offset"], expect_steps)
+            and np.array_equal(rows["frame_offset"], expect_frames)
+        ):
+            raise CorruptStoreError(
+                f"{self._name(EPISODES)}: episode offsets are not contiguous; the table is damaged"
+            )
+        if self.complete:
+            counts = self.info.get("counts", {})
+            if counts.get("episodes") not in (None, len(rows)) or counts.get("transitions") not in (
+                None,
+                int(lengths.sum()),
+            ):
+                raise CorruptStoreError(
+                    f"{self._name(INFO)}: counts {counts} disagree with the episode table "
+                    f"({len(rows)} episodes, {int(lengths.sum())} steps)"
+                )
+
+    # ------------------------------------------------------------------ episodes
+    def episode(self, index: int) -> Episode:
+        """Episode at table position ``index``, read and validated."""
+        row = self.table.rows[index]
+        f0, s0, length = int(row["frame_offset"]), int(row["step_offset"]), int(row["length"])
+        policy = int(row["policy"])
+        return Episode(
+            observations=self.read_frames(f0, f0 + length + 1),
+            actions=np.ascontiguousarray(self.actions[s0 : s0 + length]),
+            rewards=np.ascontiguousarray(self.rewards[s0 : s0 + length]),
+            terminated=bool(row["terminated"]),
+            truncated=bool(row["truncated"]),
+            level_seed=int(row["level_seed"]),
+            game=self.game,
+            policy_id=self.table.policies[policy] if policy < len(self.table.policies) else "?",
+            final_frame_is_true=self.final_frame_is_true,
+            provenance={"store": self.location, "episode_id": int(row["episode_id"])},
+        )
+
+    def iter_episodes(self, indices: Sequence[int] | None = None) -> Iterator[Episode]:
+        """Yield episodes in table order (or the given positions)."""
+        for i in range(len(self.table)) if indices is None else indices:
+            yield self.episode(int(i))
+
+    def verify(self, *, check_hashes: bool = True, check_frames: bool = True) -> list[str]:
+        """Check the manifest (local stores) and decode every chunk; return the files checked.
+
+        Raises:
+            CorruptStoreError: On any missing, truncated or corrupt file.
+            IncompleteStoreError: If the store is not finished (it has no manifest yet).
+        """
+        if not self.complete:
+            raise IncompleteStoreError(f"{self.location}: unfinished store; nothing to verify yet")
+        checked: list[str] = []
+        if self._fs is None:
+            checked = verify_manifest(Path(self._path), check_hashes=check_hashes)
+        if check_frames:
+            step = int(self.info["codec"]["shard_frames"])
+            for start in range(0, self.num_frames_stored, step):
+                self.read_frames(start, min(start + step, self.num_frames_stored))
+            _ = self.actions, self.rewards
+        return checked

@@ -1,0 +1,403 @@
+"""Streaming, crash-safe writer of offgen stores.
+
+Memory is bounded by one shard of frames (16384 x 12 KiB = 192 MiB) whatever the dataset size.
+
+Commit protocol: frames and steps are written to the zarr arrays first (each file replaced
+atomically by zarr's local store), then the episodes' records are appended to ``episodes.bin`` and
+fsynced. Only that append makes episodes visible, so a writer killed at any point leaves every
+previously committed episode readable. Episodes are committed whenever a shard fills, every
+``commit_interval_s`` seconds, on :meth:`StoreWriter.flush` and on close. Reopening with
+``mode="append"`` resumes after the last committed episode (frames written after it are discarded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import zarr
+from zarr.codecs import ZstdCodec
+from zarr.storage import LocalStore
+
+import offgen
+from offgen._io import atomic_write_bytes, atomic_write_json
+from offgen.data.format import (
+    ACTIONS,
+    CHUNK_FRAMES,
+    CHUNK_STEPS,
+    EPISODES,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    INFO,
+    MANIFEST,
+    OBSERVATIONS,
+    POLICIES,
+    REWARDS,
+    SHARD_FRAMES,
+    ZSTD_LEVEL,
+    build_manifest,
+    now_iso,
+    parse_info,
+    write_info,
+)
+from offgen.data.schema import FRAME_SHAPE_HWC, NUM_ACTIONS, Episode
+from offgen.data.table import EPISODE_FIELDS, decode_records, encode_records
+from offgen.errors import SchemaError, StoreExistsError
+
+__all__ = ["StoreWriter", "WriteMode"]
+
+WriteMode = Literal["create", "append", "overwrite"]
+
+
+def _array(group: zarr.Group, name: str) -> zarr.Array[Any]:
+    array = group[name]
+    if not isinstance(array, zarr.Array):
+        raise TypeError(f"{name} is not a zarr array")
+    return array
+
+
+class StoreWriter:
+    """Write episodes into an offgen store, streaming and crash-safe.
+
+    Args:
+        path: Store directory.
+        game: Procgen game of every episode.
+        mode: ``"create"`` fails if a store exists; ``"append"`` creates or resumes an existing
+            store of the same game and options (after a crash, or to add episodes to a finished
+            one); ``"overwrite"`` deletes an existing store first.
+        dataset: Dataset name recorded in ``info.json`` (e.g. ``"expert_1M"``).
+        env_options: Procgen options the episodes were collected with (distribution mode, levels).
+        provenance: Free-form provenance recorded in ``info.json``.
+        final_frame_is_true: ``False`` for data whose last frame is the next level's first frame.
+        commit_interval_s: Commit buffered episodes at least this often.
+        shard_frames: Frames per shard file (and the writer's buffer size).
+
+    Example:
+        >>> with StoreWriter("store", game="coinrun") as writer:  # doctest: +SKIP
+        ...     writer.write(episode)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        game: str,
+        mode: WriteMode = "create",
+        dataset: str | None = None,
+        env_options: Mapping[str, Any] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        final_frame_is_true: bool = True,
+        commit_interval_s: float = 30.0,
+        shard_frames: int = SHARD_FRAMES,
+        chunk_frames: int = CHUNK_FRAMES,
+    ) -> None:
+        self.root = Path(path)
+        self.game = game
+        self.commit_interval_s = commit_interval_s
+        self._closed = False
+        exists = (self.root / INFO).exists()
+        if exists and mode == "create":
+            raise StoreExistsError(
+                f"{self.root}: a store already exists here. Use mode='append' (CLI: --resume) to "
+                "continue it or mode='overwrite' (CLI: --overwrite) to replace it."
+            )
+        if exists and mode == "overwrite":
+            shutil.rmtree(self.root)
+            exists = False
+        if not exists and self.root.exists() and any(self.root.iterdir()):
+            raise StoreExistsError(
+                f"{self.root}: directory is not empty and holds no offgen store; choose an empty "
+                "or new directory"
+            )
+        if exists:
+            self._info = self._reopen(env_options)
+        else:
+            self._info = self._create(
+                dataset, env_options, provenance, final_frame_is_true, shard_frames, chunk_frames
+            )
+        group = zarr.open_group(store=LocalStore(self.root), mode="r+")
+        self._obs = _array(group, OBSERVATIONS)
+        self._actions = _array(group, ACTIONS)
+        self._rewards = _array(group, REWARDS)
+        self._shard = int(self._info["codec"]["shard_frames"])
+        self._policies: list[dict[str, Any]] = json.loads((self.root / POLICIES).read_bytes())
+        self._policy_index = {p["id"]: i for i, p in enumerate(self._policies)}
+        self._resume_from_table()
+        self._last_commit = time.monotonic()
+
+    # ------------------------------------------------------------------ setup
+    def _create(
+        self,
+        dataset: str | None,
+        env_options: Mapping[str, Any] | None,
+        provenance: Mapping[str, Any] | None,
+        final_frame_is_true: bool,
+        shard_frames: int,
+        chunk_frames: int,
+    ) -> dict[str, Any]:
+        if shard_frames % chunk_frames:
+            raise ValueError("shard_frames must be a multiple of chunk_frames")
+        self.root.mkdir(parents=True, exist_ok=True)
+        info: dict[str, Any] = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "status": "writing",
+            "game": self.game,
+            "dataset": dataset,
+            "env": dict(env_options or {}),
+            "observation": {
+                "shape": list(FRAME_SHAPE_HWC),
+                "dtype": "uint8",
+                "layout": "HWC",
+                "final_frame": "true" if final_frame_is_true else "next_level_first_frame",
+            },
+            "action": {"n": NUM_ACTIONS, "dtype": "uint8"},
+            "reward": {"dtype": "float32"},
+            "codec": {
+                "name": "zstd",
+                "level": ZSTD_LEVEL,
+                "checksum": True,
+                "chunk_frames": chunk_frames,
+                "shard_frames": shard_frames,
+                "chunk_steps": CHUNK_STEPS,
+            },
+            "counts": {"episodes": 0, "transitions": 0, "frames": 0},
+            "provenance": dict(provenance or {}),
+            "recipe": None,
+            "created": now_iso(),
+            "updated": now_iso(),
+            "offgen_version": offgen.__version__,
+        }
+        group = zarr.create_group(store=LocalStore(self.root), overwrite=True)
+        atomic_write_json(self.root / POLICIES, [])
+        atomic_write_bytes(self.root / EPISODES, b"")
+        zstd = ZstdCodec(level=ZSTD_LEVEL, checksum=True)
+        group.create_array(
+            OBSERVATIONS,
+            shape=(0, *FRAME_SHAPE_HWC),
+            chunks=(chunk_frames, *FRAME_SHAPE_HWC),
+            shards=(shard_frames, *FRAME_SHAPE_HWC),
+            dtype="uint8",
+            compressors=zstd,
+            fill_value=0,
+        )
+        for name, dtype in ((ACTIONS, "uint8"), (REWARDS, "float32")):
+            group.create_array(
+                name, shape=(0,), chunks=(CHUNK_STEPS,), dtype=dtype, compressors=zstd, fill_value=0
+            )
+        # info.json last: a directory without it is not a store, so a crash above leaves nothing
+        # that looks valid.
+        write_info(self.root, info)
+        return info
+
+    def _reopen(self, env_options: Mapping[str, Any] | None) -> dict[str, Any]:
+        info = parse_info((self.root / INFO).read_bytes(), str(self.root / INFO))
+        if info["game"] != self.game:
+            raise StoreExistsError(
+                f"{self.root}: holds game {info['game']!r}, cannot append {self.game!r}"
+            )
+        if env_options is not None and dict(env_options) != info.get("env", {}):
+            raise StoreExistsError(
+                f"{self.root}: was written with options {info.get('env')}, not {dict(env_options)}; "
+                "write to a new store"
+            )
+        for leftover in self.root.rglob("*.partial"):  # zarr temp files of a killed writer
+            leftover.unlink(missing_ok=True)
+        for leftover in self.root.rglob(".*.tmp-*"):
+            leftover.unlink(missing_ok=True)
+        (self.root / MANIFEST).unlink(missing_ok=True)
+        info["status"] = "writing"
+        info["updated"] = now_iso()
+        write_info(self.root, info)
+        return info
+
+    def _resume_from_table(self) -> None:
+        data = (self.root / EPISODES).read_bytes()
+        rows = decode_records(data, source=str(self.root / EPISODES), tolerate_torn_tail=True)
+        valid_bytes = len(rows) * (EPISODE_FIELDS.itemsize + 4)
+        if valid_bytes != len(data):  # drop a torn record left by a killed writer
+            with open(self.root / EPISODES, "r+b") as handle:
+                handle.truncate(valid_bytes)
+                os.fsync(handle.fileno())
+        self._num_episodes = len(rows)
+        if len(rows):
+            last = rows[-1]
+            frames = int(last["frame_offset"] + last["length"] + 1)
+            steps = int(last["step_offset"] + last["length"])
+        else:
+            frames = steps = 0
+        self._return_sum = float(np.asarray(rows["return"], dtype=np.float64).sum())
+        # Drop whatever a killed writer wrote after the last commit.
+        self._obs.resize((frames, *FRAME_SHAPE_HWC))
+        self._actions.resize((steps,))
+        self._rewards.resize((steps,))
+        self._shard_start = (frames // self._shard) * self._shard
+        self._buffer: npt.NDArray[np.uint8] = np.empty(
+            (self._shard, *FRAME_SHAPE_HWC), dtype=np.uint8
+        )
+        self._fill = frames - self._shard_start
+        if self._fill:
+            self._buffer[: self._fill] = np.asarray(self._obs[self._shard_start : frames])
+        self._frames_written = frames  # frames persisted in the zarr array
+        self._steps = steps  # steps appended (persisted + pending)
+        self._steps_written = steps
+        self._pending_rows: list[npt.NDArray[Any]] = []
+        self._pending_actions: list[npt.NDArray[np.uint8]] = []
+        self._pending_rewards: list[npt.NDArray[np.float32]] = []
+
+    # ------------------------------------------------------------------ public
+    @property
+    def num_episodes(self) -> int:
+        """Episodes written so far (committed and buffered)."""
+        return self._num_episodes + len(self._pending_rows)
+
+    @property
+    def num_transitions(self) -> int:
+        """Steps written so far (committed and buffered)."""
+        return self._steps
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """A copy of the store's current ``info.json`` content."""
+        copy: dict[str, Any] = json.loads(json.dumps(self._info))
+        return copy
+
+    def add_policy(self, policy_id: str, **metadata: Any) -> int:
+        """Register a behaviour policy (idempotent) and return its index in the table."""
+        if policy_id in self._policy_index:
+            return self._policy_index[policy_id]
+        self._policies.append({"id": policy_id, **metadata})
+        atomic_write_json(self.root / POLICIES, self._policies)
+        self._policy_index[policy_id] = len(self._policies) - 1
+        return len(self._policies) - 1
+
+    def update_info(self, **fields: Any) -> None:
+        """Set top-level ``info.json`` fields such as ``recipe`` or ``provenance`` (JSON values)."""
+        protected = {"format", "format_version", "status", "game", "codec", "counts"}
+        if protected & fields.keys():
+            raise ValueError(f"cannot set {sorted(protected & fields.keys())} through update_info")
+        self._info.update(json.loads(json.dumps(fields)))
+        self._info["updated"] = now_iso()
+        write_info(self.root, self._info)
+
+    def write(self, episode: Episode) -> int:
+        """Buffer one episode; it becomes visible at the next commit. Returns its episode id."""
+        self._check_open()
+        if episode.game != self.game:
+            raise SchemaError(f"episode of game {episode.game!r} written to a {self.game!r} store")
+        policy = self.add_policy(episode.policy_id)
+        row = np.zeros((), dtype=EPISODE_FIELDS)
+        episode_id = self.num_episodes
+        row["episode_id"] = episode_id
+        row["frame_offset"] = self._shard_start + self._fill
+        row["step_offset"] = self._steps
+        row["length"] = episode.length
+        row["return"] = episode.episode_return
+        row["level_seed"] = episode.level_seed
+        row["terminated"] = episode.terminated
+        row["truncated"] = episode.truncated
+        row["policy"] = policy
+        frames = episode.observations
+        done = 0
+        while done < len(frames):
+            take = min(len(frames) - done, self._shard - self._fill)
+            self._buffer[self._fill : self._fill + take] = frames[done : done + take]
+            self._fill += take
+            done += take
+            if self._fill == self._shard:
+                self._commit()  # persists the full shard and every episode finished before this
+        self._pending_rows.append(row)
+        self._pending_actions.append(episode.actions)
+        self._pending_rewards.append(episode.rewards)
+        self._steps += episode.length
+        if time.monotonic() - self._last_commit >= self.commit_interval_s:
+            self._commit()
+        return episode_id
+
+    def flush(self) -> None:
+        """Commit every buffered episode now."""
+        self._check_open()
+        self._commit()
+
+    def close(self, *, finalize: bool = True) -> None:
+        """Commit buffered episodes and, if ``finalize``, write the manifest and mark the store
+        complete. A store closed with ``finalize=False`` stays resumable with ``mode="append"``."""
+        if self._closed:
+            return
+        self._commit()
+        self._closed = True
+        if finalize:
+            self._finalize()
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # On an error, keep what was committed and leave the store resumable, not finished.
+        if exc_type is None:
+            self.close(finalize=True)
+        else:
+            with contextlib.suppress(Exception):
+                self.close(finalize=False)
+
+    # ------------------------------------------------------------------ internals
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"writer for {self.root} is closed")
+
+    def _commit(self) -> None:
+        end = self._shard_start + self._fill
+        if end > self._frames_written:
+            if end > self._obs.shape[0]:
+                self._obs.resize((end, *FRAME_SHAPE_HWC))
+            # Rewrite the current shard from its start so each shard file is replaced whole.
+            self._obs[self._shard_start : end] = self._buffer[: self._fill]
+            self._frames_written = end
+        if self._fill == self._shard:
+            self._shard_start += self._shard
+            self._fill = 0
+        if self._pending_rows:
+            start, stop = self._steps_written, self._steps
+            self._actions.resize((stop,))
+            self._rewards.resize((stop,))
+            self._actions[start:stop] = np.concatenate(self._pending_actions)
+            self._rewards[start:stop] = np.concatenate(self._pending_rewards)
+            self._steps_written = stop
+            rows = np.stack(self._pending_rows)
+            with open(self.root / EPISODES, "ab") as handle:
+                handle.write(encode_records(rows))
+                handle.flush()
+                os.fsync(handle.fileno())
+            self._num_episodes += len(rows)
+            self._return_sum += float(np.asarray(rows["return"], dtype=np.float64).sum())
+            self._pending_rows.clear()
+            self._pending_actions.clear()
+            self._pending_rewards.clear()
+        self._last_commit = time.monotonic()
+
+    def _finalize(self) -> None:
+        # Trim frames of an episode that was never finished (none, after _commit) and record counts.
+        self._info["counts"] = {
+            "episodes": self._num_episodes,
+            "transitions": self._steps_written,
+            "frames": self._frames_written,
+            "mean_return": self._return_sum / self._num_episodes if self._num_episodes else None,
+        }
+        self._info["updated"] = now_iso()
+        atomic_write_json(self.root / MANIFEST, build_manifest(self.root))
+        self._info["status"] = "complete"
+        write_info(self.root, self._info)
