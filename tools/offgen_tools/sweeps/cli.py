@@ -1,0 +1,475 @@
+"""``offgen-sweep``: sweeps by index from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from offgen_tools.sweeps.analysis import rank_settings
+from offgen_tools.sweeps.commands import (
+    commands_for,
+    parse_indices,
+    run_commands,
+    save_commands,
+    sweep_indices,
+)
+from offgen_tools.sweeps.grid import GridError, SeedRule, SweepConfig, load_sweep
+from offgen_tools.sweeps.plot import plot_best
+from offgen_tools.sweeps.results import Combined, ResultError, combine, load_combined
+from offgen_tools.sweeps.submit import Resources, SubmitError, submit
+
+app = typer.Typer(
+    help=(
+        "Hyperparameter sweeps by index: setting = index mod N, run = index div N.\n\n"
+        "Examples:\n\n"
+        "  offgen-sweep show sweep.json\n\n"
+        "  offgen-sweep show sweep.json --index 37\n\n"
+        "  offgen-sweep show sweep.json --find critic_lr=0.1 --runs 5\n\n"
+        "  offgen-sweep commands sweep.json -t 'python main.py --index {index}' --runs 5 --save cmds.txt\n\n"
+        "  offgen-sweep submit sweep.json -t 'python main.py --index {index}' --runs 5 --per-task 4 --time-min 30\n\n"
+        "  offgen-sweep combine results/pendulum -o results/pendulum/data.json\n\n"
+        "  offgen-sweep best results/pendulum/data.json --metric eval_episode_rewards --last-k 5\n\n"
+        "  offgen-sweep plot SAC=results/sac/data.json --metric eval_episode_rewards --out plots/pendulum --stat iqm"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+SweepArg = Annotated[
+    Path, typer.Argument(help="Sweep JSON file (parameters as lists).", exists=True, dir_okay=False)
+]
+OrderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--order", help="Index order: first-fastest (default) or last-fastest. Overrides the file."
+    ),
+]
+SeedRuleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--seed-rule", help="Seed rule: 'offset[:N]' (seed = N + run) or 'legacy' (32767 - run)."
+    ),
+]
+TemplateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--template",
+        "-t",
+        help="Command template with {index} {setting} {run} {seed} {params[name]} {args}. Default: the file's 'command'.",
+    ),
+]
+RunsOpt = Annotated[
+    int, typer.Option("--runs", "-r", help="Runs per setting (indices 0 .. N*runs-1).")
+]
+IndicesOpt = Annotated[
+    str | None, typer.Option("--indices", "-i", help="Explicit indices, e.g. 0-9,12.")
+]
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _seed_rule(spec: str | None) -> SeedRule | None:
+    if spec is None:
+        return None
+    if spec == "legacy":
+        return SeedRule("legacy")
+    kind, _, offset = spec.partition(":")
+    if kind != "offset":
+        _fail(f"--seed-rule must be 'offset[:N]' or 'legacy', got {spec!r}")
+    try:
+        return SeedRule("offset", int(offset or 0))
+    except ValueError:
+        _fail(f"--seed-rule offset must be an integer, got {offset!r}")
+    raise AssertionError  # unreachable
+
+
+def _load(path: Path, order: str | None, seed_rule: str | None) -> SweepConfig:
+    try:
+        return load_sweep(path, order=order, seed_rule=_seed_rule(seed_rule))
+    except GridError as exc:
+        _fail(str(exc))
+    raise AssertionError
+
+
+def _indices(sweep: SweepConfig, runs: int, indices: str | None) -> list[int]:
+    try:
+        return parse_indices(indices) if indices else sweep_indices(sweep.grid, runs)
+    except GridError as exc:
+        _fail(str(exc))
+    raise AssertionError
+
+
+def _template(sweep: SweepConfig, template: str | None) -> str:
+    chosen = template or sweep.command
+    if not chosen:
+        _fail("no command template: pass --template or add a 'command' key to the sweep file")
+    return str(chosen)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+@app.command()
+def show(
+    sweep_file: SweepArg,
+    index: Annotated[int | None, typer.Option("--index", help="Resolve one index.")] = None,
+    find: Annotated[
+        list[str] | None,
+        typer.Option("--find", help="name=value (JSON value); repeat. Lists matching indices."),
+    ] = None,
+    runs: RunsOpt = 1,
+    order: OrderOpt = None,
+    seed_rule: SeedRuleOpt = None,
+) -> None:
+    """Describe the grid, resolve an index, or find the indices of a setting.
+
+    Examples:
+
+      offgen-sweep show sweep.json
+
+      offgen-sweep show sweep.json --index 37
+
+      offgen-sweep show sweep.json --find actor_lr=0.1 --find scaled=true --runs 3
+    """
+    sweep = _load(sweep_file, order, seed_rule)
+    grid = sweep.grid
+    try:
+        if index is not None:
+            s = grid.resolve(index)
+            _echo_json(
+                {
+                    "index": s.index,
+                    "setting": s.setting,
+                    "run": s.run,
+                    "seed": s.seed,
+                    "params": s.params,
+                }
+            )
+        elif find:
+            wanted: dict[str, Any] = {}
+            for item in find:
+                name, sep, value = item.partition("=")
+                if not sep:
+                    _fail(f"--find takes name=value, got {item!r}")
+                wanted[name] = _parse_value(value)
+            settings = grid.settings_matching(wanted)
+            _echo_json({"settings": settings, "indices": grid.indices(wanted, runs)})
+        else:
+            _echo_json(grid.describe())
+    except GridError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def commands(
+    sweep_file: SweepArg,
+    template: TemplateOpt = None,
+    runs: RunsOpt = 1,
+    indices: IndicesOpt = None,
+    save: Annotated[
+        Path | None, typer.Option("--save", help="Write the commands to this file, one per line.")
+    ] = None,
+    run_local: Annotated[bool, typer.Option("--run-local", help="Run the commands here.")] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", help="Parallel commands with --run-local.")
+    ] = 1,
+    order: OrderOpt = None,
+    seed_rule: SeedRuleOpt = None,
+) -> None:
+    """Generate one command per index: print them, save them, or run them locally.
+
+    Examples:
+
+      offgen-sweep commands sweep.json -t 'python main.py --agent-json a.json --index {index}' --runs 3
+
+      offgen-sweep commands sweep.json -t 'python train.py {args} --seed {seed}' -i 0-9 --save cmds.txt
+
+      offgen-sweep commands sweep.json --runs 2 --run-local -j 2
+    """
+    sweep = _load(sweep_file, order, seed_rule)
+    try:
+        cmds = commands_for(sweep.grid, _template(sweep, template), _indices(sweep, runs, indices))
+    except GridError as exc:
+        _fail(str(exc))
+        return
+    if save is not None:
+        save_commands(cmds, save)
+        typer.echo(f"wrote {len(cmds)} commands to {save}", err=True)
+    if run_local:
+        outcomes = run_commands(cmds, jobs=jobs, progress=True)
+        failed = [o for o in outcomes if o.returncode != 0]
+        typer.echo(f"ran {len(outcomes)} commands, {len(failed)} failed", err=True)
+        for o in failed:
+            typer.echo(f"  exit {o.returncode}: {o.command}", err=True)
+        if failed:
+            raise typer.Exit(1)
+    elif save is None:
+        for c in cmds:
+            typer.echo(c)
+
+
+@app.command("submit")
+def submit_cmd(
+    sweep_file: SweepArg,
+    template: TemplateOpt = None,
+    runs: RunsOpt = 1,
+    indices: IndicesOpt = None,
+    executor: Annotated[str, typer.Option("--executor", help="slurm, local or debug.")] = "slurm",
+    folder: Annotated[Path, typer.Option("--folder", help="submitit log folder.")] = Path(
+        "submitit_logs"
+    ),
+    per_task: Annotated[
+        int, typer.Option("--per-task", help="Indices packed into each array task.")
+    ] = 1,
+    partition: Annotated[str | None, typer.Option(help="SLURM partition.")] = None,
+    time_min: Annotated[int | None, typer.Option(help="Minutes per array task.")] = None,
+    cpus_per_task: Annotated[int | None, typer.Option(help="CPUs per array task.")] = None,
+    mem_gb: Annotated[float | None, typer.Option(help="Memory per array task (GB).")] = None,
+    gpus_per_node: Annotated[int | None, typer.Option(help="GPUs per array task.")] = None,
+    array_parallelism: Annotated[
+        int | None, typer.Option(help="Most tasks running at once.")
+    ] = None,
+    job_name: Annotated[str | None, typer.Option(help="Job name.")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for all tasks and report failures.")
+    ] = False,
+    order: OrderOpt = None,
+    seed_rule: SeedRuleOpt = None,
+) -> None:
+    """Submit the sweep as ONE array job through submitit.
+
+    Resources come from the sweep file's "slurm" section; command-line options override it.
+
+    Examples:
+
+      offgen-sweep submit sweep.json -t 'python main.py --index {index}' --runs 5 --time-min 30
+
+      offgen-sweep submit sweep.json --runs 10 --per-task 8 --partition gpu --gpus-per-node 1 --wait
+
+      offgen-sweep submit sweep.json -i 0-3 --executor local --wait
+    """
+    sweep = _load(sweep_file, order, seed_rule)
+    try:
+        resources = Resources.from_config(sweep.slurm, f"{sweep_file}: key 'slurm'").override(
+            partition=partition,
+            time_min=time_min,
+            cpus_per_task=cpus_per_task,
+            mem_gb=mem_gb,
+            gpus_per_node=gpus_per_node,
+            array_parallelism=array_parallelism,
+            job_name=job_name,
+        )
+        cmds = commands_for(sweep.grid, _template(sweep, template), _indices(sweep, runs, indices))
+        submission = submit(
+            cmds, executor=executor, folder=folder, resources=resources, per_task=per_task
+        )
+    except (GridError, SubmitError) as exc:
+        _fail(str(exc))
+        return
+    typer.echo(
+        f"submitted {len(cmds)} commands as {len(submission.jobs)} array tasks "
+        f"({executor}); job ids: {' '.join(submission.job_ids)}"
+    )
+    if wait:
+        failures = 0
+        for job, chunk in zip(submission.jobs, submission.chunks, strict=True):
+            try:
+                job.result()
+            except Exception as exc:
+                failures += 1
+                typer.echo(f"task {job.job_id} failed ({len(chunk)} commands): {exc}", err=True)
+        typer.echo(f"{len(submission.jobs) - failures} tasks succeeded, {failures} failed")
+        if failures:
+            raise typer.Exit(1)
+
+
+@app.command("combine")
+def combine_cmd(
+    results_dir: Annotated[
+        Path,
+        typer.Argument(help="Folder of index_<i>.json/.npz results.", exists=True, file_okay=False),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Combined file (default: <dir>/data.json)."),
+    ] = None,
+    runs: Annotated[
+        int | None, typer.Option("--runs", "-r", help="Runs expected per setting.")
+    ] = None,
+) -> None:
+    """Combine per-run results into one file; list missing indices and duplicate seeds.
+
+    Examples:
+
+      offgen-sweep combine results/pendulum
+
+      offgen-sweep combine results/pendulum --runs 10 -o combined.json
+    """
+    try:
+        combined = combine(results_dir, runs=runs)
+    except ResultError as exc:
+        _fail(str(exc))
+        return
+    out = output or results_dir / "data.json"
+    combined.save(out)
+    n_runs = sum(len(e["runs"]) for e in combined.experiment_data.values())
+    typer.echo(f"combined {n_runs} runs of {len(combined.experiment_data)} settings into {out}")
+    if combined.missing_indices:
+        typer.echo(
+            f"missing indices ({len(combined.missing_indices)}): {list(combined.missing_indices)}"
+        )
+    for dup in combined.duplicates:
+        typer.echo(
+            f"duplicate setting {dup.setting} seed {dup.seed}: kept {dup.files[0]}, ignored {list(dup.files[1:])}"
+        )
+
+
+def _load_combined(path: Path) -> Combined:
+    try:
+        if path.is_dir():
+            return combine(path)
+        return load_combined(path)
+    except (ResultError, OSError, json.JSONDecodeError, KeyError) as exc:
+        _fail(f"{path}: {exc}")
+    raise AssertionError
+
+
+MetricOpt = Annotated[
+    str, typer.Option("--metric", "-m", help="Run-data key, e.g. eval_episode_rewards.")
+]
+CriterionOpt = Annotated[
+    str, typer.Option("--criterion", help="last (mean of last k evals) or auc.")
+]
+LastKOpt = Annotated[
+    int, typer.Option("--last-k", help="Evaluations averaged by --criterion last.")
+]
+MinimizeOpt = Annotated[bool, typer.Option("--minimize", help="Lower is better.")]
+
+
+@app.command()
+def best(
+    combined_path: Annotated[
+        Path, typer.Argument(help="Combined file or results folder.", exists=True)
+    ],
+    metric: MetricOpt = "eval_episode_rewards",
+    criterion: CriterionOpt = "last",
+    last_k: LastKOpt = 10,
+    minimize: MinimizeOpt = False,
+    top: Annotated[int, typer.Option("--top", help="How many settings to list.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Rank settings by a metric (mean over runs of the last k evaluations, or AUC).
+
+    Examples:
+
+      offgen-sweep best results/pendulum/data.json --metric eval_episode_rewards --last-k 5
+
+      offgen-sweep best results/pendulum --criterion auc --top 3 --json
+    """
+    if criterion not in ("last", "auc"):
+        _fail(f"--criterion must be 'last' or 'auc', got {criterion!r}")
+    combined = _load_combined(combined_path)
+    try:
+        ranked = rank_settings(
+            combined,
+            metric,
+            criterion=criterion,  # type: ignore[arg-type]
+            last_k=last_k,
+            maximize=not minimize,
+        )
+    except ResultError as exc:
+        _fail(str(exc))
+        return
+    shown = ranked[: max(1, top)]
+    if as_json:
+        _echo_json(
+            [
+                {
+                    "setting": r.setting,
+                    "score": r.score,
+                    "runs": r.runs,
+                    "agent_params": r.agent_params,
+                }
+                for r in shown
+            ]
+        )
+        return
+    for rank, r in enumerate(shown, 1):
+        typer.echo(
+            f"#{rank} setting {r.setting}: score {r.score:.6g} over {r.runs} runs, params {json.dumps(r.agent_params)}"
+        )
+
+
+@app.command()
+def plot(
+    inputs: Annotated[
+        list[str], typer.Argument(help="LABEL=PATH (combined file or results folder); repeat.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output path without suffix; writes .png and .pdf.")
+    ],
+    metric: MetricOpt = "eval_episode_rewards",
+    stat: Annotated[str, typer.Option("--stat", help="mean or iqm over runs.")] = "mean",
+    criterion: CriterionOpt = "last",
+    last_k: LastKOpt = 10,
+    minimize: MinimizeOpt = False,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples.")] = 1000,
+    confidence: Annotated[float, typer.Option("--confidence", help="Band coverage.")] = 0.95,
+    title: Annotated[str | None, typer.Option("--title")] = None,
+) -> None:
+    """Plot learning curves of each experiment's best setting with bootstrap bands.
+
+    Examples:
+
+      offgen-sweep plot results/sac/data.json --out plots/pendulum
+
+      offgen-sweep plot SAC=results/sac PPO=results/ppo --metric eval_episode_rewards --stat iqm --out plots/cmp
+    """
+    if stat not in ("mean", "iqm"):
+        _fail(f"--stat must be 'mean' or 'iqm', got {stat!r}")
+    experiments: dict[str, Combined] = {}
+    for item in inputs:
+        label, sep, path = item.partition("=")
+        if not sep:
+            label, path = Path(item).stem, item
+        experiments[label] = _load_combined(Path(path))
+    try:
+        paths = plot_best(
+            experiments,
+            metric,
+            out,
+            statistic=stat,  # type: ignore[arg-type]
+            criterion=criterion,  # type: ignore[arg-type]
+            last_k=last_k,
+            maximize=not minimize,
+            n_boot=n_boot,
+            confidence=confidence,
+            title=title,
+        )
+    except ResultError as exc:
+        _fail(str(exc))
+        return
+    typer.echo("wrote " + " ".join(str(p) for p in paths))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="offgen-sweep")
+
+
+if __name__ == "__main__":
+    main()
