@@ -1,0 +1,411 @@
+"""The predecessor's per-episode files: write them exactly, read them safely.
+
+File name: ``<YYYYmmddTHHMMSS>_<index>_<T>_<level_seed>_<return:.2f>.<npz|npy>`` (the return may be
+negative). Content: a dict with
+
+* ``observations`` ``(T+1, 3, 64, 64)`` float32 holding 0-255, channel first; row ``T`` is the next
+  level's first frame (Procgen auto-reset), not the true final frame;
+* ``actions`` ``(T, 1)`` int64; ``rewards`` ``(T, 1)`` float32;
+* ``dones`` ``(T,)`` float32, only the last is 1.
+
+The collector wrote ``np.savez_compressed`` ``.npz`` files; the published archives hold ``.npy``
+files that are a *pickled* 0-d object array wrapping the dict. Unpickling runs arbitrary code, so
+:func:`read_legacy_episode` parses ``.npy`` files with a restricted unpickler that can only rebuild
+plain numpy arrays, dtypes and dicts, and raises :class:`~offgen.errors.UnsafeFileError` for
+anything else. ``.npz`` files are read with ``allow_pickle=False``.
+
+What the files do not hold: the level seed and return live only in the file name, and there is no
+terminated / truncated flag. offgen infers ``truncated`` when the length equals the game's time
+limit (:attr:`offgen.registry.GameSpec.max_episode_steps`) and ``terminated`` otherwise; an agent
+that happened to finish on exactly the last allowed step is labelled truncated.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import os
+import pickle
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from offgen._io import atomic_open
+from offgen.data.schema import FRAME_SHAPE_CHW, FRAME_SHAPE_HWC, Episode
+from offgen.errors import CorruptStoreError, SchemaError, UnsafeFileError
+from offgen.registry import resolve_game
+
+__all__ = [
+    "LEGACY_KEYS",
+    "LegacyName",
+    "find_legacy_files",
+    "iter_legacy_episodes",
+    "legacy_arrays",
+    "read_legacy_episode",
+    "write_npz_episode",
+]
+
+LEGACY_KEYS = ("observations", "actions", "rewards", "dones")
+_SUFFIXES = (".npz", ".npy")
+_NAME = re.compile(
+    r"^(?P<timestamp>\d{8}T\d{6})_(?P<index>\d+)_(?P<length>\d+)_(?P<seed>-?\d+)_"
+    r"(?P<ret>-?\d+\.\d+)\.(?P<suffix>npz|npy)$"
+)
+_TIMESTAMP = "%Y%m%dT%H%M%S"
+
+
+@dataclass(frozen=True, order=True)
+class LegacyName:
+    """The fields of a legacy episode file name (ordered by index, then timestamp).
+
+    Attributes:
+        index: Episode counter of the collection run.
+        timestamp: ``YYYYmmddTHHMMSS`` when the file was written.
+        length: Steps ``T``.
+        level_seed: Procgen level seed.
+        episode_return: Undiscounted return, rounded to 2 decimals.
+        suffix: ``"npz"`` or ``"npy"``.
+    """
+
+    index: int
+    timestamp: str
+    length: int
+    level_seed: int
+    episode_return: float
+    suffix: str = "npz"
+
+    @classmethod
+    def parse(cls, name: str) -> LegacyName:
+        """Parse a file name (a bare name or a path).
+
+        Raises:
+            SchemaError: If the name does not follow the legacy pattern.
+        """
+        base = os.path.basename(name)
+        match = _NAME.match(base)
+        if match is None:
+            raise SchemaError(
+                f"{name}: not a legacy episode file name; expected "
+                "<YYYYmmddTHHMMSS>_<index>_<T>_<level_seed>_<return>.npz|npy, e.g. "
+                "20230101T120000_17_250_42_10.00.npz"
+            )
+        return cls(
+            index=int(match["index"]),
+            timestamp=match["timestamp"],
+            length=int(match["length"]),
+            level_seed=int(match["seed"]),
+            episode_return=float(match["ret"]),
+            suffix=match["suffix"],
+        )
+
+    def format(self) -> str:
+        """The file name, e.g. ``20230101T120000_17_250_42_10.00.npz``."""
+        return (
+            f"{self.timestamp}_{self.index}_{self.length}_{self.level_seed}_"
+            f"{self.episode_return:.2f}.{self.suffix}"
+        )
+
+
+# ---------------------------------------------------------------------------------------- writing
+def write_npz_episode(
+    directory: str | os.PathLike[str],
+    episode: Episode,
+    index: int,
+    timestamp: _dt.datetime | str | None = None,
+) -> Path:
+    """Write ``episode`` as the predecessor's collector did: one ``np.savez_compressed`` file.
+
+    The keys, shapes, dtypes and file name match the published data (see the module docstring), so
+    existing code reads the result. The write is atomic.
+
+    Args:
+        directory: Folder to write into (created if missing).
+        episode: The episode.
+        index: Episode counter written into the file name.
+        timestamp: Time in the name; a datetime, a ``YYYYmmddTHHMMSS`` string, or now (UTC).
+
+    Returns:
+        The path of the written file.
+    """
+    if timestamp is None:
+        stamp = _dt.datetime.now(_dt.UTC).strftime(_TIMESTAMP)
+    elif isinstance(timestamp, _dt.datetime):
+        stamp = timestamp.strftime(_TIMESTAMP)
+    else:
+        stamp = timestamp
+    name = LegacyName(
+        index=index,
+        timestamp=stamp,
+        length=episode.length,
+        level_seed=episode.level_seed,
+        episode_return=episode.episode_return,
+    )
+    LegacyName.parse(name.format())  # refuses a malformed timestamp before anything is written
+    steps = episode.length
+    dones = np.zeros(steps, dtype=np.float32)
+    dones[-1] = 1.0
+    arrays = {
+        "observations": np.moveaxis(episode.observations, -1, 1).astype(np.float32),
+        "actions": episode.actions.astype(np.int64).reshape(steps, 1),
+        "rewards": episode.rewards.astype(np.float32).reshape(steps, 1),
+        "dones": dones,
+    }
+    path = Path(directory) / name.format()
+    with atomic_open(path, "wb") as handle:
+        np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
+    return path
+
+
+# ---------------------------------------------------------------------------------------- reading
+def _reconstruct(*args: Any) -> Any:
+    from numpy._core.multiarray import _reconstruct as reconstruct
+
+    return reconstruct(*args)
+
+
+def _scalar(*args: Any) -> Any:
+    from numpy._core.multiarray import scalar
+
+    dtype = args[0] if args else None
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise pickle.UnpicklingError("refusing a numpy object scalar")
+    return scalar(*args)
+
+
+# Everything a pickled dict of plain ndarrays needs, mapped to offgen's own references so that no
+# module is imported by name from the file. numpy 1.x pickles say numpy.core, numpy 2 numpy._core.
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy._core.multiarray", "scalar"): _scalar,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("builtins", "dict"): dict,
+    ("builtins", "list"): list,
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Rebuilds only plain numpy arrays, dtypes, dicts and lists; never imports or calls code."""
+
+    def __init__(self, stream: io.BufferedIOBase, source: str) -> None:
+        super().__init__(stream)
+        self._source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise UnsafeFileError(
+                f"{self._source}: refusing to load '{module}.{name}' from a pickle; a legacy "
+                "episode file may only hold plain arrays and dicts. The file is not a genuine "
+                "episode (it could run code); delete it or get the dataset from its source."
+            ) from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafeFileError(f"{self._source}: pickle uses persistent ids; refusing to load it")
+
+
+def _load_npy(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as handle:
+        try:
+            version = np.lib.format.read_magic(handle)
+            if version not in ((1, 0), (2, 0), (3, 0)):
+                raise ValueError(f"unknown .npy format version {version}")
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            header = read_header(handle)
+        except (ValueError, EOFError, SyntaxError) as exc:
+            raise CorruptStoreError(
+                f"{path}: not a readable .npy file ({exc}); it is truncated or corrupt. "
+                "Re-extract it from the dataset archive."
+            ) from exc
+        shape, _fortran, dtype = header
+        if not dtype.hasobject:
+            raise SchemaError(
+                f"{path}: holds a plain {dtype} array of shape {shape}, not the pickled dict of a "
+                "legacy episode (keys observations, actions, rewards, dones)"
+            )
+        try:
+            obj = _RestrictedUnpickler(handle, str(path)).load()  # type: ignore[arg-type]
+        except UnsafeFileError:
+            raise
+        except Exception as exc:
+            raise CorruptStoreError(
+                f"{path}: the pickled episode is truncated or corrupt "
+                f"({type(exc).__name__}: {exc}). Re-extract it from the dataset archive."
+            ) from exc
+    if isinstance(obj, np.ndarray) and obj.dtype.hasobject and obj.shape == ():
+        obj = obj.item()
+    if not isinstance(obj, dict):
+        raise SchemaError(f"{path}: expected a pickled dict of arrays, got {type(obj).__name__}")
+    return obj
+
+
+def _load_npz(path: Path) -> dict[str, Any]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files if key in LEGACY_KEYS}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise UnsafeFileError(
+                f"{path}: holds pickled objects, which offgen never loads; a legacy .npz holds "
+                "plain arrays only. Get the file from the dataset's source."
+            ) from exc
+        raise CorruptStoreError(f"{path}: unreadable .npz ({exc}); re-extract it") from exc
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, zlib.error) as exc:
+        raise CorruptStoreError(
+            f"{path}: truncated or corrupt .npz ({type(exc).__name__}: {exc}). "
+            "Re-extract it from the dataset archive."
+        ) from exc
+
+
+def legacy_arrays(path: str | os.PathLike[str]) -> dict[str, npt.NDArray[Any]]:
+    """The raw arrays of a legacy ``.npz`` / ``.npy`` episode file, loaded safely.
+
+    Raises:
+        UnsafeFileError: If the file holds anything but plain arrays and dicts.
+        CorruptStoreError: If the file is truncated or corrupt.
+        SchemaError: If a key is missing or an array is not a plain numeric array.
+    """
+    file = Path(path)
+    if file.suffix not in _SUFFIXES:
+        raise SchemaError(f"{file}: not a legacy episode file (expected .npz or .npy)")
+    try:
+        data = _load_npy(file) if file.suffix == ".npy" else _load_npz(file)
+    except FileNotFoundError as exc:
+        raise CorruptStoreError(f"{file}: file missing") from exc
+    missing = [key for key in LEGACY_KEYS if key not in data]
+    if missing:
+        raise SchemaError(
+            f"{file}: missing keys {missing}; a legacy episode has {list(LEGACY_KEYS)}"
+        )
+    out: dict[str, npt.NDArray[Any]] = {}
+    for key in LEGACY_KEYS:
+        arr = data[key]
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiub":
+            raise SchemaError(f"{file}: {key} must be a numeric array, got {type(arr).__name__}")
+        out[key] = arr
+    return out
+
+
+def _frames_to_hwc(obs: npt.NDArray[Any], source: Path) -> npt.NDArray[np.uint8]:
+    if obs.ndim != 4 or obs.shape[1:] not in (FRAME_SHAPE_CHW, FRAME_SHAPE_HWC):
+        raise SchemaError(
+            f"{source}: observations have shape {obs.shape}, expected (T+1, 3, 64, 64)"
+        )
+    chw = obs.shape[1:] == FRAME_SHAPE_CHW
+    out = np.empty((obs.shape[0], *FRAME_SHAPE_HWC), dtype=np.uint8)
+    view = np.moveaxis(obs, 1, -1) if chw else obs
+    # One pass to cast and transpose, one to check: every value must survive the cast exactly
+    # (whole numbers in 0-255; NaN, fractions or out-of-range values compare unequal).
+    np.copyto(out, view, casting="unsafe")
+    if obs.dtype != np.uint8 and not np.array_equal(out, view):
+        raise SchemaError(f"{source}: observations must hold whole numbers in [0, 255]")
+    return out
+
+
+def read_legacy_episode(path: str | os.PathLike[str], game: str) -> Episode:
+    """Read one legacy ``.npz`` or ``.npy`` episode file into an :class:`Episode`.
+
+    Frames are cast to uint8 and moved to HWC; the level seed comes from the file name (``-1`` when
+    the name does not follow the legacy pattern); ``truncated`` is inferred from the game's time
+    limit; ``final_frame_is_true`` is false (row ``T`` is the next level's first frame).
+
+    Raises:
+        UnsafeFileError: If the file holds anything but plain arrays and dicts (never executed).
+        CorruptStoreError: If the file is truncated or corrupt.
+        SchemaError: If its arrays do not form a valid episode or disagree with its name.
+    """
+    file = Path(path)
+    spec = resolve_game(game)
+    try:
+        name: LegacyName | None = LegacyName.parse(file.name)
+    except SchemaError:
+        name = None
+    arrays = legacy_arrays(file)
+    actions = arrays["actions"].reshape(-1)
+    steps = actions.shape[0]
+    if name is not None and name.length != steps:
+        raise SchemaError(f"{file}: the name says {name.length} steps but the file holds {steps}")
+    if arrays["rewards"].size != steps or arrays["dones"].size != steps:
+        raise SchemaError(
+            f"{file}: {steps} actions but {arrays['rewards'].size} rewards and "
+            f"{arrays['dones'].size} dones"
+        )
+    truncated = steps >= spec.max_episode_steps
+    provenance = {"source_file": file.name}
+    try:
+        return Episode(
+            observations=_frames_to_hwc(arrays["observations"], file),
+            actions=_checked_actions(actions, file),
+            rewards=arrays["rewards"].reshape(-1).astype(np.float32),
+            terminated=not truncated,
+            truncated=truncated,
+            level_seed=name.level_seed if name is not None else -1,
+            game=spec.name,
+            policy_id="unknown",
+            final_frame_is_true=False,
+            provenance=provenance,
+        )
+    except SchemaError as exc:
+        raise SchemaError(f"{file}: {exc}") from exc
+
+
+def _checked_actions(actions: npt.NDArray[Any], source: Path) -> npt.NDArray[np.uint8]:
+    if actions.size and (
+        actions.min() < 0
+        or actions.max() >= 15
+        or (actions.dtype.kind == "f" and (actions % 1).any())
+    ):
+        raise SchemaError(f"{source}: actions must be whole numbers in [0, 15)")
+    return actions.astype(np.uint8)
+
+
+def find_legacy_files(
+    source: str | os.PathLike[str], game: str | None = None
+) -> list[tuple[LegacyName, Path]]:
+    """Legacy episode files of a folder, sorted by episode index (then timestamp, then name).
+
+    Accepts the archive layout ``<source>/<game>/<file>`` (when ``game`` is given and that folder
+    exists) or a flat folder of files.
+
+    Raises:
+        CorruptStoreError: If the folder does not exist or holds no legacy files.
+        SchemaError: If a ``.npz`` / ``.npy`` file's name does not follow the legacy pattern.
+    """
+    root = Path(source)
+    if game is not None and (root / resolve_game(game).name).is_dir():
+        root = root / resolve_game(game).name
+    if not root.is_dir():
+        raise CorruptStoreError(f"{root}: no such folder of legacy episode files")
+    found: list[tuple[LegacyName, Path]] = []
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.name.endswith(_SUFFIXES):
+                continue
+            found.append((LegacyName.parse(entry.name), Path(entry.path)))
+    if not found:
+        raise CorruptStoreError(
+            f"{root}: holds no legacy episode files (*.npz / *.npy); point at the folder of one "
+            "game or at the extracted archive with --game"
+        )
+    found.sort(key=lambda item: (item[0].index, item[0].timestamp, item[1].name))
+    return found
+
+
+def iter_legacy_episodes(source: str | os.PathLike[str], game: str) -> Iterator[Episode]:
+    """Read every legacy episode of a folder in index order (see :func:`find_legacy_files`)."""
+    for _name, path in find_legacy_files(source, game):
+        yield read_legacy_episode(path, game)

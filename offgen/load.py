@@ -1,0 +1,112 @@
+"""``offgen.load``: open a dataset by registered name (local store) or by path / URL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from offgen.errors import DatasetNotFoundError, UnknownNameError
+from offgen.paths import dataset_dir
+from offgen.registry import GAMES, DatasetSpec, GameSpec, resolve_dataset, resolve_game
+
+if TYPE_CHECKING:
+    from offgen.data.dataset import OffgenDataset
+
+__all__ = ["load", "resolve_location"]
+
+
+def _fetch_missing(spec: DatasetSpec, game: GameSpec) -> Path:
+    """Make ``spec`` for ``game`` present locally and return its store directory.
+
+    This is the single place that decides what happens when a registered dataset is not on this
+    machine. For now it explains how to get it.
+
+    Raises:
+        DatasetNotFoundError: Always (downloads are not wired in yet).
+    """
+    target = dataset_dir(spec.name, game.name)
+    raise DatasetNotFoundError(
+        f"dataset {spec.name!r} for game {game.name!r} is not in the local store ({target}). "
+        f"Get it with `offgen download --dataset {spec.name} --games {game.name}`, or convert "
+        f"files you already have with `offgen convert <folder> --game {game.name} "
+        f"--dataset {spec.name}`."
+    )
+
+
+def resolve_location(name_or_path: str | os.PathLike[str], game: str | None = None) -> str:
+    """Where ``name_or_path`` lives: a URL or path as given, or a registered name's local store.
+
+    A string that is a registered dataset name (or alias) and has no path separator is a name; any
+    other string is a path or URL.
+
+    Raises:
+        UnknownNameError: If a bare name is neither a dataset nor an existing path, or ``game`` is
+            unknown or missing for a name.
+        DatasetNotFoundError: If a registered dataset is not present locally.
+    """
+    text = os.fspath(name_or_path)
+    is_name = isinstance(name_or_path, str) and "/" not in text and os.sep not in text
+    if is_name and not text.startswith((".", "~")):
+        try:
+            spec = resolve_dataset(text)
+        except UnknownNameError:
+            if not Path(text).exists():
+                raise
+        else:
+            if game is None:
+                raise UnknownNameError(
+                    f"dataset {spec.name!r} needs a game: offgen.load({text!r}, game='coinrun'). "
+                    f"Games: {', '.join(GAMES)}."
+                )
+            game_spec = resolve_game(game)
+            location = dataset_dir(spec.name, game_spec.name)
+            if not (location / "info.json").is_file():  # offgen.data.format.INFO, kept lazy
+                location = _fetch_missing(spec, game_spec)
+            return str(location)
+    return text
+
+
+def load(
+    name_or_path: str | os.PathLike[str],
+    game: str | None = None,
+    *,
+    allow_incomplete: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+) -> OffgenDataset:
+    """Open an offline dataset.
+
+    Args:
+        name_or_path: A registered dataset name or alias (``"expert_1M"``, ``"1M_E"``, see
+            ``offgen list``), a store directory, or a URL fsspec understands (``s3://...``,
+            ``https://...``).
+        game: The game, required with a dataset name; with a path it is checked against the store.
+        allow_incomplete: Open a store still being written and expose its committed episodes.
+        storage_options: fsspec options for URLs (credentials, endpoints).
+
+    Returns:
+        The dataset (all episodes selected).
+
+    Raises:
+        UnknownNameError: Unknown dataset or game name (the message suggests the closest).
+        DatasetNotFoundError: A registered dataset is not present locally (the message says how to
+            get it), or no store exists at the path.
+
+    Example:
+        >>> import offgen
+        >>> ds = offgen.load("expert_1M", game="coinrun")  # doctest: +SKIP
+        >>> ds = offgen.load("/data/stores/coinrun")  # doctest: +SKIP
+    """
+    from offgen.data.dataset import OffgenDataset
+
+    location = resolve_location(name_or_path, game)
+    dataset = OffgenDataset.open(
+        location, allow_incomplete=allow_incomplete, storage_options=storage_options
+    )
+    if game is not None and resolve_game(game).name != dataset.game:
+        raise UnknownNameError(
+            f"{location}: the store holds game {dataset.game!r}, not {game!r}; drop game= or pass "
+            f"game={dataset.game!r}."
+        )
+    return dataset

@@ -1,0 +1,297 @@
+"""Names offgen knows: the 16 Procgen games and the published offline datasets.
+
+Every dataset has one canonical offgen name (``expert_1M``, ``mixed_1M``, ...) and aliases, among
+them the predecessor's download-script category (``1M_E``, ``1M_S``, ``10M``, ``25M``,
+``level_1_E``, ...). Name lookup ignores case and treats ``-`` like ``_``; an unknown name raises
+:class:`~offgen.errors.UnknownNameError` suggesting the closest valid one.
+
+Both published URL schemes are recorded per dataset (see :meth:`DatasetSpec.sources`). Neither
+publishes checksums or sizes. In the first scheme the four 100k datasets are one ``.tar`` holding
+every game, so :attr:`SourceArchive.all_games` is true for them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Literal
+
+from offgen.errors import UnknownNameError
+
+__all__ = [
+    "DATASETS",
+    "GAMES",
+    "Behaviour",
+    "DatasetSpec",
+    "GameSpec",
+    "SourceArchive",
+    "normalized_return",
+    "resolve_dataset",
+    "resolve_game",
+]
+
+Behaviour = Literal["expert", "mixed", "suboptimal"]
+
+_DGRL = "https://dl.fbaipublicfiles.com/DGRL"
+
+
+@dataclass(frozen=True)
+class GameSpec:
+    """One Procgen game (easy distribution mode).
+
+    Attributes:
+        name: Lower-case game name, e.g. ``"coinrun"``.
+        max_episode_steps: The game's own time limit; an episode this long was truncated.
+        return_min: ``Rmin`` of the normalised return (easy mode).
+        return_max: ``Rmax`` of the normalised return (easy mode).
+    """
+
+    name: str
+    max_episode_steps: int
+    return_min: float
+    return_max: float
+
+    @property
+    def envpool_id(self) -> str:
+        """The envpool task id, e.g. ``"CoinrunEasy-v0"``."""
+        return f"{self.name.capitalize()}Easy-v0"
+
+    def normalized_return(self, episode_return: float) -> float:
+        """``(R - Rmin) / (Rmax - Rmin)``: 0 at the minimum, 1 at the maximum reference return."""
+        return (episode_return - self.return_min) / (self.return_max - self.return_min)
+
+
+def _game(name: str, rmin: float, rmax: float, steps: int = 1000) -> GameSpec:
+    return GameSpec(name=name, max_episode_steps=steps, return_min=rmin, return_max=rmax)
+
+
+GAMES: dict[str, GameSpec] = {
+    g.name: g
+    for g in (
+        _game("bigfish", 1, 40, 6000),
+        _game("bossfight", 0.5, 13, 4000),
+        _game("caveflyer", 3.5, 12),
+        _game("chaser", 0.5, 13),
+        _game("climber", 2, 12.6),
+        _game("coinrun", 5, 10),
+        _game("dodgeball", 1.5, 19),
+        _game("fruitbot", -1.5, 32.4),
+        _game("heist", 3.5, 10),
+        _game("jumper", 1, 10),
+        _game("leaper", 1.5, 10, 500),
+        _game("maze", 5, 10, 500),
+        _game("miner", 1.5, 13),
+        _game("ninja", 3.5, 10),
+        _game("plunder", 4.5, 30, 4000),
+        _game("starpilot", 2.5, 64),
+    )
+}
+"""The 16 Procgen games, by name."""
+
+
+@dataclass(frozen=True)
+class SourceArchive:
+    """Where the predecessor published one dataset's files for one game.
+
+    Attributes:
+        url: Archive URL.
+        scheme: ``"dgrl"`` (first scheme) or ``"dgrl-procgen"`` (second scheme).
+        archive: ``"tar.xz"`` or ``"tar"``.
+        all_games: True when the archive holds every game (``<game>/<file>`` inside), so one
+            download serves all 16 games.
+    """
+
+    url: str
+    scheme: str
+    archive: str
+    all_games: bool = False
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One published offline dataset (the same recipe for each of the 16 games).
+
+    Attributes:
+        name: Canonical offgen name, e.g. ``"expert_1M"``.
+        legacy_category: The predecessor's download-script category, e.g. ``"1M_E"``.
+        aliases: Other accepted names (the legacy category is accepted too).
+        behaviour: ``"expert"`` (final PPO checkpoint), ``"mixed"`` (expert and earlier checkpoints,
+            mean return ~75% of expert) or ``"suboptimal"`` (PPO's whole training log).
+        transitions_per_game: Steps per game.
+        start_level: First Procgen level of the collection.
+        num_levels: Number of levels collected on (``start_level`` ... ``+ num_levels - 1``).
+        description: One line for listings.
+    """
+
+    name: str
+    legacy_category: str
+    aliases: tuple[str, ...]
+    behaviour: Behaviour
+    transitions_per_game: int
+    start_level: int
+    num_levels: int
+    description: str
+    _path_a: str
+    _path_b: str
+
+    @property
+    def env_options(self) -> dict[str, object]:
+        """Procgen options the data was collected with (recorded in converted stores)."""
+        return {
+            "distribution_mode": "easy",
+            "start_level": self.start_level,
+            "num_levels": self.num_levels,
+        }
+
+    @property
+    def single_archive(self) -> bool:
+        """Whether the first URL scheme publishes one archive for all games."""
+        return self._path_a.endswith(".tar")
+
+    def sources(self, game: str) -> tuple[SourceArchive, ...]:
+        """Both published archives for ``game``, first scheme first.
+
+        Raises:
+            UnknownNameError: If ``game`` is not one of the 16 games.
+        """
+        name = resolve_game(game).name
+        if self.single_archive:
+            first = SourceArchive(f"{_DGRL}/{self._path_a}", "dgrl", "tar", all_games=True)
+        else:
+            first = SourceArchive(f"{_DGRL}/{self._path_a}/{name}.tar.xz", "dgrl", "tar.xz")
+        second = SourceArchive(
+            f"{_DGRL}/Procgen/Datasets/Compressed/{self._path_b}/{name}.tar.xz",
+            "dgrl-procgen",
+            "tar.xz",
+        )
+        return (first, second)
+
+
+def _ds(
+    name: str,
+    category: str,
+    aliases: tuple[str, ...],
+    behaviour: Behaviour,
+    transitions: int,
+    num_levels: int,
+    description: str,
+    path_a: str,
+    path_b: str,
+) -> DatasetSpec:
+    return DatasetSpec(
+        name=name,
+        legacy_category=category,
+        aliases=aliases,
+        behaviour=behaviour,
+        transitions_per_game=transitions,
+        start_level=0,
+        num_levels=num_levels,
+        description=description,
+        _path_a=path_a,
+        _path_b=path_b,
+    )
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    d.name: d
+    for d in (
+        _ds(
+            "expert_1M", "1M_E", ("expert", "1m_expert", "expert_data_1M"), "expert",
+            1_000_000, 200, "final PPO checkpoint, levels 0-199",
+            "1M/expert", "1M/level_200/expert",
+        ),
+        _ds(
+            "mixed_1M", "1M_S", ("mixed", "1m_mixed", "1m_suboptimal"), "mixed",
+            1_000_000, 200, "PPO checkpoints with mean return ~75% of expert, levels 0-199",
+            "1M/suboptimal", "1M/level_200/suboptimal",
+        ),
+        _ds(
+            "expert_10M", "10M", ("10m_expert", "expert_data_10M"), "expert",
+            10_000_000, 200, "final PPO checkpoint, levels 0-199",
+            "10M", "10M/level_200/expert",
+        ),
+        _ds(
+            "suboptimal_25M", "25M", ("25m_suboptimal", "suboptimal", "suboptimal_data_25M"),
+            "suboptimal", 25_000_000, 200, "PPO's whole training log (all rollouts), levels 0-199",
+            "25M", "25M/level_200/suboptimal",
+        ),
+        _ds(
+            "level1_expert_100k", "level_1_E", ("100k_level1_expert",), "expert",
+            100_000, 1, "final PPO checkpoint on a single level",
+            "100k_procgen_dataset_1.tar", "100k/level_1/expert",
+        ),
+        _ds(
+            "level1_mixed_100k", "level_1_S", ("100k_level1_mixed", "level1_suboptimal_100k"),
+            "mixed", 100_000, 1, "mixed expert-suboptimal checkpoints on a single level",
+            "100k_procgen_dataset_1_suboptimal.tar", "100k/level_1/suboptimal",
+        ),
+        _ds(
+            "level40_expert_100k", "level_40_E", ("100k_level40_expert",), "expert",
+            100_000, 40, "final PPO checkpoint on 40 levels",
+            "100k_procgen_dataset_40.tar", "100k/level_40/expert",
+        ),
+        _ds(
+            "level40_mixed_100k", "level_40_S", ("100k_level40_mixed", "level40_suboptimal_100k"),
+            "mixed", 100_000, 40, "mixed expert-suboptimal checkpoints on 40 levels",
+            "100k_procgen_dataset_40_suboptimal.tar", "100k/level_40/suboptimal",
+        ),
+    )
+}  # fmt: skip
+"""The published datasets, by canonical name."""
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+_DATASET_INDEX: dict[str, str] = {}
+for _spec in DATASETS.values():
+    for _alias in (_spec.name, _spec.legacy_category, *_spec.aliases):
+        _DATASET_INDEX[_key(_alias)] = _spec.name
+
+
+def _unknown(kind: str, name: str, valid: list[str], hint: str) -> UnknownNameError:
+    close = difflib.get_close_matches(_key(name), valid, n=1, cutoff=0.5)
+    suggestion = f" Did you mean {close[0]!r}?" if close else ""
+    return UnknownNameError(f"unknown {kind} {name!r}.{suggestion} {hint}")
+
+
+def resolve_dataset(name: str) -> DatasetSpec:
+    """The dataset called ``name`` (canonical name, legacy category or alias; case-insensitive).
+
+    Raises:
+        UnknownNameError: If no dataset has that name; the message suggests the closest one.
+
+    Example:
+        >>> resolve_dataset("1M_E").name
+        'expert_1M'
+    """
+    canonical = _DATASET_INDEX.get(_key(name))
+    if canonical is None:
+        best = difflib.get_close_matches(_key(name), list(_DATASET_INDEX), n=1, cutoff=0.5)
+        suggestion = f" Did you mean {_DATASET_INDEX[best[0]]!r}?" if best else ""
+        raise UnknownNameError(
+            f"unknown dataset {name!r}.{suggestion} Valid names: {', '.join(DATASETS)} "
+            "(run `offgen list`)."
+        )
+    return DATASETS[canonical]
+
+
+def resolve_game(name: str) -> GameSpec:
+    """The Procgen game called ``name`` (case-insensitive; ``"CoinrunEasy-v0"`` works too).
+
+    Raises:
+        UnknownNameError: If it is not one of the 16 games; the message suggests the closest one.
+    """
+    key = _key(name)
+    if key.endswith("easy_v0"):
+        key = key.removesuffix("easy_v0")
+    spec = GAMES.get(key)
+    if spec is None:
+        raise _unknown("game", name, list(GAMES), f"Games: {', '.join(GAMES)}.")
+    return spec
+
+
+def normalized_return(game: str, episode_return: float) -> float:
+    """Normalised return of ``episode_return`` in ``game`` (see :meth:`GameSpec.normalized_return`)."""
+    return resolve_game(game).normalized_return(episode_return)
