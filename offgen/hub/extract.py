@@ -209,13 +209,13 @@ def _corrupt_on_error(archive: Path) -> Iterator[None]:
 
 
 def iter_safe_members(
-    archive: str | os.PathLike[str], *, select: Callable[[str], bool] | None = None
+    archive: str | os.PathLike[str], *, select: Callable[[str], str | None] | None = None
 ) -> Iterator[Member]:
     """Stream the regular files of ``archive`` in order, checking every member first.
 
     Args:
         archive: A ``.tar`` or ``.tar.xz`` file.
-        select: Keep only members whose safe relative path satisfies this.
+        select: Maps a member's safe relative path to the path to use, or ``None`` to skip it.
 
     Yields:
         Each selected regular file; read ``member.stream`` before advancing.
@@ -228,8 +228,15 @@ def iter_safe_members(
     with _corrupt_on_error(path), _open_tar(path) as tar:
         for member in tar:
             rel = _check_member(path, member)
-            if rel is None or not member.isfile() or (select is not None and not select(rel)):
+            if rel is None or not member.isfile():
                 continue
+            if select is not None:
+                rel = select(rel)
+                if rel is None:
+                    continue
+                rel = _check_member(path, tarfile.TarInfo(rel)) or ""
+                if not rel:
+                    continue
             stream = tar.extractfile(member)
             assert stream is not None
             yield Member(rel, member.size, stream)
@@ -239,7 +246,7 @@ def safe_extract(
     archive: str | os.PathLike[str],
     target: str | os.PathLike[str],
     *,
-    select: Callable[[str], bool] | None = None,
+    select: Callable[[str], str | None] | None = None,
     reserve: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[Path]:
@@ -248,7 +255,7 @@ def safe_extract(
     Args:
         archive: ``.tar`` or ``.tar.xz`` file.
         target: Destination folder; created if needed.
-        select: Extract only members whose relative path satisfies this.
+        select: Maps a member's relative path to where it goes under ``target`` (``None``: skip).
         reserve: Bytes to keep free (default :func:`min_free_bytes`).
         progress: Called with the bytes written for each member.
 

@@ -106,20 +106,33 @@ class Lockfile:
         """Every recorded archive, by name."""
         return {k: ArchiveEntry(**v) for k, v in self._read()["archives"].items()}
 
-    def verify_or_record(self, name: str, path: Path, url: str) -> ArchiveEntry:
-        """Check ``path`` against the entry of ``name``, or record it if there is none yet.
+    def check(self, name: str, path: Path) -> tuple[int, str]:
+        """Size and sha256 of ``path``, checked against the entry of ``name`` if there is one.
 
         Raises:
             ChecksumError: If the size or sha256 differs from the recorded entry.
         """
         size = path.stat().st_size
+        known = self._read()["archives"].get(name)
+        if known is not None and size != known["size"]:
+            _compare(path, self.path, known, size, "")
         digest = sha256_file(path)
+        if known is not None:
+            _compare(path, self.path, known, size, digest)
+        return size, digest
+
+    def record(self, name: str, size: int, sha256: str, url: str) -> ArchiveEntry:
+        """Record a verified archive (kept if an identical entry exists).
+
+        Raises:
+            ChecksumError: If a different entry was recorded meanwhile.
+        """
         with self._edit() as data:
             known = data["archives"].get(name)
             if known is not None:
-                _compare(path, self.path, known, size, digest)
+                _compare(Path(name), self.path, known, size, sha256)
                 return ArchiveEntry(**known)
-            entry = ArchiveEntry(size=size, sha256=digest, url=url, recorded=now_iso())
+            entry = ArchiveEntry(size=size, sha256=sha256, url=url, recorded=now_iso())
             data["archives"][name] = asdict(entry)
             return entry
 

@@ -64,7 +64,7 @@ def test_good_archive_extracts(tmp_path: Path) -> None:
         add_bytes(tar, "coinrun/sub/b.npy", b"b" * 10)
         add_bytes(tar, "other/c.npy", b"c")
     out = safe_extract(
-        archive, tmp_path / "t", reserve=0, select=lambda p: p.startswith("coinrun/")
+        archive, tmp_path / "t", reserve=0, select=lambda p: p if p.startswith("coinrun/") else None
     )
     assert sorted(p.relative_to(tmp_path / "t").as_posix() for p in out) == [
         "coinrun/a.npy",

@@ -1,0 +1,401 @@
+"""``offgen-download``: fetch, verify, unpack and convert the published archives.
+
+Layout under the output folder (default ``$OFFGEN_HOME/datasets``), one folder per dataset so
+categories never mix::
+
+    <output>/<dataset>/offgen.lock.json          sizes + sha256 of verified archives, hub commits
+    <output>/<dataset>/archives/<scheme>/<file>  downloaded archives (``*.part`` while incomplete)
+    <output>/<dataset>/<game>/                   the offgen store (``--format offgen``, default)
+    <output>/<dataset>/legacy/<game>/            unpacked predecessor files (``--format legacy``)
+
+Per game, under a per-game file lock (a second process waits, then reuses the result):
+download (resuming), check against the lockfile, unpack safely, convert, verify the store, record
+the archive in the lockfile (so a truncated or corrupt archive is never pinned), then, with
+``clear_archives``, delete the archive. Every step is skipped when its result is already there, so
+an interrupted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from filelock import FileLock, Timeout
+
+from offgen._io import atomic_write_json
+from offgen.errors import CorruptStoreError, DownloadError
+from offgen.hub.extract import safe_extract
+from offgen.hub.http import RetryPolicy, download_file, remote_size
+from offgen.hub.lockfile import Lockfile
+from offgen.hub.mirrors import ArchiveSource, archive_sources
+from offgen.registry import GAMES, DatasetSpec, resolve_dataset, resolve_game
+
+__all__ = [
+    "ArchiveFormat",
+    "GameResult",
+    "default_output",
+    "download_dataset",
+    "estimate_size",
+    "format_bytes",
+    "store_path",
+]
+
+ArchiveFormat = Literal["offgen", "legacy"]
+_UNPACKED_MARKER = ".offgen-unpacked.json"
+
+
+def default_output() -> Path:
+    """``$OFFGEN_HOME/datasets``: where ``offgen.load`` finds registered datasets."""
+    from offgen.paths import datasets_root
+
+    return datasets_root()
+
+
+def store_path(output: Path, dataset: str, game: str, fmt: ArchiveFormat = "offgen") -> Path:
+    """Where ``game`` of ``dataset`` lands under ``output`` in format ``fmt``."""
+    root = output / dataset
+    return root / game if fmt == "offgen" else root / "legacy" / game
+
+
+def format_bytes(n: float | None) -> str:
+    """Human-readable size (``None`` -> ``"unknown size"``)."""
+    if n is None:
+        return "unknown size"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+@dataclass(frozen=True)
+class GameResult:
+    """Outcome for one game.
+
+    Attributes:
+        game: The game.
+        path: The store (offgen format) or the folder of unpacked files (legacy format).
+        status: ``"downloaded"`` or ``"present"`` (found complete, nothing fetched).
+        archive: The archive used (``None`` when already present).
+        url: The mirror that served it.
+        bytes: Archive size.
+    """
+
+    game: str
+    path: Path
+    status: str
+    archive: Path | None = None
+    url: str | None = None
+    bytes: int = 0
+
+
+@dataclass
+class _Run:
+    spec: DatasetSpec
+    root: Path
+    fmt: ArchiveFormat
+    clear_archives: bool
+    base_url: str | Sequence[str] | None
+    policy: RetryPolicy
+    progress: bool
+    log: Callable[[str], None]
+    lockfile: Lockfile
+    overall: Any = None
+    slots: list[int] = field(default_factory=list)
+    bundles: set[Path] = field(default_factory=set)
+    guard: threading.Lock = field(default_factory=threading.Lock)
+
+
+def estimate_size(
+    dataset: str, game: str, base_url: str | Sequence[str] | None = None
+) -> tuple[str | None, int | None]:
+    """The first reachable archive for (``dataset``, ``game``) and its size (HEAD requests)."""
+    spec = resolve_dataset(dataset)
+    for source in archive_sources(spec, resolve_game(game).name, base_url):
+        size = remote_size(source.url, timeout_s=15)
+        if size is not None:
+            return source.url, size
+    return None, None
+
+
+@contextlib.contextmanager
+def _locked(path: Path, what: str, log: Callable[[str], None]) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"waiting for another offgen process working on {what} (lock {path})")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _is_done(run: _Run, game: str) -> bool:
+    target = store_path(run.root.parent, run.spec.name, game, run.fmt)
+    if run.fmt == "legacy":
+        return _legacy_complete(target)
+    info = target / "info.json"
+    if not info.is_file():
+        return False
+    try:
+        return bool(json.loads(info.read_bytes()).get("status") == "complete")
+    except ValueError:
+        return False
+
+
+def _legacy_complete(folder: Path) -> bool:
+    try:
+        marker = json.loads((folder / _UNPACKED_MARKER).read_bytes())
+    except (OSError, ValueError):
+        return False
+    files: dict[str, int] = marker.get("files", {})
+    for name, size in files.items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != size:
+            return False
+    return True
+
+
+def _select_game(game: str) -> Callable[[str], str | None]:
+    """Map an archive member to ``<game>/<file>`` if it belongs to ``game``."""
+
+    def select(rel: str) -> str | None:
+        parts = rel.split("/")
+        if game in parts[:-1]:
+            return "/".join(parts[parts.index(game) :])
+        return None
+
+    return select
+
+
+def _obtain_archive(run: _Run, game: str) -> tuple[Path, ArchiveSource, int, str]:
+    failures: list[str] = []
+    for source in archive_sources(run.spec, game, run.base_url):
+        path = run.root / "archives" / source.scheme / source.filename
+        with _locked(path.with_name(f".{path.name}.lock"), str(path), run.log):
+            if not path.is_file():
+                try:
+                    _fetch(run, source, path)
+                except DownloadError as exc:
+                    failures.append(str(exc).split("\n", 1)[1].rsplit("\n", 1)[0])
+                    continue
+            size, digest = run.lockfile.check(source.key, path)
+            return path, source, size, digest
+    raise DownloadError(
+        f"no mirror delivered {run.spec.name}/{game}:\n"
+        + "\n".join(failures)
+        + "\nCheck --base-url / OFFGEN_BASE_URL and your connection; rerun to resume."
+    )
+
+
+def _fetch(run: _Run, source: ArchiveSource, path: Path) -> None:
+    from tqdm import tqdm
+
+    with run.guard:
+        slot = run.slots.pop(0) if run.slots else 1
+    bar = tqdm(
+        desc=f"{source.filename}",
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        position=slot,
+        leave=False,
+        disable=not run.progress,
+        dynamic_ncols=True,
+    )
+
+    def on_total(total: int) -> None:
+        bar.total = total
+        bar.refresh()
+        if run.overall is not None:
+            with run.guard:
+                run.overall.total = (run.overall.total or 0) + total
+                run.overall.refresh()
+
+    def on_bytes(n: int) -> None:
+        bar.update(n)
+        if run.overall is not None:
+            run.overall.update(n)
+
+    try:
+        result = download_file(
+            [source.url], path, policy=run.policy, progress=on_bytes, on_total=on_total
+        )
+        run.log(f"downloaded {source.filename} ({format_bytes(result.size)}) from {result.url}")
+    finally:
+        bar.close()
+        with run.guard:
+            run.slots.append(slot)
+
+
+def _unpack(run: _Run, archive: Path, game: str, dest_root: Path) -> None:
+    target = dest_root / game
+    if target.exists():
+        shutil.rmtree(target)  # an earlier run stopped half-way; unpack again from the archive
+    try:
+        files = safe_extract(archive, dest_root, select=_select_game(game))
+    except CorruptStoreError as exc:
+        raise CorruptStoreError(
+            f"{exc} (archive {archive}: delete it and rerun to download it again)"
+        ) from exc
+    if not files:
+        raise CorruptStoreError(
+            f"{archive}: holds no files for game {game!r} (expected '{game}/<episode files>')"
+        )
+    marker = {
+        "archive": archive.name,
+        "files": {p.name: p.stat().st_size for p in files},
+    }
+    atomic_write_json(target / _UNPACKED_MARKER, marker)
+
+
+def _convert(run: _Run, legacy_folder: Path, store: Path, game: str) -> None:
+    from offgen.data.convert import convert_legacy
+    from offgen.data.store import OffgenStore
+
+    convert_legacy(
+        legacy_folder,
+        store,
+        game=game,
+        dataset=run.spec.name,
+        mode="append",
+        workers=2,
+        progress=run.progress,
+    )
+    OffgenStore(store).verify()
+
+
+def _release_archive(run: _Run, archive: Path, source: ArchiveSource) -> None:
+    if not run.clear_archives:
+        return
+    if source.all_games:
+        # Other games of this run may still need the bundle: delete it once all are done.
+        with run.guard:
+            run.bundles.add(archive)
+        return
+    archive.unlink(missing_ok=True)
+    run.log(f"deleted {archive} (contents unpacked and verified)")
+
+
+def _one_game(run: _Run, game: str) -> GameResult:
+    output = run.root.parent
+    target = store_path(output, run.spec.name, game, run.fmt)
+    with _locked(
+        run.root / ".locks" / f"{game}.{run.fmt}.lock", f"{run.spec.name}/{game}", run.log
+    ):
+        if _is_done(run, game):
+            run.log(f"{run.spec.name}/{game}: already present at {target}")
+            return GameResult(game, target, "present")
+        archive, source, size, digest = _obtain_archive(run, game)
+        if run.fmt == "legacy":
+            _unpack(run, archive, game, target.parent)
+        else:
+            staging = run.root / ".unpacked"
+            if not _legacy_complete(staging / game):
+                _unpack(run, archive, game, staging)
+            _convert(run, staging / game, target, game)
+            shutil.rmtree(staging / game)
+        # Pinned only now: a truncated or damaged archive fails above and is never recorded.
+        run.lockfile.record(source.key, size, digest, source.url)
+        _release_archive(run, archive, source)
+        return GameResult(game, target, "downloaded", archive, source.url, size)
+
+
+def download_dataset(
+    dataset: str,
+    games: Sequence[str] | None = None,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    fmt: ArchiveFormat = "offgen",
+    clear_archives: bool = False,
+    workers: int = 4,
+    base_url: str | Sequence[str] | None = None,
+    policy: RetryPolicy | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> list[GameResult]:
+    """Download, verify and unpack (and by default convert) a published dataset.
+
+    Args:
+        dataset: Dataset name or alias (``expert_1M``, ``1M_E``, ...).
+        games: Games to fetch (default: all 16).
+        output: Parent folder of the dataset folder (default ``$OFFGEN_HOME/datasets``).
+        fmt: ``"offgen"`` converts into an offgen store per game; ``"legacy"`` keeps the unpacked
+            predecessor files.
+        clear_archives: Delete each archive once its contents are unpacked (and converted) and
+            verified.
+        workers: Games processed in parallel.
+        base_url: Mirror base(s) replacing the published base (default ``$OFFGEN_BASE_URL``).
+        policy: HTTP retry policy.
+        progress: Show tqdm progress bars on stderr.
+        log: Where to send one-line status messages (default: stderr).
+
+    Returns:
+        One result per game, in the order given.
+
+    Raises:
+        DownloadError: No mirror delivered an archive.
+        ChecksumError: An archive differs from the size / sha256 recorded in the lockfile.
+        UnsafeFileError, CorruptStoreError: An archive is unsafe, truncated or damaged.
+        DiskSpaceError: Not enough free space to unpack.
+    """
+    from tqdm import tqdm
+
+    spec = resolve_dataset(dataset)
+    names = [resolve_game(g).name for g in (games or list(GAMES))]
+    root = Path(output) if output is not None else default_output()
+    run = _Run(
+        spec=spec,
+        root=root / spec.name,
+        fmt=fmt,
+        clear_archives=clear_archives,
+        base_url=base_url,
+        policy=policy or RetryPolicy.from_env(),
+        progress=progress,
+        log=log or (lambda msg: print(msg, file=sys.stderr, flush=True)),
+        lockfile=Lockfile(root / spec.name),
+        slots=list(range(1, max(1, workers) + 1)),
+    )
+    run.overall = tqdm(
+        desc=f"{spec.name} ({len(names)} games)",
+        total=0,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        position=0,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    try:
+        with ThreadPoolExecutor(
+            max_workers=max(1, workers), thread_name_prefix="offgen-dl"
+        ) as pool:
+            futures = [pool.submit(_one_game, run, name) for name in names]
+            results, errors = [], []
+            for future in futures:
+                try:
+                    results.append(future.result())
+                except Exception as exc:
+                    errors.append(exc)
+    finally:
+        run.overall.close()
+    if errors:
+        for extra in errors[1:]:
+            run.log(f"error: {extra}")
+        raise errors[0]
+    for bundle in sorted(run.bundles):
+        bundle.unlink(missing_ok=True)
+        run.log(f"deleted {bundle} (contents unpacked and verified for every game requested)")
+    return results
