@@ -49,3 +49,51 @@ def session_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="session")
+def wandb_runs(tmp_path_factory: pytest.TempPathFactory, session_env: dict[str, str]) -> Path:
+    """A folder with real WandB offline runs (``<root>/wandb/offline-run-*``), one of them crashed.
+
+    Runs are made by ``make_wandb_runs.py`` in subprocesses with ``WANDB_MODE=offline`` and
+    every WandB directory and HOME inside the temp dir. The crashed run's process group is
+    killed with SIGKILL after its log file holds more than two 32 KiB blocks.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("wandb")
+    root = tmp_path_factory.mktemp("wandb_runs")
+    env = {**os.environ, **session_env, "WANDB_DIR": str(root)}
+    script = str(HERE / "make_wandb_runs.py")
+    subprocess.run([sys.executable, script, "normal"], env=env, cwd=root, check=True, timeout=300)
+    before = set((root / "wandb").glob("offline-run-*"))
+    proc = subprocess.Popen(
+        [sys.executable, script, "crash"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "LOGGED"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            new = [d for d in (root / "wandb").glob("offline-run-*") if d not in before]
+            files = [f for d in new for f in d.glob("run-*.wandb")]
+            if files and files[0].stat().st_size > 2 * 32768:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("crashing run never wrote its log")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return root

@@ -128,34 +128,31 @@ class OfflineSource:
 
     cacheable = False
 
-    def __init__(self, paths: Iterable[str | Path]) -> None:
+    def __init__(self, paths: Iterable[str | Path], *, project: str | None = None) -> None:
         """Create a source.
 
         Args:
             paths: Files or directories to search (see :func:`find_run_files`).
+            project: Keep only runs of this project (``entity/project`` or ``project``;
+                offline runs have no entity, so only the project name is compared).
         """
         self.paths = [Path(p) for p in paths]
-        self._files: dict[str, Path] = {}
+        self.project = project.split("/")[-1] if project else None
 
-    def runs(
-        self, filters: Filters | None = None, *, project: str | None = None
-    ) -> Iterator[RunInfo]:
+    def runs(self, filters: Filters | None = None) -> Iterator[RunInfo]:
         """Yield the runs that match the filters.
 
         Args:
             filters: MongoDB-style filters (as for ``wandb.Api().runs``).
-            project: Keep only runs of this project (``entity/project`` or ``project``).
 
         Yields:
             Matching runs, in file order.
         """
-        wanted_project = project.split("/")[-1] if project else None
         for path in find_run_files(self.paths):
             run = read_run_info(path)
-            if wanted_project is not None and run.project != wanted_project:
+            if self.project is not None and run.project != self.project:
                 continue
             if match_filters(run.document(), filters):
-                self._files[run.source] = path
                 yield run
 
     def history(
