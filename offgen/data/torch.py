@@ -1,0 +1,197 @@
+"""``torch.utils.data`` adapters for offgen samplers and episodes.
+
+Importing this module needs torch (``pip install 'offgen[torch]'``). Use the adapters with
+``DataLoader(adapter, batch_size=None, num_workers=N)``: offgen batches are already batched.
+
+Sharding: each DataLoader worker of each ``torch.distributed`` rank is shard
+``rank * num_workers + worker_id`` of ``world_size * num_workers``. Random samplers derive a distinct
+seed per shard (so no two workers draw the same stream); epoch-style samplers
+(``replacement=False``) and episode iteration take disjoint partitions (so every item is seen once
+per epoch across all workers and ranks). The rank and world size are taken from the arguments, else
+from ``torch.distributed`` when it is initialised, else ``0`` / ``1``.
+
+Resuming: batch ``j`` of a worker is batch ``start + j`` of its shard's stream, and a DataLoader
+with ``in_order=True`` (the default) returns workers' batches round robin, so after ``g`` batches
+delivered on a rank, :meth:`SamplerIterable.load_state_dict` with ``{"epoch": e, "batches": g}``
+restarts every worker exactly where the uninterrupted run would be.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from offgen._optional import require
+from offgen.data.dataset import OffgenDataset
+from offgen.data.sampling.batches import TransitionBatch, WindowBatch
+from offgen.data.sampling.rng import Shard
+from offgen.data.sampling.samplers import Sampler
+
+torch = require("torch", "torch")
+_IterableDataset: Any = torch.utils.data.IterableDataset
+
+__all__ = ["EpisodeIterable", "SamplerIterable", "batch_to_torch", "current_shard"]
+
+
+def batch_to_torch(batch: TransitionBatch | WindowBatch) -> dict[str, Any]:
+    """A batch as a dict of tensors (same field names; no copy of the arrays)."""
+    return {f.name: torch.from_numpy(getattr(batch, f.name)) for f in dataclasses.fields(batch)}
+
+
+def _rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return (
+            dist.get_rank() if rank is None else rank,
+            dist.get_world_size() if world_size is None else world_size,
+        )
+    return rank or 0, world_size or 1
+
+
+def current_shard(rank: int | None = None, world_size: int | None = None) -> tuple[Shard, int, int]:
+    """This process's shard, its worker id and the number of workers (call inside a worker).
+
+    Returns:
+        ``(shard, worker_id, num_workers)``.
+    """
+    info = torch.utils.data.get_worker_info()
+    worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    r, w = _rank_world(rank, world_size)
+    if not 0 <= r < w:
+        raise ValueError(f"rank {r} is outside world size {w}")
+    return Shard(r * workers + worker, w * workers), worker, workers
+
+
+class SamplerIterable(_IterableDataset):  # type: ignore[misc]
+    """An offgen sampler as an ``IterableDataset`` of tensor dicts, sharded over workers and ranks.
+
+    Args:
+        sampler: A sampler from ``ds.transitions(...)``, ``ds.windows(...)`` or ``mix(...)``.
+            Build it in the main process: decoded RAM frames and memmaps are shared with forked
+            workers, not copied.
+        batches_per_epoch: Batches one iteration (epoch) yields on this rank, split over the
+            workers. Default: one pass over each shard for epoch-style samplers; required for
+            random ones (which are infinite).
+        rank: Distributed rank (default: from ``torch.distributed``, else 0).
+        world_size: Distributed world size (default: from ``torch.distributed``, else 1).
+
+    Example:
+        >>> loader = DataLoader(SamplerIterable(ds.transitions(256), batches_per_epoch=1000),
+        ...                     batch_size=None, num_workers=2)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler[Any],
+        *,
+        batches_per_epoch: int | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.sampler = sampler
+        self.batches_per_epoch = batches_per_epoch
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self._resume = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch the next iteration yields (like ``DistributedSampler.set_epoch``)."""
+        self.epoch = int(epoch)
+        self._resume = 0
+
+    def state_dict(self, batches_delivered: int = 0) -> dict[str, int]:
+        """Where to resume: the epoch and the batches this rank's loader delivered in it."""
+        return {"epoch": self.epoch, "batches": int(batches_delivered)}
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        """Resume in ``state["epoch"]`` after ``state["batches"]`` delivered batches."""
+        self.epoch = int(state["epoch"])
+        self._resume = int(state["batches"])
+
+    def _per_worker(self, shard_sampler: Sampler[Any], worker: int, workers: int) -> int:
+        if self.batches_per_epoch is not None:
+            total = self.batches_per_epoch
+            return (total - worker + workers - 1) // workers
+        per_epoch = getattr(shard_sampler, "batches_per_epoch", None)
+        if per_epoch is None:
+            raise ValueError(
+                "a random sampler is infinite: pass batches_per_epoch= to SamplerIterable "
+                "(or build the sampler with replacement=False for epochs)"
+            )
+        return int(per_epoch)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        shard, worker, workers = current_shard(self.rank, self.world_size)
+        # The loader hands out batches round robin from worker 0; after resuming at batch g the
+        # next batch belongs to the stream of worker g % workers, so workers take rotated roles.
+        role = (worker + self._resume) % workers
+        shard = Shard(shard.index - worker + role, shard.count)
+        sampler = self.sampler.with_shard(shard.index, shard.count)
+        count = self._per_worker(sampler, role, workers)
+        done = max(0, (self._resume - role + workers - 1) // workers)
+        start = self.epoch * count + done
+        state = {**sampler.state_dict(), "batches": start}
+        sampler.load_state_dict(state)
+        for _ in range(count - done):
+            yield batch_to_torch(next(sampler))
+
+
+class EpisodeIterable(_IterableDataset):  # type: ignore[misc]
+    """Whole episodes as dicts of tensors, partitioned over workers and ranks without overlap.
+
+    Args:
+        dataset: The dataset (its selection is iterated).
+        shuffle: Shuffle the episode order each epoch (seeded by ``seed`` and the epoch).
+        seed: Seed of the order.
+        layout: ``"HWC"`` or ``"CHW"`` observations.
+        rank: Distributed rank (default: from ``torch.distributed``).
+        world_size: Distributed world size.
+    """
+
+    def __init__(
+        self,
+        dataset: OffgenDataset,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        layout: str = "HWC",
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.shuffle = shuffle
+        self.seed = seed
+        self.layout = layout
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch (changes the shuffled order)."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        shard, _, _ = current_shard(self.rank, self.world_size)
+        dataset = copy.copy(self.dataset)
+        for episode in dataset.iter_episodes(
+            shuffle=self.shuffle, seed=self.seed * 1000003 + self.epoch, shard=shard
+        ):
+            obs = episode.observations
+            if self.layout == "CHW":
+                obs = obs.transpose(0, 3, 1, 2).copy()
+            yield {
+                "observations": torch.from_numpy(obs),
+                "actions": torch.from_numpy(episode.actions.astype("int64")),
+                "rewards": torch.from_numpy(episode.rewards),
+                "terminated": episode.terminated,
+                "truncated": episode.truncated,
+                "level_seed": episode.level_seed,
+                "episode_id": int(episode.provenance.get("episode_id", -1)),
+            }

@@ -1,0 +1,125 @@
+"""The memmap frame cache: built once, reused, invalidated when the store changes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from offgen.data import StoreWriter
+from offgen.data.dataset import OffgenDataset
+from offgen.data.sampling import StrategyChoice, cache_location, choose_strategy, frame_cache_exists
+from offgen.data.sampling.strategy import parse_bytes
+from sampling.conftest import Reference, mixed_episodes, write_store
+
+
+def test_cache_under_offgen_home_built_once_and_reused(small_ds: OffgenDataset) -> None:
+    where = cache_location(small_ds.store)
+    assert where.is_relative_to(Path(os.environ["OFFGEN_HOME"]) / "cache")
+    assert not frame_cache_exists(small_ds.store)
+    small_ds.transitions(strategy="memmap", progress=False)
+    npy = where / "observations.npy"
+    assert frame_cache_exists(small_ds.store)
+    stamp = npy.stat().st_mtime_ns, npy.stat().st_ino
+    again = OffgenDataset.open(small_ds.store.location)
+    sampler = again.transitions(strategy="auto", progress=False)
+    assert sampler.strategy.strategy == "memmap"  # auto prefers an existing cache
+    assert (npy.stat().st_mtime_ns, npy.stat().st_ino) == stamp
+    frames = np.load(npy, mmap_mode="r")
+    assert frames.shape == (small_ds.store.num_frames_stored, 64, 64, 3)
+    np.testing.assert_array_equal(frames[:10], small_ds.store.read_frames(0, 10))
+    assert not list(where.glob(".*tmp*"))
+
+
+def test_cache_invalidated_after_append(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    episodes = mixed_episodes(1, count=10)
+    ds = write_store(path, episodes[:6])
+    ds.transitions(strategy="memmap", progress=False)
+    old = cache_location(ds.store)
+    assert old.is_dir()
+    with StoreWriter(path, game="coinrun", mode="append") as writer:
+        for ep in episodes[6:]:
+            writer.write(ep)
+    ds2 = OffgenDataset.open(path)
+    assert ds2.store.fingerprint != ds.store.fingerprint
+    assert not frame_cache_exists(ds2.store)
+    sampler = ds2.transitions(256, strategy="memmap", progress=False)
+    assert not old.exists()  # the stale cache of the same store is removed
+    assert cache_location(ds2.store).is_dir()
+    batch = next(sampler)
+    assert batch.episode.max() >= 6  # the appended episodes are sampled
+    Reference(ds2).check_transitions(batch)
+
+
+def test_corrupt_cache_is_rebuilt(small_ds: OffgenDataset) -> None:
+    small_ds.transitions(strategy="memmap", progress=False)
+    npy = cache_location(small_ds.store) / "observations.npy"
+    with open(npy, "r+b") as handle:
+        handle.truncate(npy.stat().st_size - 100)
+    assert not frame_cache_exists(small_ds.store)
+    fresh = OffgenDataset.open(small_ds.store.location)
+    Reference(fresh).check_transitions(next(fresh.transitions(strategy="memmap", progress=False)))
+
+
+def test_memmap_keeps_private_memory_low(tmp_path: Path) -> None:
+    """Sampling from a 1.2 GB... here 100k-frame-sized cache must not copy it into RssAnon."""
+    ds = write_store(tmp_path / "big", mixed_episodes(2, count=24), shard_frames=256)
+    ds.transitions(strategy="memmap", progress=False)
+    code = f"""
+import resource, numpy as np
+from offgen.data.dataset import OffgenDataset
+def anon():
+    for line in open('/proc/self/status'):
+        if line.startswith('RssAnon'):
+            return int(line.split()[1]) * 1024
+ds = OffgenDataset.open({str(tmp_path / "big")!r})
+before = anon()
+s = ds.transitions(512, strategy='memmap', progress=False)
+for _ in range(200):
+    next(s)
+frames = s.frames
+assert isinstance(frames, np.memmap) or isinstance(frames.base, np.memmap) or frames.base is not None
+print(anon() - before)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
+    )
+    grown = int(out.stdout.strip().splitlines()[-1])
+    assert grown < 64 << 20  # batches and indexes only; the frames stay in the page cache
+
+
+def test_choose_strategy() -> None:
+    kw = {"store_bytes": 10 << 30, "cache_exists": False, "cache_root": Path("/tmp")}
+    assert (
+        choose_strategy("auto", selected_bytes=1 << 30, memory_budget="2G", **kw).strategy == "ram"
+    )
+    got = choose_strategy(
+        "auto", selected_bytes=4 << 30, memory_budget="2G", disk_budget="20G", **kw
+    )
+    assert got.strategy == "memmap"
+    got = choose_strategy(
+        "auto", selected_bytes=4 << 30, memory_budget="2G", disk_budget="5G", **kw
+    )
+    assert got.strategy == "stream" and "fit neither" in got.reason
+    assert choose_strategy("stream", selected_bytes=1, **kw) == StrategyChoice(
+        "stream", "requested"
+    )
+    exists = {**kw, "cache_exists": True}
+    assert choose_strategy("auto", selected_bytes=1, **exists).strategy == "memmap"
+    assert parse_bytes("1.5G") == int(1.5 * 2**30) and parse_bytes("512MiB") == 512 << 20
+    with pytest.raises(ValueError, match="size in bytes"):
+        parse_bytes("lots")
+
+
+def test_env_memory_budget_forces_stream(
+    small_ds: OffgenDataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OFFGEN_MEMORY_BUDGET", "1K")
+    monkeypatch.setenv("OFFGEN_DISK_BUDGET", "1K")
+    sampler = small_ds.transitions(strategy="auto", unit_frames=64)
+    assert sampler.strategy.strategy == "stream"
