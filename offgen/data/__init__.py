@@ -1,5 +1,7 @@
 """offgen.data: the episode schema, the offgen store, legacy files and samplers."""
 
+from offgen.data.dataset import OffgenDataset
+from offgen.data.sampling import TransitionBatch, WindowBatch, mix
 from offgen.data.schema import (
     FRAME_SHAPE_CHW,
     FRAME_SHAPE_HWC,
@@ -20,8 +22,12 @@ __all__ = [
     "Episode",
     "EpisodeTable",
     "Layout",
+    "OffgenDataset",
     "OffgenStore",
     "StoreWriter",
+    "TransitionBatch",
+    "WindowBatch",
     "make_episode",
+    "mix",
     "to_layout",
 ]
