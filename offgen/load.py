@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from offgen.errors import DatasetNotFoundError, UnknownNameError
+from offgen.errors import UnknownNameError
 from offgen.paths import dataset_dir
 from offgen.registry import GAMES, DatasetSpec, GameSpec, resolve_dataset, resolve_game
 
@@ -21,18 +21,16 @@ def _fetch_missing(spec: DatasetSpec, game: GameSpec) -> Path:
     """Make ``spec`` for ``game`` present locally and return its store directory.
 
     This is the single place that decides what happens when a registered dataset is not on this
-    machine. For now it explains how to get it.
+    machine: :func:`offgen.hub.sources.fetch_missing` tries the hub repository and the published
+    archives in the order of ``OFFGEN_SOURCES``, saying what it fetches and how big, and downloads
+    nothing in offline mode (``OFFGEN_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``).
 
     Raises:
-        DatasetNotFoundError: Always (downloads are not wired in yet).
+        DatasetNotFoundError: No source provided it; the message says how to get it.
     """
-    target = dataset_dir(spec.name, game.name)
-    raise DatasetNotFoundError(
-        f"dataset {spec.name!r} for game {game.name!r} is not in the local store ({target}). "
-        f"Get it with `offgen download --dataset {spec.name} --games {game.name}`, or convert "
-        f"files you already have with `offgen convert <folder> --game {game.name} "
-        f"--dataset {spec.name}`."
-    )
+    from offgen.hub.sources import fetch_missing
+
+    return fetch_missing(spec, game)
 
 
 def resolve_location(name_or_path: str | os.PathLike[str], game: str | None = None) -> str:

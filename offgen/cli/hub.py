@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["download", "register"]
+__all__ = ["card", "download", "pull", "push", "register"]
 
 
 def download(
@@ -102,6 +102,149 @@ def download(
         typer.echo(f"{result.game}\t{result.status}{size}\t{result.path}")
 
 
+def _resolve_store(name: str, game: str, store: Path | None) -> tuple[str, str, Path]:
+    from offgen.paths import dataset_dir
+    from offgen.registry import resolve_dataset, resolve_game
+
+    game_name = resolve_game(game).name
+    try:
+        dataset = resolve_dataset(name).name
+    except Exception:
+        if store is None and Path(name).is_dir():
+            from offgen.data.store import OffgenStore
+
+            info = OffgenStore(name).info
+            return str(info.get("dataset") or Path(name).name), game_name, Path(name)
+        raise
+    return dataset, game_name, store or dataset_dir(dataset, game_name)
+
+
+def push(
+    name: Annotated[
+        str, typer.Argument(help="Dataset name (its local store is used) or a store folder.")
+    ],
+    game: Annotated[str, typer.Option("--game", "-g", help="Game of the store.")],
+    repo: Annotated[str, typer.Option("--repo", "-r", help="Hub dataset repository ORG/NAME.")],
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", help="Store folder (default: the local store of NAME)."),
+    ] = None,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Branch to commit to (default main).")
+    ] = None,
+    private: Annotated[
+        bool, typer.Option("--private", help="Create the repository private.")
+    ] = False,
+) -> None:
+    """Publish an offgen store and its dataset card to an HF-compatible hub (HF_ENDPOINT).
+
+    The store goes to <dataset>/<game>/ in the dataset repository; the card (measured from the
+    store) becomes README.md with the return histogram under images/.
+
+    Examples:
+
+      offgen push expert_1M --game coinrun --repo my-lab/procgen-offline
+
+      HF_ENDPOINT=https://hub.my-lab.org offgen push ./stores/coinrun --game coinrun --repo lab/p
+    """
+    import tempfile
+
+    from offgen.hub.card import write_card
+    from offgen.hub.hf import push_assets, push_store
+
+    dataset, game_name, root = _resolve_store(name, game, store)
+    result = push_store(
+        root, repo, dataset=dataset, game=game_name, revision=revision, private=private
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        card, png = write_card(dataset, root, tmp)
+        commit = push_assets(
+            repo,
+            {"README.md": card, f"images/{png.name}": png},
+            revision=revision,
+            message=f"offgen: card for {dataset}/{game_name}",
+        )
+    typer.echo(f"pushed {result.files} files to {repo}/{result.path_in_repo} (commit {commit})")
+
+
+def pull(
+    name: Annotated[str, typer.Argument(help="Dataset name, e.g. expert_1M.")],
+    game: Annotated[str, typer.Option("--game", "-g", help="Game to fetch.")],
+    repo: Annotated[
+        str,
+        typer.Option(
+            "--repo", "-r", envvar="OFFGEN_HUB_REPO", help="Hub dataset repository ORG/NAME."
+        ),
+    ],
+    revision: Annotated[
+        str | None,
+        typer.Option(
+            "--revision",
+            help="Branch, tag or commit (default: the commit pinned in offgen.lock.json, else main).",
+        ),
+    ] = None,
+) -> None:
+    """Fetch one game's offgen store from a hub repository into the hub cache, pinned.
+
+    Only <dataset>/<game>/ is downloaded. The resolved commit is recorded in
+    $OFFGEN_HOME/datasets/<dataset>/offgen.lock.json so later loads read the same bytes.
+
+    Examples:
+
+      offgen pull expert_1M --game coinrun --repo my-lab/procgen-offline
+
+      offgen pull expert_1M --game coinrun --repo my-lab/procgen-offline --revision v1.0
+    """
+    from offgen.hub.hf import pull_store
+    from offgen.paths import datasets_root
+    from offgen.registry import resolve_dataset, resolve_game
+
+    dataset, game_name = resolve_dataset(name).name, resolve_game(game).name
+    result = pull_store(
+        repo,
+        dataset=dataset,
+        game=game_name,
+        revision=revision,
+        lock_folder=datasets_root() / dataset,
+    )
+    typer.echo(f"{dataset}/{game_name}\t{result.commit}\t{result.store}")
+
+
+def card(
+    name: Annotated[str, typer.Argument(help="Dataset name, e.g. expert_1M.")],
+    game: Annotated[str, typer.Option("--game", "-g", help="Game whose store is measured.")],
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Store folder (default: the local store).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Card folder (default: $OFFGEN_HOME/datasets/<dataset>/)."
+        ),
+    ] = None,
+) -> None:
+    """Generate or refresh a dataset card from a store's measured statistics.
+
+    Writes README.md (HF dataset-card format), card_stats.json and images/<game>_returns.png;
+    games measured earlier stay in the card.
+
+    Examples:
+
+      offgen card expert_1M --game coinrun
+
+      offgen card mixed_1M --game chaser --store ./stores/chaser -o dataset_cards/mixed_1M
+    """
+    from offgen.hub.card import write_card
+    from offgen.paths import datasets_root
+
+    dataset, _game, root = _resolve_store(name, game, store)
+    path, png = write_card(dataset, root, output or datasets_root() / dataset)
+    typer.echo(f"{path}\n{png}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the hub commands to the ``offgen`` app."""
     app.command("download")(download)
+    app.command("push")(push)
+    app.command("pull")(pull)
+    app.command("card")(card)
