@@ -80,15 +80,40 @@ class ApiSource:
         Yields:
             Runs in the server's order (oldest first).
         """
+        listing = self._list(filters)
+        if hasattr(listing, "__getitem__"):
+            # WandB's paginator: ``listing[i]`` loads pages as needed and keeps its state
+            # when a page request fails, so each lookup can be retried on its own.
+            index = 0
+            while True:
+                try:
+                    raw = call_with_retry(
+                        functools.partial(listing.__getitem__, index),
+                        self.retry,
+                        sleep=self.sleep,
+                        what="run listing",
+                    )
+                except IndexError:
+                    return
+                run = to_run_info(raw)
+                self._raw[run.id] = raw
+                yield run
+                index += 1
+        else:
+            yield from self._restartable(filters, listing)
+
+    def _restartable(self, filters: Filters | None, listing: Any) -> Iterator[RunInfo]:
+        # A plain iterable cannot resume after an error: list again, skipping runs seen.
         seen: set[str] = set()
         attempt = 0
         while True:
             try:
-                for raw in self._list(filters):
+                for raw in listing:
                     run = to_run_info(raw)
                     if run.id in seen:
                         continue
                     seen.add(run.id)
+                    attempt = 0
                     self._raw[run.id] = raw
                     yield run
                 return
@@ -97,6 +122,7 @@ class ApiSource:
                 if not is_rate_limited(exc) or attempt >= self.retry.max_attempts:
                     raise
                 self.sleep(self.retry.delay(attempt))
+                listing = self._list(filters)
 
     def _list(self, filters: Filters | None) -> Any:
         kwargs: dict[str, Any] = {"filters": dict(filters or {}), "per_page": self.per_page}
@@ -159,6 +185,7 @@ class ApiSource:
                     if step is None:
                         continue
                     min_step = int(step) + 1
+                    attempt = 0  # progress since the last failure: a fresh retry budget
                     if value is not None:
                         steps.append(int(step))
                         values.append(value)
