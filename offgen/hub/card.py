@@ -25,6 +25,7 @@ from offgen.data.format import EPISODES
 from offgen.registry import GAMES, DatasetSpec, resolve_dataset
 
 __all__ = [
+    "card_text",
     "measure_store",
     "render_card",
     "return_histogram",
@@ -182,7 +183,7 @@ def render_card(spec: DatasetSpec, stats: Mapping[str, Mapping[str, Any]] | None
     parts = [
         _yaml_header(spec, games, total),
         f"# Procgen offline RL: `{spec.name}`\n",
-        f"{spec.description.capitalize()}. {spec.transitions_per_game:,} transitions per game for "
+        f"{spec.description[:1].upper()}{spec.description[1:]}. {spec.transitions_per_game:,} transitions per game for "
         f"each of the 16 Procgen games (easy mode), behaviour: **{spec.behaviour}**. The "
         f"predecessor's category name is `{spec.legacy_category}`.\n",
         "## Load it\n",
@@ -197,7 +198,7 @@ def render_card(spec: DatasetSpec, stats: Mapping[str, Mapping[str, Any]] | None
         + {
             "expert": "the final checkpoint.",
             "mixed": "the final and earlier checkpoints chosen so the mean return is ~75% of the "
-            "expert's (not met for every game: chaser 1M mean 6.91 vs expert 6.83).",
+            "expert's (not met for every game: a third party measured chaser mixed_1M mean return 6.91 vs expert_1M 6.83).",
             "suboptimal": "every rollout of PPO's whole training run.",
         }[spec.behaviour]
         + "\n- Frames: 64x64 RGB uint8, stored HWC. The last frame of each episode is the next "
@@ -270,3 +271,28 @@ def write_card(
     card = root / "README.md"
     atomic_write_bytes(card, render_card(spec, every).encode())
     return card, png
+
+
+def card_text(name: str) -> str:
+    """The card ``offgen info`` shows: the measured one in ``$OFFGEN_HOME/datasets/<name>/``
+    if ``offgen card`` wrote it, else the published card rendered from the registry."""
+    from offgen.paths import datasets_root
+
+    spec = resolve_dataset(name)
+    local = datasets_root() / spec.name / "README.md"
+    if local.is_file():
+        return local.read_text(encoding="utf-8")
+    return render_card(spec)
+
+
+def _write_published_cards(folder: Path) -> None:
+    from offgen.registry import DATASETS
+
+    for spec in DATASETS.values():
+        atomic_write_bytes(folder / f"{spec.name}.md", render_card(spec).encode())
+
+
+if __name__ == "__main__":  # regenerate dataset_cards/ from the registry
+    import sys
+
+    _write_published_cards(Path(sys.argv[1] if len(sys.argv) > 1 else "dataset_cards"))
