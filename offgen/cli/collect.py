@@ -1,0 +1,271 @@
+"""``offgen collect`` / ``offgen-collect`` and ``offgen merge``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from offgen.errors import UnknownNameError
+
+__all__ = ["collect", "merge", "register"]
+
+_EPILOG = """
+Examples:
+
+  # 100k transitions of a uniform random policy on the training levels (0-199)
+  offgen-collect --game coinrun --policy random --num_env_steps 100000 --output data/coinrun_random
+
+  # expert data from a PPO checkpoint, predecessor's flags, .npz files like the published data
+  offgen-collect --env_name coinrun --checkpoint_path ppo/final/model_9.80.pt \\
+      --num_processes 64 --num_env_steps 1000000 --dataset_saving_dir out/ --format npz
+
+  # 75% of the final checkpoint's return, as a mixture of two checkpoints
+  offgen-collect --game coinrun --ratio 0.75 --ratio_checkpoint_dir ppo/coinrun/run0 \\
+      --ratio_mode mixture --num_env_steps 1000000 --output data/coinrun_mixed
+
+  # one of 8 SLURM array tasks; merge the shards afterwards with `offgen merge`
+  offgen-collect --game coinrun --checkpoint_path model.pt --num_env_steps 10000000 \\
+      --num-shards 8 --shard-index $SLURM_ARRAY_TASK_ID --output shards/part$SLURM_ARRAY_TASK_ID
+
+Killed at any point, rerunning the same command resumes and ends with exactly the same data.
+"""
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "y"):
+        return True
+    if value in ("0", "false", "no", "n"):
+        return False
+    raise typer.BadParameter(f"expected True or False, got {text!r}")
+
+
+def collect(
+    game: Annotated[str, typer.Option("--env_name", "--game", help="Procgen game, e.g. coinrun.")],
+    num_env_steps: Annotated[
+        int, typer.Option("--num_env_steps", help="Exact number of transitions to collect.")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "--dataset_saving_dir", "-o", help="Output store / .npz folder."),
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option("--policy", help="'random', or 'checkpoint' (implied by --checkpoint_path)."),
+    ] = None,
+    checkpoint_path: Annotated[
+        Path | None, typer.Option("--checkpoint_path", help="PPO checkpoint (.pt) to roll out.")
+    ] = None,
+    greedy: Annotated[
+        bool, typer.Option("--greedy", help="Take the most likely action instead of sampling.")
+    ] = False,
+    ratio: Annotated[
+        float | None,
+        typer.Option("--ratio", help="Target return as a fraction of the final checkpoint's."),
+    ] = None,
+    ratio_checkpoint_dir: Annotated[
+        Path | None,
+        typer.Option("--ratio_checkpoint_dir", help="Run folder with final/ checkpoint/ rolling/."),
+    ] = None,
+    ratio_mode: Annotated[
+        str, typer.Option("--ratio_mode", help="'closest' single checkpoint or 'mixture'.")
+    ] = "closest",
+    eval_episodes: Annotated[
+        int, typer.Option("--eval_episodes", help="Seeded episodes per candidate (ratio mode).")
+    ] = 20,
+    eval_split: Annotated[
+        str, typer.Option("--eval_split", help="Split the candidates are measured on.")
+    ] = "train",
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", help="Accepted |achieved ratio - ratio|.")
+    ] = 0.05,
+    split: Annotated[
+        str, typer.Option("--split", help="train, validation, test, full or level_K.")
+    ] = "train",
+    start_level: Annotated[
+        int | None, typer.Option("--start_level", help="Override the split's first level.")
+    ] = None,
+    num_levels: Annotated[
+        int | None, typer.Option("--num_levels", help="Override the split's level count (0: all).")
+    ] = None,
+    distribution_mode: Annotated[
+        str, typer.Option("--distribution_mode", help="easy, hard, extreme, memory, exploration.")
+    ] = "easy",
+    num_envs: Annotated[
+        int, typer.Option("--num_processes", "--num-envs", help="Parallel environments.")
+    ] = 64,
+    seed: Annotated[int, typer.Option("--seed", help="Collection seed.")] = 0,
+    fmt: Annotated[
+        str, typer.Option("--format", help="'offgen' store or 'npz' (predecessor's files).")
+    ] = "offgen",
+    shard_index: Annotated[int, typer.Option("--shard-index", help="This shard (0-based).")] = 0,
+    num_shards: Annotated[int, typer.Option("--num-shards", help="Shards in the collection.")] = 1,
+    save_dataset: Annotated[
+        str, typer.Option("--save_dataset", help="False: roll out and report, write nothing.")
+    ] = "True",
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Dataset name recorded in info.json.")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output.")
+    ] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Collect a Procgen dataset with a behaviour policy (exact budget, resumable)."""
+    from offgen.collect.collector import collect as run_collection
+    from offgen.collect.ratio import achieved, discover_checkpoints, measure, plan
+    from offgen.envs.procgen import EnvSpec
+    from offgen.policies import RandomPolicy, load_policy
+    from offgen.policies.base import Policy
+
+    if num_env_steps < 1:
+        raise typer.BadParameter("--num_env_steps must be >= 1")
+    if num_envs < 1:
+        raise typer.BadParameter("--num_processes must be >= 1")
+    if not 0 <= shard_index < num_shards:
+        raise typer.BadParameter("need 0 <= --shard-index < --num-shards")
+    if fmt not in ("offgen", "npz"):
+        raise typer.BadParameter("--format must be 'offgen' or 'npz'")
+    if ratio_mode not in ("closest", "mixture"):
+        raise typer.BadParameter("--ratio_mode must be 'closest' or 'mixture'")
+    save = _bool(save_dataset)
+    spec = EnvSpec.from_split(game, split, distribution_mode)
+    if start_level is not None or num_levels is not None:
+        spec = EnvSpec(
+            spec.game,
+            distribution_mode,
+            spec.start_level if start_level is None else start_level,
+            spec.num_levels if num_levels is None else num_levels,
+            None,
+        )
+    finish = None
+    slots: list[int] | None = None
+    policies: list[Policy]
+    if ratio is not None or ratio_checkpoint_dir is not None:
+        if ratio is None or ratio_checkpoint_dir is None:
+            raise typer.BadParameter("ratio mode needs both --ratio and --ratio_checkpoint_dir")
+        if not 0.0 <= ratio <= 1.0:
+            raise typer.BadParameter(f"--ratio must lie in [0, 1], got {ratio}")
+        candidates = discover_checkpoints(ratio_checkpoint_dir)
+        eval_spec = EnvSpec.from_split(spec.game, eval_split, distribution_mode)
+        measurements = []
+        for cand in candidates:
+            m = measure(cand.path, eval_spec, episodes=eval_episodes, seed=seed)
+            typer.echo(
+                f"measured {cand.path}: mean return {m.mean_return:.3f} over {eval_episodes}"
+            )
+            measurements.append(m)
+        chosen = plan(
+            candidates,
+            measurements,
+            ratio=ratio,
+            num_envs=num_envs,
+            mode=ratio_mode,  # type: ignore[arg-type]
+            tolerance=tolerance,
+        )
+        policies = []
+        for path, entry in zip(chosen.paths, chosen.recipe["mixture"], strict=True):
+            pol = load_policy(path, greedy=greedy)
+            pol.metadata["measured_return"] = entry["measured_return"]
+            policies.append(pol)
+        slots = chosen.slot_policy
+        recipe = chosen.recipe
+        typer.echo(
+            f"target return {recipe['target_return']:.3f} (ratio {ratio} of "
+            f"{recipe['final_return']:.3f}); predicted {recipe['predicted_return']:.3f}"
+        )
+
+        def finish(mean: float) -> dict[str, Any]:
+            return {"recipe": achieved(recipe, mean)}
+
+    elif policy == "random" or (policy is None and checkpoint_path is None):
+        if policy is None:
+            raise typer.BadParameter("give --checkpoint_path, --policy random, or ratio mode flags")
+        policies = [RandomPolicy()]
+    elif policy in (None, "checkpoint"):
+        if checkpoint_path is None:
+            raise typer.BadParameter("--policy checkpoint needs --checkpoint_path")
+        policies = [load_policy(checkpoint_path, greedy=greedy)]
+    else:
+        raise UnknownNameError(f"unknown --policy {policy!r}; use 'random' or 'checkpoint'")
+
+    if not save:
+        from offgen.collect.ratio import evaluate_policy
+
+        if len(policies) != 1:
+            raise typer.BadParameter("--save_dataset False supports a single policy")
+        result = evaluate_policy(
+            policies[0], spec, episodes=max(1, num_envs), seed=seed, num_envs=num_envs
+        )
+        typer.echo(json.dumps({"episodes": len(result.returns), "mean_return": result.mean_return}))
+        return
+    if output is None:
+        raise typer.BadParameter("--output/--dataset_saving_dir is required to save a dataset")
+    result_c = run_collection(
+        output,
+        spec,
+        policies,
+        budget=num_env_steps,
+        num_envs=num_envs,
+        seed=seed,
+        shard_index=shard_index,
+        num_shards=num_shards,
+        fmt=fmt,  # type: ignore[arg-type]
+        slot_policy=slots,
+        dataset=dataset,
+        overwrite=overwrite,
+        progress=progress,
+        finish_info=finish,
+    )
+    state = "already complete" if result_c.already_complete else "done"
+    mean = "n/a" if result_c.mean_return is None else f"{result_c.mean_return:.3f}"
+    typer.echo(
+        f"{state}: {result_c.output} holds {result_c.episodes} episodes, "
+        f"{result_c.transitions} transitions, mean return {mean}"
+        + (
+            f" (resumed after {result_c.resumed_episodes})"
+            if result_c.resumed_episodes and not result_c.already_complete
+            else ""
+        )
+    )
+    recipe_done = result_c.info.get("recipe") if result_c.info else None
+    if recipe_done:
+        flag = "within" if recipe_done.get("within_tolerance") else "OUTSIDE"
+        typer.echo(
+            f"achieved ratio {recipe_done['achieved_ratio']:.3f} (target {recipe_done['ratio']}, "
+            f"{flag} tolerance {recipe_done['tolerance_ratio']})"
+        )
+
+
+def merge(
+    inputs: Annotated[list[Path], typer.Argument(help="Stores to combine, in order.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The merged store.")],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output.")
+    ] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Combine stores (e.g. collection shards) into one store.
+
+    Refuses stores that disagree on game, Procgen options or format. Episodes keep their order
+    (input by input); the policy table is the union.
+
+    Example:
+
+      offgen merge shards/part0 shards/part1 shards/part2 --output data/coinrun_10M
+    """
+    from offgen.collect.merge import merge_stores
+
+    result = merge_stores(inputs, output, overwrite=overwrite, progress=progress)
+    typer.echo(
+        f"merged {len(inputs)} stores into {output}: {result.episodes} episodes, {result.transitions} transitions"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``collect`` and ``merge`` to the ``offgen`` app."""
+    app.command("collect", epilog=_EPILOG)(collect)
+    app.command("merge")(merge)

@@ -1,0 +1,311 @@
+"""Ratio-based collection: pick (or mix) checkpoints whose return is ``r`` x the final one's.
+
+Steps (see ``docs/collection.md``):
+
+1. :func:`discover_checkpoints` finds the candidates in a run folder: the predecessor's layout
+   (``final/model_<ret>.pt``, ``checkpoint/model_<update>_<ret>.pt``, ``rolling/model.pt``) or
+   offgen's own (``*.pt`` saved by :func:`offgen.policies.save_checkpoint`). The returns in file
+   names are never trusted (they were measured on training levels, 10 episodes).
+2. :func:`measure` plays ``N`` seeded episodes per candidate on a chosen split (each environment
+   plays its first episodes, so short episodes are not favoured) and caches the result next to the
+   checkpoint in ``<checkpoint>.offgen-eval.json``, keyed by the checkpoint's sha256 and the
+   settings.
+3. :func:`plan` either picks the single candidate closest to ``r x R_final`` (the predecessor's
+   rule) or a two-checkpoint mixture, assigning environments to checkpoints so that the predicted
+   dataset mean return (episodes weighted by how often each policy finishes one) is closest to the
+   target.
+4. After collection, :func:`achieved` compares the dataset's mean return with the target; the whole
+   recipe goes into ``info.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from offgen._io import atomic_write_json, sha256_file
+from offgen.collect.engine import run_episodes
+from offgen.envs.procgen import EnvSpec
+from offgen.policies.base import Policy
+from offgen.policies.torch_policy import CheckpointError, load_policy, load_state_dict
+
+__all__ = [
+    "Candidate",
+    "Measurement",
+    "RatioPlan",
+    "achieved",
+    "discover_checkpoints",
+    "evaluate_policy",
+    "measure",
+    "plan",
+]
+
+RatioMode = Literal["closest", "mixture"]
+CACHE_SUFFIX = ".offgen-eval.json"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A checkpoint file that may be used for collection.
+
+    Attributes:
+        path: The ``.pt`` file.
+        kind: ``final``, ``checkpoint``, ``rolling`` or ``offgen``.
+        step: Training step (update number) if known.
+        name_return: Return written in the file name (informational only).
+    """
+
+    path: Path
+    kind: str
+    step: int | None
+    name_return: float | None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Returns of a policy measured on seeded episodes."""
+
+    mean_return: float
+    mean_length: float
+    returns: list[float]
+    lengths: list[int]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RatioPlan:
+    """Which checkpoints to collect with, and the recipe recorded in ``info.json``."""
+
+    paths: list[Path]
+    slot_policy: list[int]
+    recipe: dict[str, Any]
+
+
+def discover_checkpoints(directory: str | Path) -> list[Candidate]:
+    """Candidates in one training run's checkpoint folder.
+
+    Raises:
+        CheckpointError: If the folder holds no checkpoint or several runs.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise CheckpointError(f"{root}: checkpoint folder not found; check --ratio_checkpoint_dir")
+    found: list[Candidate] = []
+    for kind in ("final", "checkpoint", "rolling"):
+        for path in sorted((root / kind).glob("*.pt")):
+            _state, meta = (None, {}) if kind != "rolling" else load_state_dict(path)
+            step, ret = _name_fields(path)
+            found.append(Candidate(path, kind, meta.get("step", step), ret))
+    if not found:
+        for path in sorted(root.glob("*.pt")):
+            _state, meta = load_state_dict(path)
+            found.append(Candidate(path, "offgen", meta.get("step"), meta.get("name_return")))
+    if not found:
+        runs = sorted(p.parent.parent for p in root.glob("*/final/*.pt"))
+        hint = (
+            f" It holds several runs ({', '.join(str(r) for r in runs[:5])}); pass one."
+            if runs
+            else ""
+        )
+        raise CheckpointError(
+            f"{root}: no checkpoints found (expected final/, checkpoint/ and rolling/ with .pt "
+            f"files, or offgen checkpoints *.pt).{hint}"
+        )
+    return found
+
+
+def _name_fields(path: Path) -> tuple[int | None, float | None]:
+    parts = path.stem.split("_")[1:]
+    try:
+        if len(parts) == 2:
+            return int(parts[0]), float(parts[1])
+        if len(parts) == 1:
+            return None, float(parts[0])
+    except ValueError:
+        pass
+    return None, None
+
+
+def final_candidate(candidates: Sequence[Candidate]) -> Candidate:
+    """The expert reference: the ``final/`` checkpoint, else the one with the largest step."""
+    finals = [c for c in candidates if c.kind == "final"]
+    if finals:
+        return finals[-1]
+    return max(
+        candidates, key=lambda c: (c.step if c.step is not None else -1, c.kind == "rolling")
+    )
+
+
+def evaluate_policy(
+    policy: Policy, spec: EnvSpec, *, episodes: int, seed: int, num_envs: int = 16
+) -> Measurement:
+    """Play ``episodes`` seeded episodes (each environment plays its first ones) and return them.
+
+    The same arguments always give the same levels and returns.
+    """
+    envs = max(1, min(num_envs, episodes))
+    quota = [episodes // envs + (1 if i < episodes % envs else 0) for i in range(envs)]
+    returns: list[float] = []
+    lengths: list[int] = []
+    for raw in run_episodes(
+        spec, num_envs=envs, env_seed=seed, rng_key=(seed, 7919), policies=[policy], quota=quota
+    ):
+        returns.append(raw.episode_return)
+        lengths.append(raw.length)
+    return Measurement(
+        mean_return=float(np.mean(returns)),
+        mean_length=float(np.mean(lengths)),
+        returns=returns,
+        lengths=lengths,
+    )
+
+
+def measure(
+    path: Path, spec: EnvSpec, *, episodes: int, seed: int, num_envs: int = 16
+) -> Measurement:
+    """Measured return of a checkpoint (cached in ``<checkpoint>.offgen-eval.json``)."""
+    sha = sha256_file(path)
+    settings = {
+        "env": spec.to_dict(),
+        "episodes": episodes,
+        "seed": seed,
+        "num_envs": num_envs,
+        "greedy": False,
+    }
+    key = hashlib.sha256(json.dumps([sha, settings], sort_keys=True).encode()).hexdigest()[:24]
+    cache = path.with_name(path.name + CACHE_SUFFIX)
+    entries: dict[str, Any] = {}
+    if cache.exists():
+        try:
+            entries = json.loads(cache.read_bytes()).get("entries", {})
+        except (ValueError, AttributeError):
+            entries = {}
+    if key in entries:
+        hit = entries[key]
+        return Measurement(
+            hit["mean_return"], hit["mean_length"], hit["returns"], hit["lengths"], settings
+        )
+    result = evaluate_policy(
+        load_policy(path), spec, episodes=episodes, seed=seed, num_envs=num_envs
+    )
+    entries[key] = {"sha256": sha, "settings": settings, **asdict(result)}
+    with contextlib.suppress(OSError):  # a read-only checkpoint folder only loses the cache
+        atomic_write_json(cache, {"format": "offgen-eval", "entries": entries})
+    return Measurement(
+        result.mean_return, result.mean_length, result.returns, result.lengths, settings
+    )
+
+
+def _predict(slots: Sequence[int], rets: Sequence[float], lens: Sequence[float]) -> float:
+    # Environments step at the same rate, so policy k finishes episodes at slots_k / length_k.
+    rates = [s / max(length, 1.0) for s, length in zip(slots, lens, strict=True)]
+    total = sum(rates)
+    return (
+        sum(r * ret for r, ret in zip(rates, rets, strict=True)) / total if total else float("nan")
+    )
+
+
+def plan(
+    candidates: Sequence[Candidate],
+    measurements: Sequence[Measurement],
+    *,
+    ratio: float,
+    num_envs: int,
+    mode: RatioMode = "closest",
+    tolerance: float = 0.05,
+) -> RatioPlan:
+    """Choose the checkpoint(s) for ratio ``r`` and describe the choice.
+
+    Args:
+        candidates: From :func:`discover_checkpoints`.
+        measurements: One per candidate, from :func:`measure`.
+        ratio: Target fraction of the final checkpoint's measured return, in ``[0, 1]``.
+        num_envs: Environments of the collection (mixture weights are whole environments).
+        mode: ``closest`` (single checkpoint) or ``mixture`` (two checkpoints).
+        tolerance: Accepted ``|achieved ratio - ratio|``, checked after collection.
+    """
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"ratio must lie in [0, 1], got {ratio}")
+    final = final_candidate(candidates)
+    final_return = measurements[list(candidates).index(final)].mean_return
+    target = ratio * final_return
+    rets = [m.mean_return for m in measurements]
+    lens = [m.mean_length for m in measurements]
+    if mode == "closest":
+        best = min(
+            range(len(candidates)),
+            key=lambda i: (abs(rets[i] - target), -(candidates[i].step or 0)),
+        )
+        chosen, slot_counts = [best], [num_envs]
+    else:
+        best_err, chosen, slot_counts = float("inf"), [0], [num_envs]
+        below = [i for i in range(len(rets)) if rets[i] <= target]
+        above = [i for i in range(len(rets)) if rets[i] >= target]
+        for a in below:
+            for b in above:
+                splits = [num_envs] if a == b else range(num_envs + 1)
+                for sa in splits:
+                    pair = [a] if a == b else [a, b]
+                    counts = [num_envs] if a == b else [sa, num_envs - sa]
+                    pred = _predict(counts, [rets[i] for i in pair], [lens[i] for i in pair])
+                    if abs(pred - target) < best_err - 1e-12:
+                        best_err, chosen, slot_counts = abs(pred - target), pair, counts
+        if best_err == float("inf"):  # target outside every candidate's return: closest single
+            best = min(range(len(candidates)), key=lambda i: abs(rets[i] - target))
+            chosen, slot_counts = [best], [num_envs]
+        keep = [(c, s) for c, s in zip(chosen, slot_counts, strict=True) if s > 0]
+        chosen, slot_counts = [c for c, _ in keep], [s for _, s in keep]
+    slot_policy = [k for k, count in enumerate(slot_counts) for _ in range(count)]
+    predicted = _predict(slot_counts, [rets[i] for i in chosen], [lens[i] for i in chosen])
+    recipe = {
+        "mode": mode,
+        "ratio": ratio,
+        "final_checkpoint": str(final.path),
+        "final_return": final_return,
+        "target_return": target,
+        "tolerance_ratio": tolerance,
+        "measurement": dict(measurements[0].settings),
+        "candidates": [
+            {
+                "path": str(c.path),
+                "kind": c.kind,
+                "step": c.step,
+                "name_return": c.name_return,
+                "measured_return": m.mean_return,
+                "measured_length": m.mean_length,
+            }
+            for c, m in zip(candidates, measurements, strict=True)
+        ],
+        "mixture": [
+            {
+                "path": str(candidates[i].path),
+                "num_envs": s,
+                "weight_envs": s / num_envs,
+                "measured_return": rets[i],
+            }
+            for i, s in zip(chosen, slot_counts, strict=True)
+        ],
+        "predicted_return": predicted,
+    }
+    return RatioPlan([candidates[i].path for i in chosen], slot_policy, recipe)
+
+
+def achieved(recipe: Mapping[str, Any], mean_return: float) -> dict[str, Any]:
+    """The recipe completed with the dataset's achieved return and ratio and whether it is within
+    the tolerance."""
+    final = float(recipe["final_return"])
+    ratio = mean_return / final if final else float("nan")
+    ok = bool(abs(ratio - float(recipe["ratio"])) <= float(recipe["tolerance_ratio"]))
+    return {
+        **dict(recipe),
+        "achieved_return": mean_return,
+        "achieved_ratio": ratio,
+        "within_tolerance": ok,
+    }
