@@ -179,7 +179,7 @@ def test_preset_download_through_api(tmp_path: Path) -> None:
 
 def test_plain_iterable_listing_restarts_and_skips_seen() -> None:
     slept: list[float] = []
-    api = FakeApi(recorded(n=10), fail_every=4)
+    api = FakeApi(recorded(n=10), fail_on={2, 5})
 
     class GeneratorApi:
         def runs(self, path: str, filters: object = None, per_page: int = 50) -> object:

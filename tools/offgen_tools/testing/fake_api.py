@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +74,7 @@ class FakeApi:
         runs: Sequence[RecordedRun],
         *,
         fail_every: int = 0,
+        fail_on: Collection[int] = (),
         latency: float = 0.0,
     ) -> None:
         """Create a stand-in.
@@ -81,10 +82,12 @@ class FakeApi:
         Args:
             runs: The recorded runs.
             fail_every: When > 0, every ``fail_every``-th request fails once with HTTP 429.
+            fail_on: Numbers (1-based) of requests that fail with HTTP 429.
             latency: Seconds each request takes.
         """
         self.recorded = list(runs)
         self.fail_every = fail_every
+        self.fail_on = set(fail_on)
         self.latency = latency
         self.requests: list[tuple[str, ...]] = []
         self.rate_limited = 0
@@ -94,7 +97,8 @@ class FakeApi:
         """Record one request; sleep the latency; maybe fail with 429."""
         with self._lock:
             self.requests.append(what)
-            fail = self.fail_every > 0 and len(self.requests) % self.fail_every == 0
+            n = len(self.requests)
+            fail = (self.fail_every > 0 and n % self.fail_every == 0) or n in self.fail_on
             if fail:
                 self.rate_limited += 1
         if self.latency:
