@@ -97,3 +97,26 @@ def wandb_runs(tmp_path_factory: pytest.TempPathFactory, session_env: dict[str, 
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     return root
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real single-node SLURM on localhost; skipped only where it cannot start (not root, no apt)."""
+    from .slurm_cluster import SlurmCluster, SlurmUnavailable
+
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+    except SlurmUnavailable as exc:
+        cluster.stop()
+        pytest.skip(f"SLURM cannot start here: {exc}")
+    saved = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(cluster.conf)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        if saved is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = saved
