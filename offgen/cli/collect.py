@@ -113,6 +113,9 @@ def collect(
         bool, typer.Option("--overwrite", help="Replace an existing output.")
     ] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    commit_every: Annotated[
+        float, typer.Option("--commit-every", help="Seconds between commits (0: every episode).")
+    ] = 10.0,
 ) -> None:
     """Collect a Procgen dataset with a behaviour policy (exact budget, resumable)."""
     from offgen.collect.collector import collect as run_collection
@@ -219,6 +222,7 @@ def collect(
         overwrite=overwrite,
         progress=progress,
         finish_info=finish,
+        commit_every_s=commit_every,
     )
     state = "already complete" if result_c.already_complete else "done"
     mean = "n/a" if result_c.mean_return is None else f"{result_c.mean_return:.3f}"

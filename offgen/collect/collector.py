@@ -147,6 +147,7 @@ def collect(
     overwrite: bool = False,
     progress: bool = True,
     finish_info: Callable[[float], Mapping[str, Any]] | None = None,
+    commit_every_s: float = _FLUSH_EVERY_S,
 ) -> CollectResult:
     """Collect exactly ``budget`` transitions (this shard's share) into ``output``.
 
@@ -166,6 +167,8 @@ def collect(
         progress: Show a progress bar.
         finish_info: Called with the final mean return; its fields go into ``info.json``
             (the ratio recipe with the achieved ratio).
+        commit_every_s: Commit (make episodes durable) at least this often; 0 commits every
+            episode. A killed run loses at most this much work.
 
     Returns:
         A :class:`CollectResult`.
@@ -290,7 +293,7 @@ def collect(
                             episodes=episodes, mean_return=f"{return_sum / episodes:.2f}"
                         )
                         last_post = now
-                    if now - last_flush > _FLUSH_EVERY_S:
+                    if now - last_flush >= commit_every_s:
                         sink.flush(journal)
                         last_flush = now
                     if steps >= my_budget:

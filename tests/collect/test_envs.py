@@ -1,0 +1,102 @@
+"""Environments: splits, layout, episode-end semantics, missing runtime, reproducibility."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import numpy as np
+import pytest
+
+from offgen.collect import evaluate_policy
+from offgen.envs import SPLITS, EnvSpec, envpool_id, import_envpool, make_env, resolve_split
+from offgen.errors import EnvironmentUnavailableError, UnknownNameError
+from offgen.policies import RandomPolicy
+
+
+def test_named_splits() -> None:
+    assert resolve_split("train") == SPLITS["train"]
+    assert (SPLITS["train"].start_level, SPLITS["train"].num_levels) == (0, 200)
+    assert (SPLITS["validation"].start_level, SPLITS["validation"].num_levels) == (200, 50)
+    assert resolve_split("full").num_levels == 0
+    assert (resolve_split("level_40").start_level, resolve_split("level_40").num_levels) == (0, 40)
+    assert resolve_split("level_1").num_levels == 1
+    with pytest.raises(UnknownNameError, match="level_<K>"):
+        resolve_split("holdout")
+
+
+def test_train_validation_test_never_share_a_level() -> None:
+    names = ("train", "validation", "test")
+    for a in names:
+        for b in names:
+            if a != b:
+                assert not SPLITS[a].overlaps(SPLITS[b]), (a, b)
+    assert SPLITS["test"].num_levels != 0  # num_levels=0 would be the full distribution
+    assert SPLITS["full"].overlaps(SPLITS["train"])
+    assert not SPLITS["test"].contains(199) and SPLITS["test"].contains(250)
+
+
+def test_envpool_ids_and_bad_names() -> None:
+    assert envpool_id("coinrun") == "CoinrunEasy-v0"
+    assert envpool_id("Starpilot", "hard") == "StarpilotHard-v0"
+    with pytest.raises(UnknownNameError, match="coinrun"):
+        EnvSpec("coinrunn")
+    with pytest.raises(UnknownNameError, match="distribution mode"):
+        envpool_id("coinrun", "medium")
+
+
+def test_layout_hwc_matches_envpool_chw() -> None:
+    spec = EnvSpec("coinrun")
+    hwc, chw = make_env(spec, 2, seed=5), make_env(spec, 2, seed=5, layout="CHW")
+    a, _ = hwc.reset()
+    b, _ = chw.reset()
+    assert a.shape == (2, 64, 64, 3) and b.shape == (2, 3, 64, 64)
+    assert a.dtype == np.uint8 and b.dtype == np.uint8
+    for t in range(30):
+        act = np.full(2, t % 15, dtype=np.int32)
+        a, *_ = hwc.step(act)
+        b, *_ = chw.step(act)
+        assert np.array_equal(a, b.transpose(0, 2, 3, 1))
+
+
+def test_episode_end_semantics_true_final_frame_then_reset_step() -> None:
+    env = make_env(EnvSpec("coinrun"), 1, seed=11)
+    obs, info = env.reset()
+    start_seed = int(info["level_seed"][0])
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        obs, reward, terminated, truncated, info = env.step(rng.integers(0, 15, 1).astype(np.int32))
+        if terminated[0] or truncated[0]:
+            break
+    else:
+        pytest.fail("episode did not end")
+    final_frame = obs[0].copy()
+    assert int(info["level_seed"][0]) == start_seed == int(info["prev_level_seed"][0])
+    obs, reward, terminated, truncated, info = env.step(np.array([3], dtype=np.int32))
+    assert float(reward[0]) == 0.0 and not terminated[0] and not truncated[0]
+    assert int(info["elapsed_step"][0]) == 0
+    assert not np.array_equal(obs[0], final_frame)  # the next level's first frame
+
+
+def test_missing_qt_runtime_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def fake_import(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "envpool":
+            raise ImportError("libQt5Gui.so.5: cannot open shared object file")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(__import__("sys").modules, "envpool", raising=False)
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(EnvironmentUnavailableError, match="apt-get install libqt5gui5"):
+        import_envpool()
+
+
+def test_evaluation_is_reproducible() -> None:
+    spec = EnvSpec.from_split("coinrun", "validation")
+    first = evaluate_policy(RandomPolicy(), spec, episodes=6, seed=4, num_envs=3)
+    again = evaluate_policy(RandomPolicy(), spec, episodes=6, seed=4, num_envs=3)
+    other = evaluate_policy(RandomPolicy(), spec, episodes=6, seed=5, num_envs=3)
+    assert first.returns == again.returns and first.lengths == again.lengths
+    assert len(first.returns) == 6
+    assert (first.lengths, first.returns) != (other.lengths, other.returns)
