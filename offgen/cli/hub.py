@@ -70,9 +70,7 @@ def download(
 ) -> None:
     """Download the published Procgen offline datasets, verified and resumable.
 
-    Each archive is downloaded (resuming a partial file), checked against the sizes and sha256
-    recorded in <output>/<dataset>/offgen.lock.json by the first verified download, unpacked safely
-    and converted into an offgen store. Rerun the same command after an interruption to continue.
+    Each archive is downloaded (resuming a partial file), checked against the size and sha256 recorded in <output>/<dataset>/offgen.lock.json by the first verified download, unpacked safely and converted into an offgen store. Rerun the same command after an interruption to continue.
 
     Examples:
 
@@ -138,8 +136,7 @@ def push(
 ) -> None:
     """Publish an offgen store and its dataset card to an HF-compatible hub (HF_ENDPOINT).
 
-    The store goes to <dataset>/<game>/ in the dataset repository; the card (measured from the
-    store) becomes README.md with the return histogram under images/.
+    The store goes to <dataset>/<game>/ in the dataset repository; the card (measured from the store) becomes README.md with the return histogram under images/.
 
     Examples:
 
@@ -186,8 +183,7 @@ def pull(
 ) -> None:
     """Fetch one game's offgen store from a hub repository into the hub cache, pinned.
 
-    Only <dataset>/<game>/ is downloaded. The resolved commit is recorded in
-    $OFFGEN_HOME/datasets/<dataset>/offgen.lock.json so later loads read the same bytes.
+    Only <dataset>/<game>/ is downloaded. The resolved commit is recorded in $OFFGEN_HOME/datasets/<dataset>/offgen.lock.json so later loads read the same bytes.
 
     Examples:
 
@@ -225,8 +221,7 @@ def card(
 ) -> None:
     """Generate or refresh a dataset card from a store's measured statistics.
 
-    Writes README.md (HF dataset-card format), card_stats.json and images/<game>_returns.png;
-    games measured earlier stay in the card.
+    Writes README.md (HF dataset-card format), card_stats.json and images/<game>_returns.png; games measured earlier stay in the card.
 
     Examples:
 

@@ -47,6 +47,7 @@ __all__ = [
     "estimate_size",
     "format_bytes",
     "store_path",
+    "verify_archives",
 ]
 
 ArchiveFormat = Literal["offgen", "legacy"]
@@ -399,3 +400,27 @@ def download_dataset(
         bundle.unlink(missing_ok=True)
         run.log(f"deleted {bundle} (contents unpacked and verified for every game requested)")
     return results
+
+
+def verify_archives(folder: str | os.PathLike[str]) -> list[Path]:
+    """Check every archive still present in a dataset folder against its lockfile entry.
+
+    This is what ``offgen verify`` runs on a download folder (stores are checked against their
+    own manifests separately).
+
+    Returns:
+        The archives checked.
+
+    Raises:
+        ChecksumError: If an archive's size or sha256 differs from the lockfile.
+        CorruptStoreError: If an archive has no lockfile entry (never verified).
+    """
+    root = Path(folder)
+    lock = Lockfile(root)
+    checked = []
+    for path in sorted((root / "archives").glob("*/*")):
+        if path.name.startswith(".") or path.name.endswith((".part", ".part.json", ".lock")):
+            continue
+        lock.verify_file(f"{path.parent.name}/{path.name}", path)
+        checked.append(path)
+    return checked

@@ -16,7 +16,7 @@ from hub.archive_server import ArchiveServer
 from hub.conftest import BUNDLE_100K, SCHEME1_COINRUN, SCHEME2_COINRUN
 from offgen.data import Episode
 from offgen.errors import ChecksumError, CorruptStoreError
-from offgen.hub.download import download_dataset
+from offgen.hub.download import download_dataset, verify_archives
 from offgen.hub.http import RetryPolicy
 
 BIN = Path(sys.executable).parent
@@ -192,3 +192,21 @@ def test_two_concurrent_downloads_share_one_fetch(mirror: ArchiveServer, tmp_pat
     statuses = sorted(o[0].split("\t")[1].split()[0] for o in outputs)
     assert statuses == ["downloaded", "present"]
     assert mirror.requests["/" + SCHEME1_COINRUN] == 1
+
+
+def test_verify_archives_detects_a_changed_archive(mirror: ArchiveServer, tmp_path: Path) -> None:
+    download_dataset(
+        "expert_1M",
+        ["coinrun"],
+        output=tmp_path,
+        base_url=mirror.url("DGRL"),
+        policy=FAST,
+        progress=False,
+    )
+    folder = tmp_path / "expert_1M"
+    [archive] = verify_archives(folder)
+    data = bytearray(archive.read_bytes())
+    data[500] ^= 1
+    archive.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match=r"coinrun\.tar\.xz"):
+        verify_archives(folder)
