@@ -27,6 +27,7 @@ import io
 import os
 import pickle
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -253,22 +254,88 @@ def _load_npy(path: Path) -> dict[str, Any]:
     return obj
 
 
-def _load_npz(path: Path) -> dict[str, Any]:
+def _inflater() -> Any:
+    # isal's inflate is 2.5-3x faster than zlib's and, like zlib, releases the GIL.
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files if key in LEGACY_KEYS}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise UnsafeFileError(
-                f"{path}: holds pickled objects, which offgen never loads; a legacy .npz holds "
-                "plain arrays only. Get the file from the dataset's source."
-            ) from exc
-        raise CorruptStoreError(f"{path}: unreadable .npz ({exc}); re-extract it") from exc
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError, zlib.error) as exc:
-        raise CorruptStoreError(
-            f"{path}: truncated or corrupt .npz ({type(exc).__name__}: {exc}). "
-            "Re-extract it from the dataset archive."
-        ) from exc
+        from isal import isal_zlib
+
+        return isal_zlib
+    except ImportError:  # pragma: no cover - isal is a dependency; zlib is the safe fallback
+        return zlib
+
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")
+_MAX_MEMBER = 1 << 31  # 2 GiB: ~40k float32 frames, far above any episode
+
+
+def _corrupt(path: Path, what: str) -> CorruptStoreError:
+    return CorruptStoreError(
+        f"{path}: {what}; the file is truncated or corrupt. Re-extract it from the dataset archive."
+    )
+
+
+def _npy_from_bytes(data: bytes, path: Path, key: str) -> npt.NDArray[Any]:
+    buffer = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(buffer)
+        read = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read(buffer)
+    except (ValueError, EOFError, SyntaxError) as exc:
+        raise _corrupt(path, f"member {key}.npy has no valid .npy header ({exc})") from exc
+    if dtype.hasobject:
+        raise UnsafeFileError(
+            f"{path}: member {key}.npy holds pickled objects, which offgen never loads; a legacy "
+            ".npz holds plain arrays only. Get the file from the dataset's source."
+        )
+    count = int(np.prod(shape, dtype=np.int64))
+    offset = buffer.tell()
+    if len(data) - offset != count * dtype.itemsize:
+        raise _corrupt(path, f"member {key}.npy holds {len(data) - offset} bytes, not {shape}")
+    flat = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
+
+
+def _load_npz(path: Path) -> dict[str, Any]:
+    """Read the legacy members of an ``.npz`` without pickles, inflating each in one call."""
+    inflater = _inflater()
+    out: dict[str, Any] = {}
+    try:
+        with open(path, "rb") as handle:
+            archive = zipfile.ZipFile(handle)
+            for member in archive.infolist():
+                key = member.filename.removesuffix(".npy")
+                if key not in LEGACY_KEYS:
+                    continue
+                if member.file_size > _MAX_MEMBER:
+                    raise _corrupt(path, f"member {member.filename} claims {member.file_size} B")
+                if member.compress_type == zipfile.ZIP_DEFLATED and not member.flag_bits & 1:
+                    handle.seek(member.header_offset)
+                    magic, name_len, extra_len = _LOCAL_HEADER.unpack(handle.read(30))
+                    if magic != b"PK\x03\x04":
+                        raise _corrupt(path, f"bad zip entry header for {member.filename}")
+                    handle.seek(member.header_offset + 30 + name_len + extra_len)
+                    raw = handle.read(member.compress_size)
+                    if len(raw) != member.compress_size:
+                        raise _corrupt(path, f"member {member.filename} is cut short")
+                    stream = inflater.decompressobj(-15)
+                    # max_length bounds memory even if the header lies about the size.
+                    data = stream.decompress(raw, member.file_size + 1)
+                else:  # stored (np.savez) or unusual members: let zipfile do it
+                    data = archive.read(member)
+                if len(data) != member.file_size or inflater.crc32(data) != member.CRC:
+                    raise _corrupt(path, f"member {member.filename} fails its CRC-32 check")
+                out[key] = _npy_from_bytes(data, path, key)
+    except (zipfile.BadZipFile, EOFError, zlib.error, struct.error) as exc:
+        raise _corrupt(path, f"unreadable .npz ({type(exc).__name__}: {exc})") from exc
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise _corrupt(path, f"unreadable .npz ({type(exc).__name__}: {exc})") from exc
+    return out
 
 
 def legacy_arrays(path: str | os.PathLike[str]) -> dict[str, npt.NDArray[Any]]:
@@ -316,7 +383,9 @@ def _frames_to_hwc(obs: npt.NDArray[Any], source: Path) -> npt.NDArray[np.uint8]
     return out
 
 
-def read_legacy_episode(path: str | os.PathLike[str], game: str) -> Episode:
+def read_legacy_episode(
+    path: str | os.PathLike[str], game: str, *, policy_id: str = "unknown"
+) -> Episode:
     """Read one legacy ``.npz`` or ``.npy`` episode file into an :class:`Episode`.
 
     Frames are cast to uint8 and moved to HWC; the level seed comes from the file name (``-1`` when
@@ -355,7 +424,7 @@ def read_legacy_episode(path: str | os.PathLike[str], game: str) -> Episode:
             truncated=truncated,
             level_seed=name.level_seed if name is not None else -1,
             game=spec.name,
-            policy_id="unknown",
+            policy_id=policy_id,
             final_frame_is_true=False,
             provenance=provenance,
         )

@@ -1,0 +1,236 @@
+"""Convert a folder of the predecessor's episode files into an offgen store.
+
+Files are read in episode-index order (see :func:`offgen.data.legacy.find_legacy_files`) by a small
+thread pool while the main thread hands decoded episodes to :class:`~offgen.data.writer.StoreWriter`.
+zlib inflation, the float-to-uint8 cast and zstd compression release the GIL, so decoding and
+compressing overlap. At most ``workers + 2`` decoded episodes wait in memory, so memory does not grow
+with the dataset.
+
+Resuming: the writer commits episodes as it goes; rerunning with ``mode="append"`` (CLI
+``--resume``) checks that the committed episodes match the first files (length and level seed from
+their names) and continues with the next file.
+
+Provenance: ``info.json`` records the source folder, the file count and first / last names, and the
+store holds ``legacy_sources.txt``: the source file name of every episode, one per line, in episode
+order.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from offgen._io import atomic_write_bytes
+from offgen.data.format import EPISODES
+from offgen.data.legacy import LegacyName, find_legacy_files, read_legacy_episode
+from offgen.data.schema import Episode
+from offgen.data.table import decode_records
+from offgen.data.writer import StoreWriter, WriteMode
+from offgen.errors import StoreExistsError
+from offgen.registry import DatasetSpec, resolve_dataset, resolve_game
+
+__all__ = ["SOURCES_FILE", "ConvertResult", "convert_legacy"]
+
+SOURCES_FILE = "legacy_sources.txt"
+"""File in a converted store listing each episode's source file name, in episode order."""
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    """What :func:`convert_legacy` did.
+
+    Attributes:
+        store: The store directory.
+        episodes: Episodes in the store after the conversion.
+        transitions: Steps in the store after the conversion.
+        converted: Episodes converted by this call.
+        skipped: Episodes already present (resumed conversion).
+        seconds: Wall time of this call.
+    """
+
+    store: Path
+    episodes: int
+    transitions: int
+    converted: int
+    skipped: int
+    seconds: float
+
+
+def _check_resume(store: Path, names: list[LegacyName], committed: int) -> None:
+    if committed > len(names):
+        raise StoreExistsError(
+            f"{store}: holds {committed} episodes but the source has only {len(names)} files; it "
+            "was converted from other files. Use --overwrite (mode='overwrite') to start over."
+        )
+    rows = decode_records(
+        (store / EPISODES).read_bytes(), source=str(store / EPISODES), tolerate_torn_tail=True
+    )
+    for i in range(min(committed, len(rows))):
+        row, name = rows[i], names[i]
+        if int(row["length"]) != name.length or int(row["level_seed"]) != name.level_seed:
+            raise StoreExistsError(
+                f"{store}: episode {i} (length {int(row['length'])}, level seed "
+                f"{int(row['level_seed'])}) does not match source file {name.format()}; the store "
+                "was converted from other files. Use --overwrite to start over."
+            )
+
+
+def _provenance(
+    source: Path, names: list[LegacyName], spec: DatasetSpec | None, game: str
+) -> dict[str, Any]:
+    prov: dict[str, Any] = {
+        "converted_from": {
+            "format": "predecessor per-episode files (.npz / pickled .npy)",
+            "source": str(source.resolve()),
+            "files": len(names),
+            "first_file": names[0].format() if names else None,
+            "last_file": names[-1].format() if names else None,
+            "file_list": SOURCES_FILE,
+            "order": "file-name index, then timestamp",
+        },
+        "final_frame": "row T is the next level's first frame (Procgen auto-reset)",
+        "end_flags": "inferred: truncated when length == the game's max episode steps",
+    }
+    if spec is not None:
+        prov["dataset"] = {
+            "name": spec.name,
+            "legacy_category": spec.legacy_category,
+            "behaviour": spec.behaviour,
+            "urls": [s.url for s in spec.sources(game)],
+        }
+    return prov
+
+
+def convert_legacy(
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    game: str,
+    dataset: str | None = None,
+    mode: WriteMode = "create",
+    workers: int = 2,
+    progress: bool = True,
+    on_episode: Callable[[int], None] | None = None,
+) -> ConvertResult:
+    """Stream a folder of legacy episode files into an offgen store.
+
+    Args:
+        source: Folder of ``.npz`` / ``.npy`` files, or an extracted archive holding ``<game>/``.
+        destination: Store directory to create (or resume with ``mode="append"``).
+        game: The game of the files.
+        dataset: Registered dataset name or alias the files belong to (recorded in the store and
+            used for its Procgen options); ``None`` for other data.
+        mode: ``"create"``, ``"append"`` (resume an interrupted conversion) or ``"overwrite"``.
+        workers: Threads decoding files while the writer compresses.
+        progress: Show a tqdm progress bar on stderr.
+        on_episode: Called with the episode count after each written episode (tests, UIs).
+
+    Returns:
+        A summary of the conversion.
+
+    Raises:
+        StoreExistsError: ``destination`` holds a store and ``mode`` is ``"create"``, or a resumed
+            store does not match the source files.
+        UnsafeFileError, CorruptStoreError, SchemaError: A source file is unsafe, damaged or
+            malformed (the message names it). Committed episodes stay; fix or remove the file and
+            rerun with ``mode="append"``.
+    """
+    started = time.perf_counter()
+    game_spec = resolve_game(game)
+    spec = resolve_dataset(dataset) if dataset is not None else None
+    src = Path(source)
+    files = find_legacy_files(src, game_spec.name)
+    names = [name for name, _ in files]
+    policy_id = f"legacy:{spec.name}" if spec is not None else "legacy"
+    store = Path(destination)
+    with StoreWriter(
+        store,
+        game=game_spec.name,
+        mode=mode,
+        dataset=spec.name if spec is not None else None,
+        env_options=spec.env_options if spec is not None else {"distribution_mode": "easy"},
+        provenance=_provenance(src, names, spec, game_spec.name),
+        final_frame_is_true=False,
+    ) as writer:
+        skipped = writer.num_episodes
+        _check_resume(store, names, skipped)
+        writer.add_policy(
+            policy_id,
+            source="predecessor dataset",
+            behaviour=spec.behaviour if spec is not None else "unknown",
+        )
+        todo = [path for _, path in files[skipped:]]
+        _run(writer, todo, game_spec.name, policy_id, workers, progress, skipped, on_episode)
+        atomic_write_bytes(store / SOURCES_FILE, "".join(f"{n.format()}\n" for n in names).encode())
+        writer.update_info(provenance=_provenance(src, names, spec, game_spec.name))
+        episodes, transitions = writer.num_episodes, writer.num_transitions
+    return ConvertResult(
+        store=store,
+        episodes=episodes,
+        transitions=transitions,
+        converted=episodes - skipped,
+        skipped=skipped,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _run(
+    writer: StoreWriter,
+    todo: list[Path],
+    game: str,
+    policy_id: str,
+    workers: int,
+    progress: bool,
+    skipped: int,
+    on_episode: Callable[[int], None] | None,
+) -> None:
+    from tqdm import tqdm
+
+    def read(path: Path) -> Episode:
+        return read_legacy_episode(path, game, policy_id=policy_id)
+
+    bar = tqdm(
+        total=len(todo) + skipped,
+        initial=skipped,
+        unit="ep",
+        desc=f"convert {game}",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    lookahead = max(1, workers) + 2
+    with ThreadPoolExecutor(
+        max_workers=max(1, workers), thread_name_prefix="offgen-decode"
+    ) as pool:
+        pending: deque[Future[Episode]] = deque()
+        queue = iter(todo)
+        try:
+            for path in queue:
+                pending.append(pool.submit(read, path))
+                if len(pending) >= lookahead:
+                    _write_next(writer, pending, bar, on_episode)
+            while pending:
+                _write_next(writer, pending, bar, on_episode)
+        finally:
+            for future in pending:
+                future.cancel()
+            bar.close()
+
+
+def _write_next(
+    writer: StoreWriter,
+    pending: deque[Future[Episode]],
+    bar: Any,
+    on_episode: Callable[[int], None] | None,
+) -> None:
+    episode = pending.popleft().result()
+    writer.write(episode)
+    bar.update(1)
+    bar.set_postfix(transitions=writer.num_transitions, refresh=False)
+    if on_episode is not None:
+        on_episode(writer.num_episodes)
