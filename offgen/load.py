@@ -55,7 +55,8 @@ def resolve_location(name_or_path: str | os.PathLike[str], game: str | None = No
         else:
             if game is None:
                 raise UnknownNameError(
-                    f"dataset {spec.name!r} needs a game: offgen.load({text!r}, game='coinrun'). "
+                    f"dataset {spec.name!r} needs a game (CLI: --game coinrun; Python: "
+                    f"offgen.load({text!r}, game='coinrun')). "
                     f"Games: {', '.join(GAMES)}."
                 )
             game_spec = resolve_game(game)
