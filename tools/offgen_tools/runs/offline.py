@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,9 @@ def _set_nested(target: dict[str, Any], keys: Sequence[str], value: Any) -> None
     node[keys[-1]] = value
 
 
+_HISTORY = re.compile(rb"(?:\x08[\x80-\xff]{0,9}[\x00-\x7f])?\x12", re.DOTALL)
+
+
 def _is_history(data: bytes) -> bool:
     # Record: field 1 ``num`` (varint, tag 0x08) then the oneof; ``history`` is field 2 (tag 0x12).
     i = 0
@@ -197,9 +201,11 @@ def read_run_info(path: str | Path) -> RunInfo:
     exit_code: int | None = None
     preempted = False
     last_step: int | None = None
+    pending = pb.SummaryRecord()
     reader = RecordReader(path)
+    is_history = _HISTORY.match
     for data in reader:
-        if _is_history(data):
+        if is_history(data) is not None:
             continue
         record.ParseFromString(data)
         kind = record.WhichOneof("record_type")
@@ -221,20 +227,21 @@ def read_run_info(path: str | Path) -> RunInfo:
             for item in record.config.remove:
                 config.pop(_key(item), None)
         elif kind == "summary":
-            for item in record.summary.update:
-                keys = list(item.nested_key) or [item.key]
-                if keys[0] == "_wandb":
-                    continue
-                value = _json(item.value_json)
-                summary[".".join(keys)] = value
-                if keys == ["_step"] and isinstance(value, int):
-                    last_step = value if last_step is None else max(last_step, value)
-            for item in record.summary.remove:
-                summary.pop(_key(item), None)
+            # Updates are merged in C and applied once (last value per key wins); removes
+            # first flush what is pending so that ordering is kept.
+            if record.summary.remove:
+                _flush_summary(pending, summary)
+                for item in record.summary.remove:
+                    summary.pop(_key(item), None)
+            pending.MergeFrom(record.summary)
         elif kind == "exit":
             exit_code = int(record.exit.exit_code)
         elif kind == "preempting":
             preempted = True
+    _flush_summary(pending, summary)
+    step_value = summary.get("_step")
+    if isinstance(step_value, int) and not isinstance(step_value, bool):
+        last_step = step_value
     if exit_code is not None:
         state = "finished" if exit_code == 0 else "failed"
     else:
@@ -258,11 +265,49 @@ def read_run_info(path: str | Path) -> RunInfo:
     )
 
 
+def _flush_summary(pending: Any, summary: dict[str, Any]) -> None:
+    latest: dict[str, str] = {}
+    for item in reversed(pending.update):
+        nested = item.nested_key
+        key = (nested[0] if len(nested) == 1 else ".".join(nested)) if nested else item.key
+        if key not in latest:
+            latest[key] = item.value_json
+    for key, raw in reversed(latest.items()):
+        if key.split(".", 1)[0] != "_wandb":
+            summary[key] = _json(raw)
+    pending.Clear()
+
+
 def _apply_config(config: dict[str, Any], item: Any) -> None:
     keys = list(item.nested_key) or [item.key]
     if keys[0] == "_wandb":
         return
     _set_nested(config, keys, _json(item.value_json))
+
+
+def _needle(key: str) -> bytes | None:
+    # A one-part ``nested_key`` (field 2) holding exactly ``key``, then the ``value_json`` tag
+    # (field 16): the shape of every history item current WandB writes.
+    raw = key.encode()
+    return b"\x12" + bytes([len(raw)]) + raw + b"\x82\x01" if len(raw) < 128 else None
+
+
+def _fast_value(data: bytes, needle: bytes) -> bytes | None:
+    """The ``value_json`` bytes of the history item whose only nested key is the needle's.
+
+    Returns None when no item has that key. Raises LookupError when the bytes around a match
+    are not exactly ``item tag, item length, needle, value length, value`` with one-byte
+    lengths (e.g. the key is the second part of a nested key); the caller then parses the
+    record with the protobuf schema.
+    """
+    at = data.find(needle)
+    if at < 0:
+        return None
+    end = at + len(needle)
+    vlen = data[end] if end < len(data) else 0x80
+    if vlen >= 0x80 or at < 2 or data[at - 2] != 0x0A or data[at - 1] != len(needle) + 1 + vlen:
+        raise LookupError
+    return data[end + 1 : end + 1 + vlen]
 
 
 def read_history(path: str | Path, keys: Sequence[str]) -> dict[str, Series]:
@@ -271,6 +316,10 @@ def read_history(path: str | Path, keys: Sequence[str]) -> dict[str, Series]:
     Rows that did not log a metric are left out of that metric's series; values logged as
     NaN stay NaN; non-numeric values (media, strings) are left out. The step axis is the
     row's ``_step``.
+
+    Records written the way current WandB writes them are decoded on a fast path that reads
+    only the wanted items' bytes; any record that does not match that shape exactly (older
+    writers, nested keys, long values) is parsed with the protobuf schema instead.
 
     Args:
         path: The ``.wandb`` file.
@@ -283,28 +332,76 @@ def read_history(path: str | Path, keys: Sequence[str]) -> dict[str, Series]:
     wanted = set(keys)
     steps: dict[str, list[int]] = {k: [] for k in keys}
     values: dict[str, list[float]] = {k: [] for k in keys}
+    step_needle = _needle("_step")
+    needles = [(k, _needle(k)) for k in keys]
+    fast_ok = step_needle is not None and all(n is not None and "." not in k for k, n in needles)
     record = pb.Record()
     row_step = 0
+    fast = [(k, n, len(n)) for k, n in needles if n is not None]
+    sn = step_needle or b""
+    sn_len = len(sn)
+    is_history = _HISTORY.match
     for data in RecordReader(path):
-        if not _is_history(data):
+        if is_history(data) is None:
             continue
+        if fast_ok:
+            # Fast path (see _fast_value), inlined: this loop runs once per history row.
+            at = data.find(sn)
+            if at >= 2:
+                end = at + sn_len
+                vlen = data[end] if end < len(data) else 0x80
+                if vlen < 0x80 and data[at - 2] == 0x0A and data[at - 1] == sn_len + 1 + vlen:
+                    found = []
+                    ok = True
+                    for key, needle, n_len in fast:
+                        at = data.find(needle)
+                        if at < 0:
+                            continue
+                        end_k = at + n_len
+                        klen = data[end_k] if end_k < len(data) else 0x80
+                        if (
+                            klen >= 0x80
+                            or at < 2
+                            or data[at - 2] != 0x0A
+                            or data[at - 1] != n_len + 1 + klen
+                        ):
+                            ok = False
+                            break
+                        raw = data[end_k + 1 : end_k + 1 + klen]
+                        try:
+                            found.append((key, float(raw)))
+                        except ValueError:
+                            number = _number(raw.decode(errors="replace"))
+                            if number is not None:
+                                found.append((key, number))
+                    if ok:
+                        try:
+                            step = int(float(data[end + 1 : end + 1 + vlen]))
+                        except ValueError:
+                            step = None
+                        if step is not None:
+                            row_step = step + 1
+                            for key, number in found:
+                                steps[key].append(step)
+                                values[key].append(number)
+                            continue
         record.ParseFromString(data)
         history = record.history
-        found: list[tuple[str, float]] = []
-        step: int | None = None
+        found = []
+        parsed_step: int | None = None
         for item in history.item:
             key = item.key or ".".join(item.nested_key)
             if key == "_step":
-                step = int(float(item.value_json))
+                parsed_step = int(float(item.value_json))
             elif key in wanted:
                 number = _number(item.value_json)
                 if number is not None:
                     found.append((key, number))
-        if step is None:
-            step = int(history.step.num) if history.HasField("step") else row_step
-        row_step = step + 1
+        if parsed_step is None:
+            parsed_step = int(history.step.num) if history.HasField("step") else row_step
+        row_step = parsed_step + 1
         for key, number in found:
-            steps[key].append(step)
+            steps[key].append(parsed_step)
             values[key].append(number)
     out: dict[str, Series] = {}
     for key in keys:
