@@ -65,6 +65,7 @@ class OffgenStore:
     ) -> None:
         self.location = str(location)
         self._storage_options = dict(storage_options or {})
+        self._present_chunks: dict[str, set[int]] = {}
         if is_url(location):
             import fsspec
 
@@ -149,7 +150,37 @@ class OffgenStore:
         """All rewards, loaded once (4 bytes per step)."""
         return self._read_small(REWARDS, self.num_steps_stored).astype(np.float32, copy=False)
 
+    def _exists(self, rel: str) -> bool:
+        if self._fs is None:
+            return (Path(self._path) / rel).is_file()
+        return bool(self._fs.exists(f"{self._path.rstrip('/')}/{rel}"))
+
+    def _require_chunks(self, name: str, start: int, stop: int) -> None:
+        """Raise if a shard (or chunk) file holding items ``[start, stop)`` of ``name`` is missing.
+
+        zarr reads a missing chunk as its fill value, which would silently turn lost frames into
+        black ones; each file is checked once per opened store.
+        """
+        if stop <= start:
+            return
+        arr = self._array(name)
+        size = int((arr.shards or arr.chunks)[0])
+        present = self._present_chunks.setdefault(name, set())
+        for index in range(start // size, (stop - 1) // size + 1):
+            if index in present:
+                continue
+            coords = (index,) + (0,) * (arr.ndim - 1)
+            key = f"{name}/{arr.metadata.encode_chunk_key(coords)}"
+            if not self._exists(key):
+                raise CorruptStoreError(
+                    f"{self._name(key)}: missing (items {index * size}-{(index + 1) * size - 1} of "
+                    f"{name}); the store is damaged. Re-download or rebuild it; `offgen verify` "
+                    "lists every damaged file."
+                )
+            present.add(index)
+
     def _read_small(self, name: str, count: int) -> npt.NDArray[Any]:
+        self._require_chunks(name, 0, count)
         try:
             return np.asarray(self._array(name)[:count])
         except CorruptStoreError:
@@ -166,6 +197,7 @@ class OffgenStore:
         Raises:
             CorruptStoreError: If a chunk is missing, truncated or fails its checksum.
         """
+        self._require_chunks(OBSERVATIONS, start, stop)
         try:
             out = np.asarray(self.observations[start:stop])
         except Exception as exc:
