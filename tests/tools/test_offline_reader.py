@@ -123,3 +123,35 @@ def test_header_and_checksum_errors(tmp_path: Path) -> None:
         list(RecordReader(path))
     with pytest.raises(WandbFileError):
         read_run_info(path)
+
+
+def test_fast_path_and_protobuf_fallback_agree(tmp_path: Path) -> None:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    def row(step: int, items: list[tuple[list[str] | str, str]]) -> bytes:
+        rec = pb.Record()
+        rec.num = step + 1
+        for key, value in items:
+            it = rec.history.item.add()
+            if isinstance(key, str):
+                it.key = key  # the older writers' form
+            else:
+                it.nested_key.extend(key)
+            it.value_json = value
+        return rec.SerializeToString()
+
+    long_value = "1" + "0" * 200  # a value longer than one length byte
+    payloads = [
+        row(0, [(["loss"], "1.5"), (["a", "loss"], "9"), (["_step"], "0")]),
+        row(1, [("loss", "2.5"), ("_step", "1")]),
+        row(2, [(["loss"], long_value), (["_step"], "2")]),
+        row(3, [(["loss"], '"text"'), (["x"], "NaN"), (["_step"], "3")]),
+        row(4, [(["loss"], "true"), (["_step"], "4")]),
+    ]
+    path = tmp_path / "run-mixed.wandb"
+    write_records(path, payloads)
+    hist = read_history(path, ["loss", "a.loss", "x"])
+    assert hist["loss"].steps.tolist() == [0, 1, 2, 4]
+    assert hist["loss"].values.tolist() == [1.5, 2.5, float(long_value), 1.0]
+    assert hist["a.loss"].steps.tolist() == [0] and hist["a.loss"].values.tolist() == [9.0]
+    assert hist["x"].steps.tolist() == [3] and np.isnan(hist["x"].values[0])
