@@ -1,0 +1,111 @@
+"""offgen convert: legacy folder -> store -> offgen.load gives back the same episodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import offgen
+from offgen.data import Episode
+from offgen.data.convert import SOURCES_FILE, convert_legacy
+from offgen.data.legacy import write_npz_episode
+from offgen.errors import StoreExistsError, UnsafeFileError
+from offgen.paths import dataset_dir
+
+from .conftest import assert_same_episode, smooth_episode
+from .test_legacy import _as_predecessor_npy
+
+
+@pytest.fixture
+def legacy_folder(tmp_path: Path, procgen_episodes: list[Episode]) -> Path:
+    """An extracted archive: coinrun/<files>, half .npz, half pickled .npy, written out of order."""
+    root = tmp_path / "extracted"
+    for index in reversed(range(len(procgen_episodes))):
+        path = write_npz_episode(root / "coinrun", procgen_episodes[index], index)
+        if index % 2:
+            _as_predecessor_npy(path)
+            path.unlink()
+    return root
+
+
+def test_convert_then_load_by_name(legacy_folder: Path, procgen_episodes: list[Episode]) -> None:
+    target = dataset_dir("expert_1M", "coinrun")
+    result = convert_legacy(legacy_folder, target, game="coinrun", dataset="1M_E", progress=False)
+    assert result.episodes == len(procgen_episodes) and result.converted == result.episodes
+    assert result.transitions == sum(e.length for e in procgen_episodes)
+    dataset = offgen.load("1M_E", game="coinrun")  # the alias finds the converted store
+    assert len(dataset) == len(procgen_episodes)
+    for i, original in enumerate(procgen_episodes):
+        back = dataset.episode(i)
+        assert_same_episode(back, original)  # frames cast to uint8 and moved CHW -> HWC exactly
+        assert back.final_frame_is_true is False
+        assert back.policy_id == "legacy:expert_1M"
+        assert back.terminated != back.truncated
+    info = dataset.info
+    assert info["dataset"] == "expert_1M"
+    assert info["env"] == {"distribution_mode": "easy", "start_level": 0, "num_levels": 200}
+    assert info["provenance"]["converted_from"]["files"] == len(procgen_episodes)
+    assert info["observation"]["final_frame"] == "next_level_first_frame"
+    sources = (target / SOURCES_FILE).read_text().split()
+    assert [int(name.split("_")[1]) for name in sources] == list(range(len(procgen_episodes)))
+    dataset.store.verify()  # the sources file is covered by the manifest
+
+
+def test_convert_resumes_after_interruption(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    episodes = [smooth_episode(rng, int(rng.integers(20, 200))) for _ in range(12)]
+    for i, episode in enumerate(episodes):
+        write_npz_episode(tmp_path / "src", episode, i)
+    store = tmp_path / "store"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_five(count: int) -> None:
+        if count == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        convert_legacy(
+            tmp_path / "src", store, game="coinrun", progress=False, on_episode=stop_after_five
+        )
+    with pytest.raises(StoreExistsError, match="--resume"):
+        convert_legacy(tmp_path / "src", store, game="coinrun", progress=False)
+    result = convert_legacy(tmp_path / "src", store, game="coinrun", mode="append", progress=False)
+    assert result.skipped == 5 and result.converted == 7
+    dataset = offgen.load(store, game="coinrun")
+    assert len(dataset) == 12
+    for i, episode in enumerate(episodes):
+        assert_same_episode(dataset.episode(i), episode)
+
+
+def test_resume_from_other_files_is_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        write_npz_episode(tmp_path / "a", smooth_episode(rng, 30), i)
+        write_npz_episode(tmp_path / "b", smooth_episode(rng, 31), i)
+    convert_legacy(tmp_path / "a", tmp_path / "store", game="coinrun", progress=False)
+    with pytest.raises(StoreExistsError, match=r"does not match source file.*--overwrite"):
+        convert_legacy(
+            tmp_path / "b", tmp_path / "store", game="coinrun", mode="append", progress=False
+        )
+    result = convert_legacy(
+        tmp_path / "b", tmp_path / "store", game="coinrun", mode="overwrite", progress=False
+    )
+    assert (
+        result.episodes == 3 and offgen.load(tmp_path / "store").table.lengths.tolist() == [31] * 3
+    )
+
+
+def test_unsafe_file_stops_conversion_keeping_committed(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    for i in range(4):
+        write_npz_episode(tmp_path / "src", smooth_episode(rng, 30), i)
+    bad = tmp_path / "src" / "20230101T000000_9_3_1_0.00.npy"
+    np.save(bad, np.array({"observations": print}, dtype=object), allow_pickle=True)
+    with pytest.raises(UnsafeFileError, match=bad.name):
+        convert_legacy(tmp_path / "src", tmp_path / "store", game="coinrun", progress=False)
+    partial = offgen.load(tmp_path / "store", allow_incomplete=True)
+    assert len(partial) == 4  # every episode before the bad file was committed
