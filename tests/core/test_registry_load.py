@@ -1,0 +1,135 @@
+"""Names (games, datasets, aliases), local paths and offgen.load."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import offgen
+from offgen.errors import DatasetNotFoundError, UnknownNameError
+from offgen.paths import cache_dir, dataset_dir, offgen_home
+from offgen.registry import DATASETS, GAMES, normalized_return, resolve_dataset, resolve_game
+
+from .conftest import build_store
+
+
+def test_sixteen_games_with_limits_and_reference_returns() -> None:
+    assert len(GAMES) == 16
+    assert {g: s.max_episode_steps for g, s in GAMES.items() if s.max_episode_steps != 1000} == {
+        "bigfish": 6000,
+        "bossfight": 4000,
+        "plunder": 4000,
+        "leaper": 500,
+        "maze": 500,
+    }
+    assert (GAMES["fruitbot"].return_min, GAMES["fruitbot"].return_max) == (-1.5, 32.4)
+    assert normalized_return("coinrun", 10) == 1.0 and normalized_return("coinrun", 5) == 0.0
+    assert resolve_game("CoinrunEasy-v0").name == "coinrun"
+    assert GAMES["starpilot"].envpool_id == "StarpilotEasy-v0"
+
+
+@pytest.mark.parametrize(
+    ("alias", "name"),
+    [
+        ("1M_E", "expert_1M"),
+        ("1m_s", "mixed_1M"),
+        ("10M", "expert_10M"),
+        ("25M", "suboptimal_25M"),
+        ("level_1_E", "level1_expert_100k"),
+        ("level_1_S", "level1_mixed_100k"),
+        ("level_40_E", "level40_expert_100k"),
+        ("LEVEL-40-S", "level40_mixed_100k"),
+        ("expert_1M", "expert_1M"),
+    ],
+)
+def test_dataset_aliases(alias: str, name: str) -> None:
+    assert resolve_dataset(alias).name == name
+
+
+def test_dataset_facts_and_both_url_schemes() -> None:
+    assert len(DATASETS) == 8
+    spec = resolve_dataset("mixed_1M")
+    assert (spec.behaviour, spec.transitions_per_game, spec.num_levels) == ("mixed", 1_000_000, 200)
+    first, second = spec.sources("chaser")
+    assert first.url == "https://dl.fbaipublicfiles.com/DGRL/1M/suboptimal/chaser.tar.xz"
+    assert second.url == (
+        "https://dl.fbaipublicfiles.com/DGRL/Procgen/Datasets/Compressed/1M/level_200/suboptimal/"
+        "chaser.tar.xz"
+    )
+    assert resolve_dataset("25M").sources("maze")[0].url.endswith("/DGRL/25M/maze.tar.xz")
+    single = resolve_dataset("level_40_S").sources("maze")
+    assert single[0].all_games and single[0].archive == "tar"
+    assert (
+        single[0].url
+        == "https://dl.fbaipublicfiles.com/DGRL/100k_procgen_dataset_40_suboptimal.tar"
+    )
+    assert (
+        single[1].url.endswith("/100k/level_40/suboptimal/maze.tar.xz") and not single[1].all_games
+    )
+    assert resolve_dataset("level_1_E").num_levels == 1
+
+
+@pytest.mark.parametrize(
+    ("call", "suggestion"),
+    [
+        (lambda: resolve_dataset("exprt_1M"), "expert_1M"),
+        (lambda: resolve_dataset("1M_EE"), "expert_1M"),
+        (lambda: resolve_game("cionrun"), "coinrun"),
+        (lambda: resolve_game("starpilto"), "starpilot"),
+    ],
+)
+def test_unknown_names_suggest(call, suggestion: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UnknownNameError, match=rf"Did you mean '{suggestion}'\?"):
+        call()
+
+
+def test_paths_follow_offgen_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OFFGEN_HOME", str(tmp_path / "h"))
+    assert offgen_home() == tmp_path / "h"
+    assert (
+        dataset_dir("expert_1M", "coinrun") == tmp_path / "h" / "datasets" / "expert_1M" / "coinrun"
+    )
+    assert cache_dir("memmap") == tmp_path / "h" / "cache" / "memmap"
+    monkeypatch.delenv("OFFGEN_HOME")
+    assert offgen_home() == Path.home() / ".cache" / "offgen"
+
+
+def test_load_missing_dataset_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OFFGEN_OFFLINE", "1")  # what happens on a miss is offgen.hub's business
+    with pytest.raises(DatasetNotFoundError) as err:
+        offgen.load("expert_1M", game="coinrun")
+    message = str(err.value)
+    assert "offgen download --dataset expert_1M --games coinrun" in message
+    assert str(dataset_dir("expert_1M", "coinrun")) in message
+
+
+def test_load_errors() -> None:
+    with pytest.raises(UnknownNameError, match="needs a game"):
+        offgen.load("expert_1M")
+    with pytest.raises(UnknownNameError, match="Did you mean 'expert_1M'"):
+        offgen.load("expret_1M", game="coinrun")
+    with pytest.raises(UnknownNameError, match="Did you mean 'coinrun'"):
+        offgen.load("expert_1M", game="conirun")
+    with pytest.raises(DatasetNotFoundError, match="no offgen store here"):
+        offgen.load("./no/such/store")
+
+
+def test_load_by_name_path_and_url(small_episodes) -> None:  # type: ignore[no-untyped-def]
+    target = build_store(dataset_dir("level40_mixed_100k", "coinrun"), small_episodes)
+    by_alias = offgen.load("level_40_S", game="coinrun")
+    assert len(by_alias) == len(small_episodes)
+    assert by_alias.store.location == str(target)
+    assert len(offgen.load(target)) == len(small_episodes)
+    assert len(offgen.load(str(target), game="coinrun")) == len(small_episodes)
+    assert len(offgen.load(f"file://{target}")) == len(small_episodes)
+    with pytest.raises(UnknownNameError, match="holds game 'coinrun', not 'maze'"):
+        offgen.load(target, game="maze")
+
+
+def test_import_offgen_is_light() -> None:
+    code = "import sys, offgen; offgen.load; print(sorted(m for m in ('numpy', 'zarr') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
