@@ -13,18 +13,20 @@ from offgen.collect import CollectResult, collect  # noqa: E402
 from offgen.envs import EnvSpec  # noqa: E402
 from offgen.policies import RandomPolicy, build_impala  # noqa: E402
 
-# Procgen action 8 is RIGHT+UP: in coinrun it reaches the coin far more often than random play.
-RIGHT_UP = 8
+# Procgen action 8 is RIGHT+UP: in coinrun it reaches the coin far more often than random play;
+# RIGHT (7) alone often runs into obstacles. Both end episodes quickly, which keeps tests short.
+RIGHT, RIGHT_UP = 7, 8
 
 
-def impala_with_bias(strength: float, seed: int = 0) -> object:
-    """An IMPALA actor-critic whose policy prefers RIGHT+UP by ``strength`` logits (0: uniform)."""
+def impala_with_bias(strength: float, seed: int = 0, right: float = 0.0) -> object:
+    """An IMPALA actor-critic preferring RIGHT+UP by ``strength`` and RIGHT by ``right`` logits."""
     torch.manual_seed(seed)
     model = build_impala()
     with torch.no_grad():
         model.dist.linear.weight.zero_()  # type: ignore[attr-defined]
         model.dist.linear.bias.zero_()  # type: ignore[attr-defined]
         model.dist.linear.bias[RIGHT_UP] = strength  # type: ignore[attr-defined]
+        model.dist.linear.bias[RIGHT] = right  # type: ignore[attr-defined]
     return model
 
 
@@ -48,8 +50,10 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A predecessor-layout run folder: final/, checkpoint/ (2 files) and rolling/."""
     root = tmp_path_factory.mktemp("ppo") / "coinrun" / "run0"
     save_predecessor(root / "final" / "model_9.90.pt", impala_with_bias(8.0), 1500)
-    save_predecessor(root / "checkpoint" / "model_50_5.10.pt", impala_with_bias(0.0), 50)
-    save_predecessor(root / "checkpoint" / "model_100_8.00.pt", impala_with_bias(2.0), 100)
+    save_predecessor(root / "checkpoint" / "model_50_5.10.pt", impala_with_bias(3.0, right=6.0), 50)
+    save_predecessor(
+        root / "checkpoint" / "model_100_8.00.pt", impala_with_bias(4.0, right=4.0), 100
+    )
     save_predecessor(root / "rolling" / "model.pt", impala_with_bias(8.0, seed=1), 1500)
     return root
 
