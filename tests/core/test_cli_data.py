@@ -1,0 +1,109 @@
+"""``offgen list / info / convert / verify`` as a user types them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from offgen.cli import app
+from offgen.data import Episode
+from offgen.data.legacy import write_npz_episode
+from offgen.paths import dataset_dir
+
+from .conftest import build_store
+
+OFFGEN = str(Path(sys.executable).with_name("offgen"))
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [OFFGEN, *args], capture_output=True, text=True, timeout=300, env=os.environ
+    )
+
+
+@pytest.fixture
+def legacy_folder(tmp_path: Path, procgen_episodes: list[Episode]) -> Path:
+    for i, episode in enumerate(procgen_episodes[:6]):
+        write_npz_episode(tmp_path / "dl" / "coinrun", episode, i)
+    return tmp_path / "dl"
+
+
+def test_convert_list_info_verify_replay(
+    legacy_folder: Path, procgen_episodes: list[Episode]
+) -> None:
+    done = run("convert", str(legacy_folder), "--game", "coinrun", "--dataset", "1M_E")
+    assert done.returncode == 0, done.stderr
+    assert "6 episodes" in done.stdout and "6 converted" in done.stdout
+    again = run("convert", str(legacy_folder), "--game", "coinrun", "--dataset", "1M_E")
+    assert again.returncode == 2
+    assert (
+        again.stderr.count("\n") == 1
+        and "--resume" in again.stderr
+        and "Traceback" not in again.stderr
+    )
+    resumed = run("convert", str(legacy_folder), "-g", "coinrun", "-d", "expert_1M", "--resume")
+    assert resumed.returncode == 0 and "6 already there" in resumed.stdout
+
+    listing = run("list")
+    assert listing.returncode == 0
+    row = next(line for line in listing.stdout.splitlines() if line.startswith("expert_1M "))
+    assert "1M_E" in row and "coinrun (" in row and ("MB" in row or "KB" in row)
+
+    info = run("info", "1M_E", "--game", "coinrun", "--json")
+    assert info.returncode == 0, info.stderr
+    summary = json.loads(info.stdout)
+    assert summary["episodes"] == 6
+    assert summary["transitions"] == sum(e.length for e in procgen_episodes[:6])
+    assert summary["level_seeds"]["unique"] == len({e.level_seed for e in procgen_episodes[:6]})
+    assert summary["policies"] == {"legacy:expert_1M": 6}
+    assert summary["size_on_disk"] > 0
+    text = run("info", str(dataset_dir("expert_1M", "coinrun")))
+    assert "normalised mean" in text.stdout and "level seeds" in text.stdout
+
+    ok = run("verify", "expert_1M", "--game", "coinrun", "--replay", "2")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("ok: ") and ok.stdout.count("replay episode") == 2
+    assert "FAILED" not in ok.stdout
+
+
+def test_verify_names_the_damaged_file(small_episodes) -> None:  # type: ignore[no-untyped-def]
+    store = build_store(dataset_dir("mixed_1M", "coinrun"), small_episodes)
+    assert run("verify", str(store), "--quick").returncode == 0
+    shard = next(
+        p
+        for p in sorted((store / "observations").rglob("*"))
+        if p.is_file() and p.name != "zarr.json"
+    )
+    data = bytearray(shard.read_bytes())
+    data[100] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    bad = run("verify", "1M_S", "-g", "coinrun")
+    assert bad.returncode == 2
+    assert (
+        bad.stderr.startswith("error: ")
+        and shard.name in bad.stderr
+        and "Re-download" in bad.stderr
+    )
+    assert run("verify", "1M_S", "-g", "coinrun", "--quick").returncode == 0  # same size
+
+
+def test_unknown_names_and_help() -> None:
+    bad = run("info", "expert_1M", "--game", "coinrn")
+    assert bad.returncode == 2 and "Did you mean 'coinrun'?" in bad.stderr
+    for command in ("list", "info", "convert", "verify"):
+        shown = run(command, "--help")
+        assert shown.returncode == 0 and "Examples" in shown.stdout, command
+
+
+def test_replay_without_procgen_support(small_episodes, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    store = build_store(Path(os.environ["OFFGEN_HOME"]) / "s", small_episodes)
+    monkeypatch.setitem(sys.modules, "offgen.envs.replay", None)  # import fails
+    result = CliRunner().invoke(app, ["verify", str(store), "--replay", "1"])
+    assert result.exit_code != 0
+    assert "offgen[collect]" in str(result.exception)
