@@ -3,8 +3,8 @@
 Files are read in episode-index order (see :func:`offgen.data.legacy.find_legacy_files`) by a small
 thread pool while the main thread hands decoded episodes to :class:`~offgen.data.writer.StoreWriter`.
 zlib inflation, the float-to-uint8 cast and zstd compression release the GIL, so decoding and
-compressing overlap. At most ``workers + 2`` decoded episodes wait in memory, so memory does not grow
-with the dataset.
+compressing overlap. About 8k decoded frames (~100 MB) wait for the writer at most, so memory does not
+grow with the dataset.
 
 Resuming: the writer commits episodes as it goes; rerunning with ``mode="append"`` (CLI
 ``--resume``) checks that the committed episodes match the first files (length and level seed from
@@ -36,6 +36,8 @@ from offgen.errors import StoreExistsError
 from offgen.registry import DatasetSpec, resolve_dataset, resolve_game
 
 __all__ = ["SOURCES_FILE", "ConvertResult", "convert_legacy"]
+
+_LOOKAHEAD_FRAMES = 8192  # decoded frames waiting for the writer: ~100 MB
 
 SOURCES_FILE = "legacy_sources.txt"
 """File in a converted store listing each episode's source file name, in episode order."""
@@ -165,7 +167,7 @@ def convert_legacy(
             source="predecessor dataset",
             behaviour=spec.behaviour if spec is not None else "unknown",
         )
-        todo = [path for _, path in files[skipped:]]
+        todo = [(path, name.length + 1) for name, path in files[skipped:]]
         _run(writer, todo, game_spec.name, policy_id, workers, progress, skipped, on_episode)
         atomic_write_bytes(store / SOURCES_FILE, "".join(f"{n.format()}\n" for n in names).encode())
         writer.update_info(provenance=_provenance(src, names, spec, game_spec.name))
@@ -182,7 +184,7 @@ def convert_legacy(
 
 def _run(
     writer: StoreWriter,
-    todo: list[Path],
+    todo: list[tuple[Path, int]],
     game: str,
     policy_id: str,
     workers: int,
@@ -203,34 +205,35 @@ def _run(
         disable=not progress,
         dynamic_ncols=True,
     )
-    lookahead = max(1, workers) + 2
-    with ThreadPoolExecutor(
-        max_workers=max(1, workers), thread_name_prefix="offgen-decode"
-    ) as pool:
-        pending: deque[Future[Episode]] = deque()
-        queue = iter(todo)
+    threads = max(1, workers)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="offgen-decode") as pool:
+        pending: deque[tuple[Future[Episode], int]] = deque()
+        waiting_frames = 0
         try:
-            for path in queue:
-                pending.append(pool.submit(read, path))
-                if len(pending) >= lookahead:
-                    _write_next(writer, pending, bar, on_episode)
+            for path, frames in todo:
+                pending.append((pool.submit(read, path), frames))
+                waiting_frames += frames
+                # Decode ahead while the writer compresses, within a bounded number of frames.
+                while len(pending) > threads and waiting_frames > _LOOKAHEAD_FRAMES:
+                    waiting_frames -= _write_next(writer, pending, bar, on_episode)
             while pending:
                 _write_next(writer, pending, bar, on_episode)
         finally:
-            for future in pending:
+            for future, _ in pending:
                 future.cancel()
             bar.close()
 
 
 def _write_next(
     writer: StoreWriter,
-    pending: deque[Future[Episode]],
+    pending: deque[tuple[Future[Episode], int]],
     bar: Any,
     on_episode: Callable[[int], None] | None,
-) -> None:
-    episode = pending.popleft().result()
-    writer.write(episode)
+) -> int:
+    future, frames = pending.popleft()
+    writer.write(future.result())
     bar.update(1)
     bar.set_postfix(transitions=writer.num_transitions, refresh=False)
     if on_episode is not None:
         on_episode(writer.num_episodes)
+    return frames

@@ -367,19 +367,27 @@ def legacy_arrays(path: str | os.PathLike[str]) -> dict[str, npt.NDArray[Any]]:
     return out
 
 
+_BLOCK_FRAMES = 32  # cast and check in cache-sized blocks: ~1.5 MB of float32 frames
+
+
 def _frames_to_hwc(obs: npt.NDArray[Any], source: Path) -> npt.NDArray[np.uint8]:
     if obs.ndim != 4 or obs.shape[1:] not in (FRAME_SHAPE_CHW, FRAME_SHAPE_HWC):
         raise SchemaError(
             f"{source}: observations have shape {obs.shape}, expected (T+1, 3, 64, 64)"
         )
-    chw = obs.shape[1:] == FRAME_SHAPE_CHW
+    hwc = np.moveaxis(obs, 1, -1) if obs.shape[1:] == FRAME_SHAPE_CHW else obs
     out = np.empty((obs.shape[0], *FRAME_SHAPE_HWC), dtype=np.uint8)
-    view = np.moveaxis(obs, 1, -1) if chw else obs
-    # One pass to cast and transpose, one to check: every value must survive the cast exactly
-    # (whole numbers in 0-255; NaN, fractions or out-of-range values compare unequal).
-    np.copyto(out, view, casting="unsafe")
-    if obs.dtype != np.uint8 and not np.array_equal(out, view):
-        raise SchemaError(f"{source}: observations must hold whole numbers in [0, 255]")
+    if obs.dtype == np.uint8:
+        out[...] = hwc
+        return out
+    for start in range(0, obs.shape[0], _BLOCK_FRAMES):
+        block = hwc[start : start + _BLOCK_FRAMES]
+        cast = out[start : start + _BLOCK_FRAMES]
+        np.copyto(cast, block, casting="unsafe")
+        # Every value must survive the cast exactly: whole numbers in 0-255 (NaN, fractions and
+        # out-of-range values compare unequal).
+        if not np.array_equal(cast, block):
+            raise SchemaError(f"{source}: observations must hold whole numbers in [0, 255]")
     return out
 
 
