@@ -13,6 +13,9 @@ from offgen.collect import CollectResult, collect  # noqa: E402
 from offgen.envs import EnvSpec  # noqa: E402
 from offgen.policies import RandomPolicy, build_impala  # noqa: E402
 
+# One inference thread: on the shared 2-core CI machine torch's default threads fight envpool's.
+torch.set_num_threads(1)
+
 # Procgen action 8 is RIGHT+UP: in coinrun it reaches the coin far more often than random play;
 # RIGHT (7) alone often runs into obstacles. Both end episodes quickly, which keeps tests short.
 RIGHT, RIGHT_UP = 7, 8
