@@ -24,18 +24,16 @@ import gc
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 
 from offgen.data import Episode, StoreWriter, make_episode
-from offgen.data.convert import convert_legacy
 from offgen.data.legacy import write_npz_episode
 
 FRAME_BYTES = 64 * 64 * 3
@@ -94,28 +92,6 @@ def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-class PeakRSS:
-    """Peak resident memory of this process while the block runs (sampled every 10 ms)."""
-
-    def __enter__(self) -> PeakRSS:
-        self._proc = psutil.Process()
-        self.start = self._proc.memory_info().rss
-        self.peak = self.start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
-
-
 def predecessor_arrays(episode: Episode) -> dict[str, np.ndarray]:
     """The arrays the predecessor's collector held in memory and passed to np.savez_compressed."""
     steps = episode.length
@@ -172,27 +148,13 @@ def bench_game(game: str, transitions: int, work: Path, workers: int) -> dict[st
     del episodes
     gc.collect()
 
-    with PeakRSS() as rss:
-        start = time.perf_counter()
-        loaded = []
-        for path in sorted(legacy.iterdir()):
-            with np.load(path) as npz:
-                loaded.append(npz["observations"].astype(np.uint8))
-                _ = npz["actions"], npz["rewards"], npz["dones"]
-        everything = np.concatenate(loaded)
-        result["predecessor_load_s"] = time.perf_counter() - start
-    result["predecessor_load_peak_rss_delta"] = rss.peak - rss.start
-    assert everything.shape[0] == frames
-    del loaded, everything
-    gc.collect()
-
-    with PeakRSS() as rss:
-        converted = convert_legacy(
-            legacy, work / f"{game}_converted", game=game, workers=workers, progress=False
-        )
-    result["convert_s"] = converted.seconds
-    result["convert_peak_rss_delta"] = rss.peak - rss.start
-    result["convert_peak_rss"] = rss.peak
+    # Each in a fresh process, so peak RSS (ru_maxrss) is that of the job alone.
+    seconds, peak = _measure_in_subprocess(_PREDECESSOR_LOAD, legacy, frames)
+    result["predecessor_load_s"], result["predecessor_load_peak_rss"] = seconds, peak
+    seconds, peak = _measure_in_subprocess(
+        _CONVERT, legacy, work / f"{game}_converted", game, workers
+    )
+    result["convert_s"], result["convert_peak_rss"] = seconds, peak
     shutil.rmtree(legacy)
     shutil.rmtree(work / f"{game}_converted")
     shutil.rmtree(store)
@@ -201,6 +163,43 @@ def bench_game(game: str, transitions: int, work: Path, workers: int) -> dict[st
     result["write_speedup"] = result["npz_write_s"] / result["offgen_write_s"]
     result["convert_speedup"] = result["predecessor_load_s"] / result["convert_s"]
     return result
+
+
+_PREDECESSOR_LOAD = """
+import sys, time, numpy as np
+from pathlib import Path
+start = time.perf_counter()
+loaded = []
+for path in sorted(Path(sys.argv[1]).iterdir()):
+    with np.load(path) as npz:
+        loaded.append(npz["observations"].astype(np.uint8))
+        _ = npz["actions"], npz["rewards"], npz["dones"]
+everything = np.concatenate(loaded)
+assert everything.shape[0] == int(sys.argv[2])
+print(time.perf_counter() - start)
+"""
+
+_CONVERT = """
+import sys, time
+from offgen.data.convert import convert_legacy
+result = convert_legacy(sys.argv[1], sys.argv[2], game=sys.argv[3], workers=int(sys.argv[4]),
+                        progress=False)
+print(result.seconds)
+"""
+
+
+def _measure_in_subprocess(code: str, *args: object) -> tuple[float, int]:
+    """Run ``code`` in a fresh interpreter; return the seconds it prints and its peak RSS."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent.
+    wrapped = code + (
+        "\nfor line in open('/proc/self/status'):\n"
+        "    if line.startswith('VmHWM:'):\n"
+        "        print(int(line.split()[1]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", wrapped, *map(str, args)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return float(out[-2]), int(out[-1]) * 1024
 
 
 def _mb(n: float) -> str:
@@ -221,9 +220,10 @@ def report(r: dict[str, Any]) -> None:
         f"{r['npz_write_s']:.2f} s   speed-up = {r['write_speedup']:.1f}x  (target >= 3)"
     )
     print(
-        f"  legacy -> RAM   convert {r['convert_s']:.2f} s (peak RSS +{_mb(r['convert_peak_rss_delta'])})"
-        f"   predecessor load+cast+concat {r['predecessor_load_s']:.2f} s (peak RSS "
-        f"+{_mb(r['predecessor_load_peak_rss_delta'])})   speed-up = {r['convert_speedup']:.1f}x"
+        f"  legacy files    offgen convert {r['convert_s']:.2f} s (peak RSS "
+        f"{_mb(r['convert_peak_rss'])})   predecessor load+cast+concat "
+        f"{r['predecessor_load_s']:.2f} s (peak RSS {_mb(r['predecessor_load_peak_rss'])})   "
+        f"speed-up = {r['convert_speedup']:.1f}x"
     )
 
 
