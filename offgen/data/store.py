@@ -1,7 +1,7 @@
 """Read-only access to an offgen store on a local path or any fsspec URL.
 
 Only what is asked for is read: opening reads ``info.json``, ``policies.json`` and ``episodes.bin``
-(about 60 bytes per episode); frames are read chunk by chunk through zarr when needed.
+(54 bytes per episode); frames are read chunk by chunk through zarr when needed.
 """
 
 from __future__ import annotations

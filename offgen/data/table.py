@@ -1,7 +1,7 @@
 """The episode table: one fixed-size record per committed episode, filterable without frames.
 
 On disk (``episodes.bin``) the table is an append-only sequence of little-endian records of
-:data:`EPISODE_RECORD` (60 bytes), each ending with the CRC-32 of its other bytes. Appending a record
+:data:`EPISODE_RECORD` (54 bytes), each ending with the CRC-32 of its other bytes. Appending a record
 is the commit point of an episode: a writer appends it only after the episode's frames and steps are
 on disk. A record torn by a killed writer (a short tail or a CRC mismatch on the last record) is
 ignored while the store is still being written and is an error in a finished store.
