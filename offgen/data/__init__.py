@@ -1,6 +1,8 @@
 """offgen.data: the episode schema, the offgen store, legacy files and samplers."""
 
+from offgen.data.convert import convert_legacy
 from offgen.data.dataset import OffgenDataset
+from offgen.data.legacy import LegacyName, read_legacy_episode, write_npz_episode
 from offgen.data.sampling import TransitionBatch, WindowBatch, mix
 from offgen.data.schema import (
     FRAME_SHAPE_CHW,
@@ -22,12 +24,16 @@ __all__ = [
     "Episode",
     "EpisodeTable",
     "Layout",
+    "LegacyName",
     "OffgenDataset",
     "OffgenStore",
     "StoreWriter",
     "TransitionBatch",
     "WindowBatch",
+    "convert_legacy",
     "make_episode",
     "mix",
+    "read_legacy_episode",
     "to_layout",
+    "write_npz_episode",
 ]

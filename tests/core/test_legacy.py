@@ -237,3 +237,21 @@ def test_find_files_sorted_by_index_both_layouts(tmp_path: Path) -> None:
     (games / "stray.npz").write_bytes(b"")
     with pytest.raises(SchemaError, match=r"stray\.npz"):
         find_legacy_files(games)
+
+
+def test_npy_pickled_by_numpy_1(tmp_path: Path, procgen_episodes: list[Episode]) -> None:
+    """The published files were written by numpy < 1.24: protocol 3, globals under numpy.core."""
+    episode = procgen_episodes[2]
+    arrays = _legacy_dict(write_npz_episode(tmp_path / "src", episode, index=0))
+    payload = pickle.dumps(np.array(arrays, dtype=object), protocol=3)
+    assert b"numpy._core.multiarray" in payload  # GLOBAL opcodes are plain text in protocol 3
+    payload = payload.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    path = (
+        tmp_path
+        / LegacyName(0, "20220101T000000", episode.length, episode.level_seed, 1.0, "npy").format()
+    )
+    with open(path, "wb") as handle:
+        header = {"descr": "|O", "fortran_order": False, "shape": ()}
+        np.lib.format.write_array_header_1_0(handle, header)
+        handle.write(payload)
+    assert_same_episode(read_legacy_episode(path, "coinrun"), episode)
