@@ -77,8 +77,11 @@ def list_datasets(
         for game in GAMES:
             root = dataset_dir(spec.name, game)
             if (root / "info.json").is_file():
-                status = json.loads((root / "info.json").read_bytes()).get("status")
-                mark = "" if status == "complete" else ", unfinished"
+                try:
+                    status = json.loads((root / "info.json").read_bytes()).get("status")
+                except (ValueError, AttributeError):
+                    status = "damaged"
+                mark = {"complete": "", "writing": ", unfinished"}.get(status, ", damaged")
                 present.append(f"{game} ({_human(store_size(root))}{mark})")
         last = spec.start_level + spec.num_levels - 1
         levels = f"{spec.start_level}-{last}" if last > spec.start_level else str(last)
