@@ -55,7 +55,7 @@ def test_convert_then_load_by_name(legacy_folder: Path, procgen_episodes: list[E
 
 def test_convert_resumes_after_interruption(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
-    episodes = [smooth_episode(rng, int(rng.integers(20, 200))) for _ in range(12)]
+    episodes = [smooth_episode(rng, int(rng.integers(10, 60))) for _ in range(12)]
     for i, episode in enumerate(episodes):
         write_npz_episode(tmp_path / "src", episode, i)
     store = tmp_path / "store"
