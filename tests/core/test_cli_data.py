@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -107,3 +108,63 @@ def test_replay_without_procgen_support(small_episodes, monkeypatch: pytest.Monk
     result = CliRunner().invoke(app, ["verify", str(store), "--replay", "1"])
     assert result.exit_code != 0
     assert "offgen[collect]" in str(result.exception)
+
+
+@pytest.fixture
+def http_root(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A loopback HTTP server over ``tmp_path / "www"``, stopped after the test."""
+    import functools
+    import http.server
+    import io
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        """Static files with single-range support: zarr reads shard indexes by suffix range."""
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def send_head(self):  # type: ignore[no-untyped-def]
+            wanted = self.headers.get("Range", "")
+            path = Path(self.translate_path(self.path))
+            if not wanted.startswith("bytes=") or not path.is_file():
+                return super().send_head()
+            data = path.read_bytes()
+            first, _, last = wanted.removeprefix("bytes=").partition("-")
+            if not first:
+                start, stop = max(0, len(data) - int(last)), len(data)
+            else:
+                start, stop = int(first), min(len(data), int(last) + 1 if last else len(data))
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{len(data)}")
+            self.send_header("Content-Length", str(stop - start))
+            self.end_headers()
+            return io.BytesIO(data[start:stop])
+
+    handler = functools.partial(Quiet, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_info_verify_and_load_over_http(http_root, small_episodes) -> None:  # type: ignore[no-untyped-def]
+    import offgen
+
+    root, url = http_root
+    build_store(root / "coinrun", small_episodes)
+    info = CliRunner().invoke(app, ["info", f"{url}/coinrun", "--json"])
+    assert info.exit_code == 0, info.output
+    assert json.loads(info.output)["episodes"] == len(small_episodes)
+    checked = CliRunner().invoke(app, ["verify", f"{url}/coinrun"])
+    assert checked.exit_code == 0, checked.output
+    assert "remote store" in checked.output
+    dataset = offgen.load(f"{url}/coinrun", game="coinrun")
+    np.testing.assert_array_equal(dataset.episode(3).observations, small_episodes[3].observations)
+    missing = CliRunner().invoke(app, ["info", f"{url}/nothing"])
+    assert missing.exit_code != 0 and "no offgen store here" in str(missing.exception)
