@@ -220,14 +220,38 @@ def info(
     target: Annotated[str, typer.Argument(help="Dataset name (with --game), store path or URL.")],
     game: Annotated[str | None, typer.Option("--game", "-g", help="Game, e.g. coinrun.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    card: Annotated[
+        bool,
+        typer.Option(
+            "--card/--no-card",
+            help="After the summary, show the dataset card of a registered dataset (the one "
+            "`offgen card` measured, else the published card).",
+        ),
+    ] = True,
 ) -> None:
-    """Summarise a store: counts, returns, lengths, level seeds, policies, codec, size."""
+    """Summarise a store: counts, returns, lengths, level seeds, policies, codec, size, card."""
     store = _open(target, game, allow_incomplete=True)
     summary = summarize(store)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))
-    else:
-        _print_summary(summary)
+        return
+    _print_summary(summary)
+    text = _card_for(summary.get("dataset")) if card else None
+    if text:
+        typer.echo("\n" + text)
+
+
+def _card_for(dataset: Any) -> str | None:
+    """The card of a registered dataset name, or None for stores of unregistered datasets."""
+    from offgen.errors import UnknownNameError
+    from offgen.hub.card import card_text
+
+    if not isinstance(dataset, str):
+        return None
+    try:
+        return card_text(dataset)
+    except UnknownNameError:
+        return None
 
 
 # ----------------------------------------------------------------------------------------- convert

@@ -168,3 +168,22 @@ def test_info_verify_and_load_over_http(http_root, small_episodes) -> None:  # t
     np.testing.assert_array_equal(dataset.episode(3).observations, small_episodes[3].observations)
     missing = CliRunner().invoke(app, ["info", f"{url}/nothing"])
     assert missing.exit_code != 0 and "no offgen store here" in str(missing.exception)
+
+
+def test_info_shows_the_dataset_card(tmp_path: Path, small_episodes) -> None:  # type: ignore[no-untyped-def]
+    """Cards are what `offgen info` shows: a store of a registered dataset prints its card."""
+    from offgen.data import StoreWriter
+
+    root = dataset_dir("expert_1M", "coinrun")
+    with StoreWriter(root, game="coinrun", dataset="expert_1M") as writer:
+        for episode in small_episodes:
+            writer.write(episode)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["info", "1M_E", "--game", "coinrun"])
+    assert shown.exit_code == 0, shown.output
+    assert "episodes" in shown.output and "task_categories:" in shown.output
+    assert "pretty_name: Procgen expert_1M" in shown.output
+    hidden = runner.invoke(app, ["info", "expert_1M", "--game", "coinrun", "--no-card"])
+    assert hidden.exit_code == 0 and "task_categories:" not in hidden.output
+    unregistered = runner.invoke(app, ["info", str(build_store(tmp_path / "s", small_episodes))])
+    assert unregistered.exit_code == 0 and "task_categories:" not in unregistered.output
