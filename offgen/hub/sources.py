@@ -109,5 +109,7 @@ def fetch_missing(
         f"({dataset_dir(spec.name, game.name)}) and no source provided it:\n  "
         + "\n  ".join(tried or ["OFFGEN_SOURCES lists only 'local'"])
         + f"\nGet it with `offgen download --dataset {spec.name} --games {game.name}` "
-        "(or `offgen pull`), or unset OFFGEN_OFFLINE / HF_HUB_OFFLINE."
+        f"(or `offgen pull`), or convert files you have with `offgen convert <folder> "
+        f"--game {game.name} --dataset {spec.name}`"
+        + (" after unsetting OFFGEN_OFFLINE / HF_HUB_OFFLINE." if offline else ".")
     )

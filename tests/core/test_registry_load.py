@@ -104,6 +104,18 @@ def test_load_missing_dataset_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch
     message = str(err.value)
     assert "offgen download --dataset expert_1M --games coinrun" in message
     assert str(dataset_dir("expert_1M", "coinrun")) in message
+    assert "offgen convert <folder> --game coinrun --dataset expert_1M" in message
+    assert "unsetting OFFGEN_OFFLINE" in message
+
+
+def test_missing_dataset_online_does_not_blame_offline_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OFFGEN_SOURCES", "local")  # no download source: nothing to fetch from
+    with pytest.raises(DatasetNotFoundError) as err:
+        offgen.load("expert_1M", game="coinrun")
+    assert "OFFGEN_OFFLINE" not in str(err.value)
+    assert "offgen convert" in str(err.value)
 
 
 def test_load_errors() -> None:
