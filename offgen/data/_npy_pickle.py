@@ -171,9 +171,9 @@ def _walk(buffer: mmap.mmap, pos: int) -> Any:
         elif op in (0x85, 0x86, 0x87):  # TUPLE1-3
             n = op - 0x84
             _need(len(stack) >= n)
-            items = tuple(stack[-n:])
+            packed = tuple(stack[-n:])
             del stack[-n:]
-            stack.append(items)
+            stack.append(packed)
         elif op == 0x5D:  # EMPTY_LIST
             stack.append([])
         elif op == 0x7D:  # EMPTY_DICT
