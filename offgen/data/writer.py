@@ -30,6 +30,7 @@ from zarr.storage import LocalStore
 
 import offgen
 from offgen._io import atomic_write_bytes, atomic_write_json
+from offgen.data._shards import ShardEncoder
 from offgen.data.format import (
     ACTIONS,
     CHUNK_FRAMES,
@@ -131,6 +132,9 @@ class StoreWriter:
         self._actions = _array(group, ACTIONS).with_config({"write_empty_chunks": True})
         self._rewards = _array(group, REWARDS).with_config({"write_empty_chunks": True})
         self._shard = int(self._info["codec"]["shard_frames"])
+        # Shards are compressed by offgen's parallel encoder when the array is laid out as offgen
+        # creates it (always, unless a future zarr changes the metadata): ~2x zarr's throughput.
+        self._encoder = ShardEncoder.for_array(self._obs)
         self._policies: list[dict[str, Any]] = json.loads((self.root / POLICIES).read_bytes())
         self._policy_index = {p["id"]: i for i, p in enumerate(self._policies)}
         self._resume_from_table()
@@ -335,8 +339,12 @@ class StoreWriter:
         complete. A store closed with ``finalize=False`` stays resumable with ``mode="append"``."""
         if self._closed:
             return
-        self._commit()
-        self._closed = True
+        try:
+            self._commit()
+        finally:
+            self._closed = True
+            if self._encoder is not None:
+                self._encoder.close()
         if finalize:
             self._finalize()
 
@@ -367,7 +375,10 @@ class StoreWriter:
             if end > self._obs.shape[0]:
                 self._obs.resize((end, *FRAME_SHAPE_HWC))
             # Rewrite the current shard from its start so each shard file is replaced whole.
-            self._obs[self._shard_start : end] = self._buffer[: self._fill]
+            if self._encoder is not None:
+                self._encoder.write(self._shard_start // self._shard, self._buffer[: self._fill])
+            else:
+                self._obs[self._shard_start : end] = self._buffer[: self._fill]
             self._frames_written = end
         if self._fill == self._shard:
             self._shard_start += self._shard
