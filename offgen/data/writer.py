@@ -18,6 +18,7 @@ import os
 import shutil
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -135,6 +136,9 @@ class StoreWriter:
         # Shards are compressed by offgen's parallel encoder when the array is laid out as offgen
         # creates it (always, unless a future zarr changes the metadata): ~2x zarr's throughput.
         self._encoder = ShardEncoder.for_array(self._obs)
+        self._shard_thread: ThreadPoolExecutor | None = None
+        self._inflight: tuple[Future[None], int] | None = None  # shard being written, its end
+        self._spare: npt.NDArray[np.uint8] | None = None
         self._policies: list[dict[str, Any]] = json.loads((self.root / POLICIES).read_bytes())
         self._policy_index = {p["id"]: i for i, p in enumerate(self._policies)}
         self._resume_from_table()
@@ -333,6 +337,7 @@ class StoreWriter:
         """Commit every buffered episode now."""
         self._check_open()
         self._commit()
+        self._commit()  # the first may have sent a full shard to the background
 
     def close(self, *, finalize: bool = True) -> None:
         """Commit buffered episodes and, if ``finalize``, write the manifest and mark the store
@@ -341,8 +346,13 @@ class StoreWriter:
             return
         try:
             self._commit()
+            self._commit()  # the first may have sent a full shard to the background
         finally:
             self._closed = True
+            with contextlib.suppress(Exception):
+                self._wait_for_shard()
+            if self._shard_thread is not None:
+                self._shard_thread.shutdown(wait=True)
             if self._encoder is not None:
                 self._encoder.close()
         if finalize:
@@ -370,37 +380,81 @@ class StoreWriter:
             raise RuntimeError(f"writer for {self.root} is closed")
 
     def _commit(self) -> None:
+        # A full shard is compressed and written in the background while write() fills the other
+        # buffer; its episodes' records are appended once it is on disk (at the next commit).
+        # Every other commit waits for it and writes the current partial shard itself.
+        self._wait_for_shard()
         end = self._shard_start + self._fill
         if end > self._frames_written:
             if end > self._obs.shape[0]:
                 self._obs.resize((end, *FRAME_SHAPE_HWC))
             # Rewrite the current shard from its start so each shard file is replaced whole.
-            if self._encoder is not None:
-                self._encoder.write(self._shard_start // self._shard, self._buffer[: self._fill])
+            if self._fill == self._shard and self._encoder is not None:
+                encoder, index, frames = (
+                    self._encoder,
+                    self._shard_start // self._shard,
+                    self._buffer,
+                )
+                self._inflight = (self._background().submit(encoder.write, index, frames), end)
+                self._buffer, self._spare = self._spare_buffer(), self._buffer
             else:
-                self._obs[self._shard_start : end] = self._buffer[: self._fill]
-            self._frames_written = end
+                self._write_frames(self._buffer[: self._fill])
+                self._frames_written = end
         if self._fill == self._shard:
             self._shard_start += self._shard
             self._fill = 0
-        if self._pending_rows:
-            start, stop = self._steps_written, self._steps
-            self._actions.resize((stop,))
-            self._rewards.resize((stop,))
-            self._actions[start:stop] = np.concatenate(self._pending_actions)
-            self._rewards[start:stop] = np.concatenate(self._pending_rewards)
-            self._steps_written = stop
-            rows = np.stack(self._pending_rows)
-            with open(self.root / EPISODES, "ab") as handle:
-                handle.write(encode_records(rows))
-                handle.flush()
-                os.fsync(handle.fileno())
-            self._num_episodes += len(rows)
-            self._return_sum += float(np.asarray(rows["return"], dtype=np.float64).sum())
-            self._pending_rows.clear()
-            self._pending_actions.clear()
-            self._pending_rewards.clear()
+        self._append_records()
         self._last_commit = time.monotonic()
+
+    def _write_frames(self, frames: npt.NDArray[np.uint8]) -> None:
+        if self._encoder is not None:
+            self._encoder.write(self._shard_start // self._shard, frames)
+        else:
+            self._obs[self._shard_start : self._shard_start + len(frames)] = frames
+
+    def _background(self) -> ThreadPoolExecutor:
+        if self._shard_thread is None:
+            self._shard_thread = ThreadPoolExecutor(1, thread_name_prefix="offgen-shard")
+        return self._shard_thread
+
+    def _spare_buffer(self) -> npt.NDArray[np.uint8]:
+        if self._spare is None:  # the second buffer only exists once a shard has filled
+            self._spare = np.empty_like(self._buffer)
+        return self._spare
+
+    def _wait_for_shard(self) -> None:
+        if self._inflight is not None:
+            future, end = self._inflight
+            self._inflight = None
+            future.result()  # re-raises a failed write: those frames are not committed
+            self._frames_written = end
+
+    def _append_records(self) -> None:
+        """Persist steps and records of the pending episodes whose frames are all on disk."""
+        count = 0
+        for row in self._pending_rows:
+            if int(row["frame_offset"]) + int(row["length"]) + 1 > self._frames_written:
+                break
+            count += 1
+        if not count:
+            return
+        rows = np.stack(self._pending_rows[:count])
+        start = self._steps_written
+        stop = start + int(rows["length"].sum())
+        self._actions.resize((stop,))
+        self._rewards.resize((stop,))
+        self._actions[start:stop] = np.concatenate(self._pending_actions[:count])
+        self._rewards[start:stop] = np.concatenate(self._pending_rewards[:count])
+        self._steps_written = stop
+        with open(self.root / EPISODES, "ab") as handle:
+            handle.write(encode_records(rows))
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._num_episodes += len(rows)
+        self._return_sum += float(np.asarray(rows["return"], dtype=np.float64).sum())
+        del self._pending_rows[:count]
+        del self._pending_actions[:count]
+        del self._pending_rewards[:count]
 
     def _finalize(self) -> None:
         # Trim frames of an episode that was never finished (none, after _commit) and record counts.
