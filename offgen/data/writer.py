@@ -1,6 +1,8 @@
 """Streaming, crash-safe writer of offgen stores.
 
-Memory is bounded by one shard of frames (16384 x 12 KiB = 192 MiB) whatever the dataset size.
+Memory is bounded by two shards of frames (2 x 16384 x 12 KiB = 384 MiB) whatever the dataset size:
+a full shard is compressed (2 threads) and written in the background while the next one fills, and
+its episodes are committed once it is on disk.
 
 Commit protocol: frames and steps are written to the zarr arrays first (each file replaced
 atomically by zarr's local store), then the episodes' records are appended to ``episodes.bin`` and
