@@ -123,3 +123,22 @@ def test_env_memory_budget_forces_stream(
     monkeypatch.setenv("OFFGEN_DISK_BUDGET", "1K")
     sampler = small_ds.transitions(strategy="auto", unit_frames=64)
     assert sampler.strategy.strategy == "stream"
+
+
+@pytest.mark.parametrize("populate", [True, False])
+def test_cache_view_with_and_without_prefaulted_pages(
+    small_ds: OffgenDataset, monkeypatch: pytest.MonkeyPatch, populate: bool
+) -> None:
+    """A cache that fits in the page cache is mapped with every page present (MAP_POPULATE); a
+    larger one is a plain memmap. Both give exactly the store's frames, read-only."""
+    from offgen.data.sampling import cache as cache_module
+    from offgen.data.sampling import open_frame_cache
+
+    monkeypatch.setattr(cache_module, "_fits_in_page_cache", lambda path: populate)
+    frames = open_frame_cache(small_ds.store, progress=False)
+    assert isinstance(frames, np.memmap) is not populate
+    n = small_ds.store.num_frames_stored
+    assert frames.shape == (n, 64, 64, 3)
+    np.testing.assert_array_equal(frames[n - 5 :], small_ds.store.read_frames(n - 5, n))
+    with pytest.raises(ValueError):
+        frames[0, 0, 0, 0] = 1

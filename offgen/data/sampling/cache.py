@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import shutil
 from pathlib import Path
 from typing import Any
@@ -94,13 +95,39 @@ def open_frame_cache(store: OffgenStore, *, progress: bool = True) -> npt.NDArra
             _remove_stale(store, directory)
     path = directory / _FILE
     try:
-        frames = np.load(path, mmap_mode="r", allow_pickle=False)
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+        if not isinstance(loaded, np.memmap) or loaded.dtype != np.uint8:
+            raise ValueError("not a uint8 .npy array")
+        frames: npt.NDArray[np.uint8] = (
+            _populated_view(path, loaded) if _fits_in_page_cache(path) else loaded
+        )
     except (OSError, ValueError) as exc:
         raise CorruptStoreError(
             f"{path}: frame cache unreadable ({exc}). Delete {directory} and it is rebuilt."
         ) from exc
-    assert isinstance(frames, np.ndarray)
     return frames
+
+
+def _fits_in_page_cache(path: Path) -> bool:
+    """Whether the cache file can stay in the page cache beside everything else (half the RAM
+    that is available now), so mapping every page up front pays off."""
+    import psutil
+
+    return path.stat().st_size < psutil.virtual_memory().available // 2
+
+
+def _populated_view(path: Path, frames: np.memmap[Any, Any]) -> npt.NDArray[np.uint8]:
+    """The same frames through a mapping whose pages are all mapped at open (``MAP_POPULATE``).
+
+    Random batches otherwise take a page fault on every first touch of a page (three per frame),
+    which halves the gather rate on a 12 GB cache until every page has been touched once. The
+    pages are file-backed page cache, shared and reclaimable: they do not count as private memory.
+    """
+    flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+    with open(path, "rb") as handle:
+        mapping = mmap.mmap(handle.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
+    view = np.frombuffer(mapping, dtype=np.uint8, offset=frames.offset, count=frames.size)
+    return view.reshape(frames.shape)
 
 
 def _build(store: OffgenStore, directory: Path, progress: bool) -> None:
