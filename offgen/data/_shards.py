@@ -1,42 +1,88 @@
-"""Encode whole observation shards in parallel and store them through zarr's store.
+"""Stream frames into the shards of the observation array, compressing as they arrive.
 
-zarr's sharding codec compresses a shard's inner chunks one after another; the writer's throughput
-was bound by that single core. :class:`ShardEncoder` compresses the 512-frame inner chunks in a
-small thread pool (numcodecs' zstd releases the GIL) and assembles the shard file exactly as the
-array's own metadata says (zarr v3 sharding: inner codecs ``bytes`` + ``zstd``, index at the end,
-``(offset, nbytes)`` little-endian uint64 per inner chunk, ``2**64 - 1`` twice for an absent one,
-followed by the crc32c of the index). The file is written with the store's ``set`` (an atomic
-replace for a local store), so readers see zarr's own format. Arrays configured differently are
-not handled (:func:`ShardEncoder.for_array` returns ``None``) and the caller writes through zarr.
-
-Complete inner chunks of the shard being filled are encoded once and kept, so committing a
-partial shard repeatedly only compresses what changed.
+zarr's sharding codec compresses a shard's inner chunks one after another, and the writer had to
+hold a whole shard (192 MiB, fresh memory that the kernel must fault in) before compressing it.
+:class:`ShardStream` instead copies frames into a few reused 512-frame chunk buffers and hands each
+complete inner chunk to a small thread pool (numcodecs' zstd releases the GIL), so compression runs
+while frames keep coming and memory stays at a few chunks plus one shard's compressed bytes.
+:meth:`ShardStream.persist` assembles the shard file exactly as the array's own metadata says (zarr
+v3 sharding: inner codecs ``bytes`` + ``zstd``, index at the end, ``(offset, nbytes)``
+little-endian uint64 per inner chunk, ``2**64 - 1`` twice for an absent one, then the crc32c of the
+index; the last, partial chunk padded with the fill value 0) and writes it with the store's ``set``
+(an atomic replace for a local store): byte-identical to what zarr writes. Arrays configured any
+other way get :class:`ZarrShardSink`, which buffers a shard and writes it through zarr.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ShardEncoder"]
+__all__ = ["ShardSink", "ShardStream", "ZarrShardSink"]
 
 _ABSENT = 2**64 - 1
 
 
-class ShardEncoder:
-    """Writes shards of a sharded, zstd-compressed uint8 zarr array.
+class ShardSink(Protocol):
+    """Where :class:`~offgen.data.writer.StoreWriter` puts the frames of the current shard."""
+
+    def start(self, shard_index: int, frames: npt.NDArray[np.uint8]) -> None:
+        """Begin shard ``shard_index`` holding ``frames`` already (resume), or none."""
+
+    def push(self, frames: npt.NDArray[np.uint8]) -> None:
+        """Append frames to the current shard (the caller never overfills it)."""
+
+    def persist(self) -> None:
+        """Write the current shard's file with every frame pushed so far."""
+
+    def close(self) -> None:
+        """Release threads and buffers."""
+
+
+class ZarrShardSink:
+    """Buffers a whole shard and writes it through zarr (for arrays laid out unlike offgen's)."""
+
+    def __init__(self, array: Any) -> None:
+        self._array = array
+        self._shard_frames = int(array.metadata.chunk_grid.chunk_shape[0])
+        self._buffer = np.empty((self._shard_frames, *array.shape[1:]), dtype=array.dtype)
+        self._start = self._fill = 0
+
+    def start(self, shard_index: int, frames: npt.NDArray[np.uint8]) -> None:
+        self._start = shard_index * self._shard_frames
+        self._fill = 0
+        self.push(frames)
+
+    def push(self, frames: npt.NDArray[np.uint8]) -> None:
+        self._buffer[self._fill : self._fill + len(frames)] = frames
+        self._fill += len(frames)
+
+    def persist(self) -> None:
+        if self._fill:
+            self._array[self._start : self._start + self._fill] = self._buffer[: self._fill]
+
+    def close(self) -> None:
+        pass
+
+
+class ShardStream:
+    """Streams frames into the shards of a sharded, zstd-compressed uint8 zarr array.
 
     Args:
         array: The zarr array (its metadata fixes the chunk key and the codecs).
         level: zstd level of the inner chunks.
         checksum: Whether the inner zstd frames carry checksums.
         threads: Compression threads.
+        ring: Raw chunk buffers (complete chunks wait in them to be compressed).
     """
 
-    def __init__(self, array: Any, *, level: int, checksum: bool, threads: int = 2) -> None:
+    def __init__(
+        self, array: Any, *, level: int, checksum: bool, threads: int = 2, ring: int = 4
+    ) -> None:
         from numcodecs import Zstd
 
         self._array = array
@@ -47,11 +93,15 @@ class ShardEncoder:
         self._chunks_per_shard = self._shard_frames // self._chunk_frames
         self._zstd = Zstd(level=level, checksum=checksum)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="offgen-zstd")
-        self._shard_index = -1
-        self._encoded: dict[int, bytes] = {}  # complete inner chunks of the current shard
+        self._free = [np.empty(self._chunk_shape, dtype=np.uint8) for _ in range(ring)]
+        self._busy: deque[tuple[Future[bytes], npt.NDArray[np.uint8]]] = deque()
+        self._shard_index = 0
+        self._chunks: list[Future[bytes]] = []  # the current shard's complete chunks, in order
+        self._raw = self._take_buffer()  # the chunk being filled
+        self._raw_fill = 0
 
     @classmethod
-    def for_array(cls, array: Any, *, threads: int = 2) -> ShardEncoder | None:
+    def for_array(cls, array: Any, *, threads: int = 2) -> ShardStream | None:
         """An encoder for ``array`` if it is configured exactly as offgen writes it, else ``None``."""
         from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
         from zarr.codecs.sharding import ShardingCodecIndexLocation
@@ -89,53 +139,64 @@ class ShardEncoder:
     def _encode(self, chunk: npt.NDArray[np.uint8]) -> bytes:
         return bytes(self._zstd.encode(chunk))
 
-    def write(self, shard_index: int, frames: npt.NDArray[np.uint8]) -> None:
-        """Write ``frames`` (the first frames of shard ``shard_index``) as that shard's file.
+    def _take_buffer(self) -> npt.NDArray[np.uint8]:
+        while not self._free:  # every buffer waits to be compressed: wait for the oldest
+            future, buffer = self._busy.popleft()
+            future.result()
+            self._free.append(buffer)
+        while self._busy and self._busy[0][0].done():
+            self._free.append(self._busy.popleft()[1])
+        return self._free.pop()
 
-        The array must already be at least as long as what is written. The last inner chunk is
-        padded with zeros (the fill value) like zarr pads chunks at the end of an array.
-        """
+    def start(self, shard_index: int, frames: npt.NDArray[np.uint8]) -> None:
+        """Begin shard ``shard_index`` holding ``frames`` already (resume), or none."""
+        for future in self._chunks:
+            future.cancel()
+        self._shard_index = shard_index
+        self._chunks = []
+        self._raw_fill = 0
+        self.push(frames)
+
+    def push(self, frames: npt.NDArray[np.uint8]) -> None:
+        """Append frames to the current shard; complete chunks start compressing at once."""
+        step = self._chunk_frames
+        if (len(self._chunks) * step + self._raw_fill + len(frames)) > self._shard_frames:
+            raise ValueError(f"a shard holds {self._shard_frames} frames; pushed too many")
+        done = 0
+        while done < len(frames):
+            take = min(len(frames) - done, step - self._raw_fill)
+            self._raw[self._raw_fill : self._raw_fill + take] = frames[done : done + take]
+            self._raw_fill += take
+            done += take
+            if self._raw_fill == step:
+                future = self._pool.submit(self._encode, self._raw)
+                self._busy.append((future, self._raw))
+                self._chunks.append(future)
+                self._raw = self._take_buffer()
+                self._raw_fill = 0
+
+    def persist(self) -> None:
+        """Write the current shard's file with every frame pushed so far (waits for its chunks)."""
         import google_crc32c
         from zarr.core.buffer import default_buffer_prototype
         from zarr.core.sync import sync
 
-        count = len(frames)
-        if count == 0 or count > self._shard_frames:
-            raise ValueError(f"a shard holds 1 to {self._shard_frames} frames, got {count}")
-        if shard_index != self._shard_index:
-            self._shard_index = shard_index
-            self._encoded.clear()
-        step = self._chunk_frames
-        todo: list[tuple[int, npt.NDArray[np.uint8]]] = []
-        for j in range(-(-count // step)):
-            part = frames[j * step : (j + 1) * step]
-            if len(part) == step and j in self._encoded:
-                continue
-            if len(part) < step:
-                padded = np.zeros(self._chunk_shape, dtype=np.uint8)
-                padded[: len(part)] = part
-                part = padded
-            todo.append((j, np.ascontiguousarray(part)))
-        encoded = dict(self._encoded)
-        for (j, _part), data in zip(
-            todo, self._pool.map(self._encode, [p for _, p in todo]), strict=True
-        ):
-            encoded[j] = data
-            if (j + 1) * step <= count:
-                self._encoded[j] = data
+        parts = [future.result() for future in self._chunks]
+        if self._raw_fill:
+            # The last chunk is padded with zeros (the fill value), as zarr pads it.
+            self._raw[self._raw_fill :] = 0
+            parts.append(self._encode(self._raw))
+        if not parts:
+            return
         index = np.full((self._chunks_per_shard, 2), _ABSENT, dtype="<u8")
-        parts: list[bytes] = []
         offset = 0
-        for j in sorted(encoded):
-            if j * step >= count:  # a stale chunk beyond what is written now (cannot happen)
-                continue
-            data = encoded[j]
+        for j, data in enumerate(parts):
             index[j] = (offset, len(data))
-            parts.append(data)
             offset += len(data)
         index_bytes = index.tobytes()
         parts.append(index_bytes)
         parts.append(int(google_crc32c.value(index_bytes)).to_bytes(4, "little"))
-        key = f"{self._array.path}/{self._array.metadata.encode_chunk_key((shard_index,) + (0,) * (self._array.ndim - 1))}"
+        coords = (self._shard_index,) + (0,) * (self._array.ndim - 1)
+        key = f"{self._array.path}/{self._array.metadata.encode_chunk_key(coords)}".lstrip("/")
         buffer = default_buffer_prototype().buffer.from_bytes(b"".join(parts))
-        sync(self._array.store.set(key.lstrip("/"), buffer))
+        sync(self._array.store.set(key, buffer))

@@ -20,7 +20,6 @@ import os
 import shutil
 import time
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -33,7 +32,7 @@ from zarr.storage import LocalStore
 
 import offgen
 from offgen._io import atomic_write_bytes, atomic_write_json
-from offgen.data._shards import ShardEncoder
+from offgen.data._shards import ShardSink, ShardStream, ZarrShardSink
 from offgen.data.format import (
     ACTIONS,
     CHUNK_FRAMES,
@@ -135,12 +134,10 @@ class StoreWriter:
         self._actions = _array(group, ACTIONS).with_config({"write_empty_chunks": True})
         self._rewards = _array(group, REWARDS).with_config({"write_empty_chunks": True})
         self._shard = int(self._info["codec"]["shard_frames"])
-        # Shards are compressed by offgen's parallel encoder when the array is laid out as offgen
-        # creates it (always, unless a future zarr changes the metadata): ~2x zarr's throughput.
-        self._encoder = ShardEncoder.for_array(self._obs)
-        self._shard_thread: ThreadPoolExecutor | None = None
-        self._inflight: tuple[Future[None], int] | None = None  # shard being written, its end
-        self._spare: npt.NDArray[np.uint8] | None = None
+        # Frames stream into offgen's own shard encoder when the array is laid out as offgen
+        # creates it (always, unless a future zarr changes the metadata): compression overlaps
+        # writing and needs no shard-sized buffer. Otherwise zarr writes a buffered shard.
+        self._sink: ShardSink = ShardStream.for_array(self._obs) or ZarrShardSink(self._obs)
         self._policies: list[dict[str, Any]] = json.loads((self.root / POLICIES).read_bytes())
         self._policy_index = {p["id"]: i for i, p in enumerate(self._policies)}
         self._resume_from_table()
@@ -253,12 +250,11 @@ class StoreWriter:
         self._actions.resize((steps,))
         self._rewards.resize((steps,))
         self._shard_start = (frames // self._shard) * self._shard
-        self._buffer: npt.NDArray[np.uint8] = np.empty(
-            (self._shard, *FRAME_SHAPE_HWC), dtype=np.uint8
-        )
         self._fill = frames - self._shard_start
-        if self._fill:
-            self._buffer[: self._fill] = np.asarray(self._obs[self._shard_start : frames])
+        self._no_frames = np.empty((0, *FRAME_SHAPE_HWC), dtype=np.uint8)
+        self._sink.start(
+            self._shard_start // self._shard, np.asarray(self._obs[self._shard_start : frames])
+        )
         self._frames_written = frames  # frames persisted in the zarr array
         self._steps = steps  # steps appended (persisted + pending)
         self._steps_written = steps
@@ -322,7 +318,7 @@ class StoreWriter:
         done = 0
         while done < len(frames):
             take = min(len(frames) - done, self._shard - self._fill)
-            self._buffer[self._fill : self._fill + take] = frames[done : done + take]
+            self._sink.push(frames[done : done + take])
             self._fill += take
             done += take
             if self._fill == self._shard:
@@ -339,7 +335,6 @@ class StoreWriter:
         """Commit every buffered episode now."""
         self._check_open()
         self._commit()
-        self._commit()  # the first may have sent a full shard to the background
 
     def close(self, *, finalize: bool = True) -> None:
         """Commit buffered episodes and, if ``finalize``, write the manifest and mark the store
@@ -348,15 +343,9 @@ class StoreWriter:
             return
         try:
             self._commit()
-            self._commit()  # the first may have sent a full shard to the background
         finally:
             self._closed = True
-            with contextlib.suppress(Exception):
-                self._wait_for_shard()
-            if self._shard_thread is not None:
-                self._shard_thread.shutdown(wait=True)
-            if self._encoder is not None:
-                self._encoder.close()
+            self._sink.close()
         if finalize:
             self._finalize()
 
@@ -382,54 +371,19 @@ class StoreWriter:
             raise RuntimeError(f"writer for {self.root} is closed")
 
     def _commit(self) -> None:
-        # A full shard is compressed and written in the background while write() fills the other
-        # buffer; its episodes' records are appended once it is on disk (at the next commit).
-        # Every other commit waits for it and writes the current partial shard itself.
-        self._wait_for_shard()
         end = self._shard_start + self._fill
         if end > self._frames_written:
             if end > self._obs.shape[0]:
                 self._obs.resize((end, *FRAME_SHAPE_HWC))
             # Rewrite the current shard from its start so each shard file is replaced whole.
-            if self._fill == self._shard and self._encoder is not None:
-                encoder, index, frames = (
-                    self._encoder,
-                    self._shard_start // self._shard,
-                    self._buffer,
-                )
-                self._inflight = (self._background().submit(encoder.write, index, frames), end)
-                self._buffer, self._spare = self._spare_buffer(), self._buffer
-            else:
-                self._write_frames(self._buffer[: self._fill])
-                self._frames_written = end
+            self._sink.persist()
+            self._frames_written = end
         if self._fill == self._shard:
             self._shard_start += self._shard
             self._fill = 0
+            self._sink.start(self._shard_start // self._shard, self._no_frames)
         self._append_records()
         self._last_commit = time.monotonic()
-
-    def _write_frames(self, frames: npt.NDArray[np.uint8]) -> None:
-        if self._encoder is not None:
-            self._encoder.write(self._shard_start // self._shard, frames)
-        else:
-            self._obs[self._shard_start : self._shard_start + len(frames)] = frames
-
-    def _background(self) -> ThreadPoolExecutor:
-        if self._shard_thread is None:
-            self._shard_thread = ThreadPoolExecutor(1, thread_name_prefix="offgen-shard")
-        return self._shard_thread
-
-    def _spare_buffer(self) -> npt.NDArray[np.uint8]:
-        if self._spare is None:  # the second buffer only exists once a shard has filled
-            self._spare = np.empty_like(self._buffer)
-        return self._spare
-
-    def _wait_for_shard(self) -> None:
-        if self._inflight is not None:
-            future, end = self._inflight
-            self._inflight = None
-            future.result()  # re-raises a failed write: those frames are not committed
-            self._frames_written = end
 
     def _append_records(self) -> None:
         """Persist steps and records of the pending episodes whose frames are all on disk."""

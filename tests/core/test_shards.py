@@ -10,7 +10,7 @@ import zarr
 
 import offgen.data.writer as writer_module
 from offgen.data import Episode, OffgenStore, StoreWriter
-from offgen.data._shards import ShardEncoder
+from offgen.data._shards import ShardStream
 from offgen.errors import CorruptStoreError
 
 from .conftest import smooth_episode
@@ -37,7 +37,7 @@ def _shard_files(path: Path) -> dict[str, bytes]:
 
 
 def _through_zarr(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer_module.ShardEncoder, "for_array", lambda *_a, **_k: None)
+    monkeypatch.setattr(writer_module.ShardStream, "for_array", lambda *_a, **_k: None)
 
 
 @pytest.mark.parametrize("flush_each", [False, True])
@@ -98,10 +98,10 @@ def test_other_layouts_are_left_to_zarr(tmp_path: Path) -> None:
     plain = zarr.create_array(
         tmp_path / "plain", shape=(10, 4), chunks=(5, 4), dtype="uint8", fill_value=0
     )
-    assert ShardEncoder.for_array(plain) is None
+    assert ShardStream.for_array(plain) is None
     with StoreWriter(tmp_path / "s", game="coinrun", shard_frames=128, chunk_frames=32) as writer:
-        encoder = ShardEncoder.for_array(writer._obs)
-        assert encoder is not None
-        with pytest.raises(ValueError, match="1 to 128"):
-            encoder.write(0, np.zeros((129, 64, 64, 3), dtype=np.uint8))
-        encoder.close()
+        stream = ShardStream.for_array(writer._obs)
+        assert stream is not None
+        with pytest.raises(ValueError, match="holds 128 frames"):
+            stream.push(np.zeros((129, 64, 64, 3), dtype=np.uint8))
+        stream.close()
