@@ -1,8 +1,8 @@
 """Streaming, crash-safe writer of offgen stores.
 
-Memory is bounded by two shards of frames (2 x 16384 x 12 KiB = 384 MiB) whatever the dataset size:
-a full shard is compressed (2 threads) and written in the background while the next one fills, and
-its episodes are committed once it is on disk.
+Memory is a few 512-frame chunk buffers plus one shard's compressed bytes whatever the dataset
+size: frames stream into :class:`~offgen.data._shards.ShardStream`, which compresses each complete
+chunk at once in two threads and writes the shard file at a commit.
 
 Commit protocol: frames and steps are written to the zarr arrays first (each file replaced
 atomically by zarr's local store), then the episodes' records are appended to ``episodes.bin`` and
