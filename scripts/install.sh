@@ -18,10 +18,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PIP="$VENV/bin/python -m pip"
-$PIP install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+$PIP install -q --upgrade pip 2>&1 | { grep -v "is ignored" || true; }
 # torch first, pinned: a looser spec would pull the multi-GB CUDA build (REFERENCE.md section 4).
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-  $PIP install -q torch==2.13.0 2>&1 | grep -v "is ignored" || true
+  $PIP install -q torch==2.13.0 2>&1 | { grep -v "is ignored" || true; }
 fi
-$PIP install -q -e ".[all]" 2>&1 | grep -v "is ignored" || true
+$PIP install -q -e ".[all]" 2>&1 | { grep -v "is ignored" || true; }
 "$VENV/bin/python" -c "import offgen, torch, zarr, envpool" || { echo "offgen install: import check failed" >&2; exit 1; }

@@ -187,7 +187,7 @@ def render_card(spec: DatasetSpec, stats: Mapping[str, Mapping[str, Any]] | None
         f"each of the 16 Procgen games (easy mode), behaviour: **{spec.behaviour}**. The "
         f"predecessor's category name is `{spec.legacy_category}`.\n",
         "## Load it\n",
-        "```python\nimport offgen\n"
+        "```python\nimport offgen\n\n"
         f'ds = offgen.load("{spec.name}", game="coinrun")  # downloads what is missing\n```\n',
         "Or `offgen-download --dataset " + spec.name + " --games coinrun`, or from a hub "
         f"repository: `offgen pull {spec.name} --game coinrun --repo ORG/NAME`.\n",
