@@ -19,6 +19,7 @@ import os
 import posixpath
 import shutil
 import tarfile
+import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -270,9 +271,10 @@ def safe_extract(
     path = Path(archive)
     dest = Path(target)
     check_free_space(dest, uncompressed_size(path), reserve=reserve, what=f"unpacking {path.name}")
-    staging = dest / f".extracting-{path.name}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    # A staging folder of its own: several games of one bundle archive may be unpacked at once
+    # into the same target (one worker per game), and none may remove another's files.
+    staging = Path(tempfile.mkdtemp(prefix=f".extracting-{path.name}-", dir=dest))
     written: list[str] = []
     try:
         for member in iter_safe_members(path, select=select):

@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -333,9 +334,9 @@ def test_yaml_config_errors_name_key_and_experiment(
 
 
 def test_console_script_as_typed(wandb_runs: Path, tmp_path: Path) -> None:
-    exe = shutil.which("offgen-wandb")
-    if exe is None:
-        pytest.skip("offgen-wandb console script not installed (pip install -e .)")
+    # The script installed beside this interpreter: CI runs `make test` without the venv on PATH.
+    exe = str(Path(sys.executable).parent / "offgen-wandb")
+    assert Path(exe).exists(), f"{exe} missing: install the project (pip install -e .)"
     out = tmp_path / "typed"
     proc = subprocess.run(
         [
