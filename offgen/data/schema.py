@@ -9,7 +9,8 @@ An :class:`Episode` is one Procgen episode of ``T`` steps:
 * ``actions``: ``(T,)`` ``uint8`` in ``[0, 15)``.
 * ``rewards``: ``(T,)`` ``float32``.
 * ``terminated`` / ``truncated``: how the episode ended (the game's own time limit is ``truncated``).
-* ``level_seed``, ``game``, ``policy_id`` and free-form ``provenance``.
+* ``level_seed``, ``game`` (one of the 16 canonical names of :data:`offgen.registry.GAMES`),
+  ``policy_id`` and free-form ``provenance``.
 
 Why HWC: consecutive 64x64x3 frames compress 1.3-1.4x better with zstd in HWC than in CHW on our
 measurements (the three colour planes of a pixel are stored together), and HWC is what envpool's
@@ -26,7 +27,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from offgen.errors import SchemaError
+from offgen.errors import SchemaError, UnknownNameError
+from offgen.registry import GAMES, resolve_game
 
 __all__ = [
     "FRAME_SHAPE_CHW",
@@ -116,8 +118,19 @@ def _validate(ep: Episode) -> None:
         raise SchemaError("rewards contain NaN or infinity")
     if ep.terminated and ep.truncated:
         raise SchemaError("an episode cannot be both terminated and truncated")
-    if not ep.game:
-        raise SchemaError("episode game must be a non-empty string")
+    if not isinstance(ep.game, str) or ep.game not in GAMES:
+        raise SchemaError(_game_problem(ep.game))
+
+
+def _game_problem(game: object) -> str:
+    """Why ``game`` is not a canonical game name (with the closest valid one)."""
+    if not isinstance(game, str) or not game:
+        return f"episode game must be one of the 16 Procgen games, got {game!r}"
+    try:
+        canonical = resolve_game(game).name
+    except UnknownNameError as exc:
+        return f"episode {exc}"
+    return f"episode game must be the canonical name {canonical!r}, got {game!r}"
 
 
 def to_layout(frames: npt.NDArray[Any], source: Layout, target: Layout) -> npt.NDArray[Any]:
@@ -147,7 +160,8 @@ def make_episode(
 
     Frames in CHW are moved to HWC; float frames holding 0-255 (the predecessor's files) are cast to
     uint8 after checking they are whole numbers in range; ``(T, 1)`` action and reward columns are
-    flattened; integer actions are checked against ``[0, 15)`` before narrowing to uint8.
+    flattened; integer actions are checked against ``[0, 15)`` before narrowing to uint8; a game
+    alias (``"CoinrunEasy-v0"``) becomes its canonical name.
 
     Raises:
         SchemaError: If the inputs cannot form a valid episode.
@@ -182,6 +196,11 @@ def make_episode(
     rew = np.asarray(rewards)
     if rew.ndim == 2 and rew.shape[1] == 1:
         rew = rew[:, 0]
+    if isinstance(game, str) and game not in GAMES:
+        try:
+            game = resolve_game(game).name  # "CoinrunEasy-v0", "Coinrun" -> "coinrun"
+        except UnknownNameError as exc:
+            raise SchemaError(f"episode {exc}") from exc
     return Episode(
         observations=obs,
         actions=act.astype(np.uint8),

@@ -73,6 +73,11 @@ class OffgenStore:
         else:
             self._fs = None
             self._path = str(Path(str(location).removeprefix("file://")).expanduser())
+        #: The location in one spelling per store: local paths absolute with symlinks resolved
+        #: (``./s``, ``s/`` and ``/abs/s`` are one store), URLs as given. Keys caches.
+        self.canonical_location = (
+            str(Path(self._path).resolve()) if self._fs is None else self.location
+        )
         info_bytes = self._read(INFO, missing_hint=True)
         self.info: dict[str, Any] = parse_info(info_bytes, self._name(INFO))
         self.complete = self.info["status"] == "complete"
@@ -179,10 +184,20 @@ class OffgenStore:
                 )
             present.add(index)
 
+    def _short_array(self, name: str, held: int, needed: int, what: str) -> CorruptStoreError:
+        return CorruptStoreError(
+            f"{self._name(name)}: holds {held} {what} but the episode table ({EPISODES}, "
+            f"{len(self.table)} episodes) needs {needed}; the store is damaged (arrays shorter "
+            "than its table). Re-download or rebuild it; `offgen verify` checks every file."
+        )
+
     def _read_small(self, name: str, count: int) -> npt.NDArray[Any]:
+        arr = self._array(name)
+        if int(arr.shape[0]) < count:
+            raise self._short_array(name, int(arr.shape[0]), count, "steps")
         self._require_chunks(name, 0, count)
         try:
-            return np.asarray(self._array(name)[:count])
+            out = np.asarray(arr[:count])
         except CorruptStoreError:
             raise
         except Exception as exc:
@@ -190,6 +205,9 @@ class OffgenStore:
                 f"{self._name(name)}: unreadable ({type(exc).__name__}: {exc}). The store is "
                 "damaged; run `offgen verify` and re-download or rebuild it."
             ) from exc
+        if out.shape[0] != count:
+            raise self._short_array(name, int(out.shape[0]), count, "steps")
+        return out
 
     def read_frames(self, start: int, stop: int) -> npt.NDArray[np.uint8]:
         """Frames ``[start, stop)`` of the observation array.
@@ -197,9 +215,13 @@ class OffgenStore:
         Raises:
             CorruptStoreError: If a chunk is missing, truncated or fails its checksum.
         """
+        arr = self.observations
+        if int(arr.shape[0]) < stop:
+            needed = max(stop, self.num_frames_stored)
+            raise self._short_array(OBSERVATIONS, int(arr.shape[0]), needed, "frames")
         self._require_chunks(OBSERVATIONS, start, stop)
         try:
-            out = np.asarray(self.observations[start:stop])
+            out = np.asarray(arr[start:stop])
         except Exception as exc:
             raise CorruptStoreError(
                 f"{self._name(OBSERVATIONS)}: frames {start}-{stop} unreadable "
@@ -207,7 +229,8 @@ class OffgenStore:
                 "re-download or rebuild it."
             ) from exc
         if out.shape[0] != stop - start:
-            raise CorruptStoreError(f"{self._name(OBSERVATIONS)}: fewer frames than the table says")
+            needed = max(stop, self.num_frames_stored)
+            raise self._short_array(OBSERVATIONS, start + int(out.shape[0]), needed, "frames")
         return out
 
     # ------------------------------------------------------------------ facts
@@ -235,10 +258,14 @@ class OffgenStore:
 
     @property
     def fingerprint(self) -> str:
-        """Changes whenever the store's committed content changes (used to invalidate caches)."""
+        """Changes whenever the store's committed content changes (used to invalidate caches).
+
+        Covers the episode table, the counts and :attr:`canonical_location`, so a relative and an
+        absolute path to the same local store share one fingerprint (and one frame cache).
+        """
         digest = hashlib.sha256(self._table_bytes)
         digest.update(json.dumps(self.info.get("counts"), sort_keys=True).encode())
-        digest.update(self.location.encode())
+        digest.update(self.canonical_location.encode())
         return digest.hexdigest()[:32]
 
     def _check_consistency(self) -> None:

@@ -8,7 +8,8 @@ Sharding: each DataLoader worker of each ``torch.distributed`` rank is shard
 seed per shard (so no two workers draw the same stream); epoch-style samplers
 (``replacement=False``) and episode iteration take disjoint partitions (so every item is seen once
 per epoch across all workers and ranks). The rank and world size are taken from the arguments, else
-from ``torch.distributed`` when it is initialised, else ``0`` / ``1``.
+from ``torch.distributed`` when it is initialised, else ``0`` / ``1``; one of the two without the
+other needs ``torch.distributed`` (a ``ValueError`` says so otherwise).
 
 Resuming: batch ``j`` of a worker is batch ``start + j`` of its shard's stream, and a DataLoader
 with ``in_order=True`` (the default) returns workers' batches round robin, so after ``g`` batches
@@ -41,15 +42,28 @@ def batch_to_torch(batch: TransitionBatch | WindowBatch) -> dict[str, Any]:
 
 
 def _rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """The rank and world size: the arguments, else ``torch.distributed``'s, else ``0`` / ``1``.
+
+    Raises:
+        ValueError: If only one of the two is given and ``torch.distributed`` is not initialised
+            (nothing says what the other one is).
+    """
     if rank is not None and world_size is not None:
-        return rank, world_size
+        return int(rank), int(world_size)
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
         return (
-            dist.get_rank() if rank is None else rank,
-            dist.get_world_size() if world_size is None else world_size,
+            dist.get_rank() if rank is None else int(rank),
+            dist.get_world_size() if world_size is None else int(world_size),
         )
-    return rank or 0, world_size or 1
+    if rank is None and world_size is None:
+        return 0, 1
+    given, missing = ("rank", "world_size") if world_size is None else ("world_size", "rank")
+    raise ValueError(
+        f"{given}={rank if world_size is None else world_size} was given without {missing}, and "
+        f"torch.distributed is not initialised to supply it: pass both rank= and world_size=, "
+        "or neither (then they come from torch.distributed, else rank 0 of 1)"
+    )
 
 
 def current_shard(rank: int | None = None, world_size: int | None = None) -> tuple[Shard, int, int]:
@@ -57,13 +71,22 @@ def current_shard(rank: int | None = None, world_size: int | None = None) -> tup
 
     Returns:
         ``(shard, worker_id, num_workers)``.
+
+    Raises:
+        ValueError: If only one of ``rank`` / ``world_size`` is given while ``torch.distributed``
+            is not initialised, or the rank is outside the world size.
     """
     info = torch.utils.data.get_worker_info()
     worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    r, w = _checked_rank_world(rank, world_size)
+    return Shard(r * workers + worker, w * workers), worker, workers
+
+
+def _checked_rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
     r, w = _rank_world(rank, world_size)
     if not 0 <= r < w:
         raise ValueError(f"rank {r} is outside world size {w}")
-    return Shard(r * workers + worker, w * workers), worker, workers
+    return r, w
 
 
 class SamplerIterable(_IterableDataset):  # type: ignore[misc]
@@ -77,7 +100,8 @@ class SamplerIterable(_IterableDataset):  # type: ignore[misc]
             workers. Default: one pass over each shard for epoch-style samplers; required for
             random ones (which are infinite).
         rank: Distributed rank (default: from ``torch.distributed``, else 0).
-        world_size: Distributed world size (default: from ``torch.distributed``, else 1).
+        world_size: Distributed world size (default: from ``torch.distributed``, else 1). Give
+            both or neither unless ``torch.distributed`` is initialised.
 
     Example:
         >>> loader = DataLoader(SamplerIterable(ds.transitions(256), batches_per_epoch=1000),
@@ -95,6 +119,8 @@ class SamplerIterable(_IterableDataset):  # type: ignore[misc]
         super().__init__()
         self.sampler = sampler
         self.batches_per_epoch = batches_per_epoch
+        if rank is not None or world_size is not None:
+            _checked_rank_world(rank, world_size)  # fail here, not later inside a worker
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
@@ -169,6 +195,8 @@ class EpisodeIterable(_IterableDataset):  # type: ignore[misc]
         self.shuffle = shuffle
         self.seed = seed
         self.layout = layout
+        if rank is not None or world_size is not None:
+            _checked_rank_world(rank, world_size)  # fail here, not later inside a worker
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0

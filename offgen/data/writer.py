@@ -55,6 +55,7 @@ from offgen.data.format import (
 from offgen.data.schema import FRAME_SHAPE_HWC, NUM_ACTIONS, Episode
 from offgen.data.table import EPISODE_FIELDS, decode_records, encode_records
 from offgen.errors import SchemaError, StoreExistsError
+from offgen.registry import resolve_game
 
 __all__ = ["StoreWriter", "WriteMode"]
 
@@ -73,7 +74,8 @@ class StoreWriter:
 
     Args:
         path: Store directory.
-        game: Procgen game of every episode.
+        game: Procgen game of every episode (any name :func:`~offgen.registry.resolve_game`
+            accepts; the canonical one is recorded).
         mode: ``"create"`` fails if a store exists; ``"append"`` creates or resumes an existing
             store of the same game and options (after a crash, or to add episodes to a finished
             one); ``"overwrite"`` deletes an existing store first.
@@ -104,7 +106,7 @@ class StoreWriter:
         chunk_frames: int = CHUNK_FRAMES,
     ) -> None:
         self.root = Path(path)
-        self.game = game
+        self.game = resolve_game(game).name  # episodes carry the canonical name
         self.commit_interval_s = commit_interval_s
         self._closed = False
         exists = (self.root / INFO).exists()

@@ -6,10 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from offgen.data import OffgenStore, StoreWriter
-from offgen.data.format import EPISODES, INFO, MANIFEST
+from offgen.data.format import (
+    ACTIONS,
+    EPISODES,
+    INFO,
+    MANIFEST,
+    OBSERVATIONS,
+    build_manifest,
+)
+from offgen.data.table import encode_records
 from offgen.errors import (
     ChecksumError,
     CorruptStoreError,
@@ -173,3 +182,70 @@ def test_table_offsets_beyond_arrays(store: Path) -> None:
     (store / INFO).write_text(json.dumps(info))
     with pytest.raises(CorruptStoreError, match="disagree"):
         OffgenStore(store)
+
+
+def _append_record(store: Path, length: int) -> int:
+    """Append a valid, contiguous record (and matching counts) for an episode whose frames and
+    steps were never written; return its table position."""
+    opened = OffgenStore(store)
+    rows = opened.table.rows
+    last = rows[-1:].copy()
+    last["episode_id"] += 1
+    last["frame_offset"] = opened.num_frames_stored
+    last["step_offset"] = opened.num_steps_stored
+    last["length"] = length
+    with open(store / EPISODES, "ab") as handle:
+        handle.write(encode_records(last))
+    info = json.loads((store / INFO).read_bytes())
+    info["counts"]["episodes"] = len(rows) + 1
+    info["counts"]["transitions"] = int(rows["length"].sum()) + length
+    (store / INFO).write_text(json.dumps(info))
+    return len(rows)
+
+
+def test_table_says_more_frames_than_arrays_hold(store: Path, small_episodes) -> None:  # type: ignore[no-untyped-def]
+    frames_before = OffgenStore(store).num_frames_stored
+    extra = _append_record(store, length=30)
+    opened = OffgenStore(store)  # the table itself is consistent: opening reads no array
+    assert opened.num_frames_stored == frames_before + 31
+    first = small_episodes[0]  # earlier frames still read
+    np.testing.assert_array_equal(opened.read_frames(0, first.length + 1), first.observations)
+    want = (
+        rf"observations: holds {frames_before} frames but the episode table .* needs "
+        rf"{frames_before + 31}.*damaged"
+    )
+    with pytest.raises(CorruptStoreError, match=want):
+        opened.read_frames(frames_before, frames_before + 31)
+    with pytest.raises(CorruptStoreError, match=want):
+        OffgenStore(store).episode(extra)
+    steps = int(opened.table.rows["step_offset"][extra])
+    with pytest.raises(
+        CorruptStoreError, match=rf"{ACTIONS}: holds {steps} steps but .* needs {steps + 30}"
+    ):
+        _ = OffgenStore(store).actions  # zarr alone would return the shorter array
+    with pytest.raises(ChecksumError, match=r"episodes\.bin.*manifest says"):
+        OffgenStore(store).verify()  # the manifest notices the edited table
+    (store / MANIFEST).write_text(json.dumps(build_manifest(store)))  # a manifest that agrees
+    with pytest.raises(CorruptStoreError, match=want):
+        OffgenStore(store).verify()  # decoding every frame still finds the short array
+
+
+def test_observation_array_shorter_than_table(store: Path) -> None:
+    """The arrays' own metadata says fewer frames than the table (zarr would just clamp the read)."""
+    meta_path = store / OBSERVATIONS / "zarr.json"
+    meta = json.loads(meta_path.read_bytes())
+    frames = OffgenStore(store).num_frames_stored
+    meta["shape"][0] = frames - 10
+    meta_path.write_text(json.dumps(meta))
+    opened = OffgenStore(store)
+    last = len(opened.table) - 1
+    _ = opened.actions, opened.rewards  # steps are intact
+    with pytest.raises(
+        CorruptStoreError,
+        match=rf"{OBSERVATIONS}: holds {frames - 10} frames but the episode table "
+        rf"\({EPISODES}, {last + 1} episodes\) needs {frames}",
+    ):
+        opened.episode(last)
+    row = opened.table.rows[0]
+    assert opened.episode(0).length == int(row["length"])  # frames inside the array still read
+    np.testing.assert_array_equal(opened.read_frames(0, 3).shape, (3, 64, 64, 3))

@@ -56,6 +56,49 @@ def test_cache_invalidated_after_append(tmp_path: Path) -> None:
     Reference(ds2).check_transitions(batch)
 
 
+def test_one_cache_per_local_store_whatever_the_path_spelling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store"
+    episodes = mixed_episodes(3, count=8)
+    write_store(path, episodes[:5])
+    (tmp_path / "link").symlink_to(path, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    spellings = ["store", "./store/", str(path), f"{path}/../store", "link", f"file://{path}"]
+    opened = [OffgenDataset.open(s) for s in spellings]
+    assert {ds.store.canonical_location for ds in opened} == {str(path.resolve())}
+    assert len({ds.store.fingerprint for ds in opened}) == 1
+    assert len({cache_location(ds.store) for ds in opened}) == 1
+
+    relative, absolute = opened[0], opened[2]
+    next(relative.transitions(8, strategy="memmap", progress=False))  # built through "store"
+    assert frame_cache_exists(absolute.store)  # and found through the absolute path
+    sampler = absolute.transitions(8, strategy="auto", progress=False)
+    assert sampler.strategy.strategy == "memmap"
+    frames_root = cache_location(absolute.store).parent
+    assert [p.name for p in frames_root.iterdir() if p.is_dir()] == [
+        cache_location(absolute.store).name
+    ]
+
+    # A new version built through another spelling replaces the old cache (same store).
+    old = cache_location(relative.store)
+    with StoreWriter(path, game="coinrun", mode="append") as writer:
+        for ep in episodes[5:]:
+            writer.write(ep)
+    newer = OffgenDataset.open(str(path))
+    Reference(newer).check_transitions(
+        next(newer.transitions(32, strategy="memmap", progress=False))
+    )
+    assert not old.exists()
+    assert [p.name for p in frames_root.iterdir() if p.is_dir()] == [
+        cache_location(newer.store).name
+    ]
+
+    # A different store is a different cache even with equal content.
+    twin = write_store(tmp_path / "twin", episodes)
+    assert twin.store.fingerprint != newer.store.fingerprint
+
+
 def test_corrupt_cache_is_rebuilt(small_ds: OffgenDataset) -> None:
     small_ds.transitions(strategy="memmap", progress=False)
     npy = cache_location(small_ds.store) / "observations.npy"

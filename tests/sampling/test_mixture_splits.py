@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from offgen.data.dataset import OffgenDataset
 from offgen.data.sampling import choose_heldout_levels, largest_remainder, mix
+from offgen.data.store import OffgenStore
 from sampling.conftest import Reference, mixed_episodes, write_store
 
 
@@ -82,17 +84,50 @@ def test_split_by_levels_is_disjoint_and_deterministic(small_ds: OffgenDataset) 
     assert choose_heldout_levels([5, 5, 7], count=2).tolist() == [5, 7]
 
 
-def test_filters_use_table_only(small_ds: OffgenDataset) -> None:
-    rows = small_ds.table.rows
-    long = small_ds.filter(min_length=20)
-    assert (long.table.lengths >= 20).all() and len(long) == int((rows["length"] >= 20).sum())
-    good = small_ds.filter(min_return=0.0, policies=["p0"])
-    assert (good.table.returns >= 0).all()
-    assert set(good.table.policy_names()) <= {"p0"}
-    seeds = small_ds.filter(level_seeds=[int(rows["level_seed"][0])])
-    assert len(seeds) >= 1
-    batch = next(long.transitions(64, strategy="ram"))
-    assert (small_ds.store.table.lengths[batch.episode] >= 20).all()
+def _forbid_array_reads(mp: pytest.MonkeyPatch) -> list[str]:
+    """Make every way a store reads frames (or any zarr array) raise, and record the attempts."""
+    attempts: list[str] = []
+
+    def refuse(what: str) -> Any:
+        def raiser(*args: Any, **kwargs: Any) -> Any:
+            attempts.append(what)
+            raise AssertionError(f"a table-only operation called OffgenStore.{what}")
+
+        return raiser
+
+    mp.setattr(OffgenStore, "read_frames", refuse("read_frames"))
+    mp.setattr(OffgenStore, "_array", refuse("_array"))
+    mp.setattr(OffgenStore, "_group", property(refuse("_group")))
+    mp.setattr(OffgenStore, "observations", property(refuse("observations")))
+    return attempts
+
+
+def test_filters_use_table_only(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    write_store(path, mixed_episodes(0))
+    with pytest.MonkeyPatch.context() as mp:
+        attempts = _forbid_array_reads(mp)
+        with pytest.raises(AssertionError, match="read_frames"):  # the guard works
+            OffgenDataset.open(path).store.read_frames(0, 1)
+        assert attempts == ["read_frames"]
+        attempts.clear()
+        ds = OffgenDataset.open(path)  # opening reads metadata and the table only
+        rows = ds.table.rows
+        long = ds.filter(min_length=20)
+        assert (long.table.lengths >= 20).all() and len(long) == int((rows["length"] >= 20).sum())
+        good = ds.filter(min_return=0.0, policies=["p0"])
+        assert (good.table.returns >= 0).all()
+        assert set(good.table.policy_names()) <= {"p0"}
+        assert 0 < len(good) < len(ds)
+        seeds = ds.filter(level_seeds=[int(rows["level_seed"][0])])
+        assert len(seeds) >= 1
+        ended = ds.filter(terminated=False, truncated=True, max_return=1e9)
+        assert len(ended) >= 1 and ended.table.rows["truncated"].all()
+        train, heldout = ds.split_by_levels(fraction=0.25, seed=0)
+        assert len(train) + len(heldout) == len(ds)
+        assert attempts == []  # nothing but the episode table was touched
+    batch = next(long.transitions(64, strategy="ram"))  # frames are read only when sampling
+    assert (ds.store.table.lengths[batch.episode] >= 20).all()
     Reference(long).check_transitions(batch)
 
 

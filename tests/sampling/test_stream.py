@@ -22,12 +22,29 @@ def test_pool_is_bounded_and_rotates(small_ds: OffgenDataset) -> None:
     assert sampler.slot_frames <= 64 + 41  # a unit is ~unit_frames, or one long episode
     seen: set[int] = set()
     ref = Reference(small_ds)
+    store = small_ds.store
+    rows = store.table.rows
+    frames = store.read_frames(0, store.num_frames_stored)
     for _ in range(60):
+        # The units the pool holds for this batch, as store table positions.
+        pool_units = list(sampler._slot_unit)
+        in_pool = {int(small_ds.selection[m]) for u in pool_units for m in sampler._units[u]}
+        assert in_pool < set(small_ds.selection.tolist())  # the pool never holds everything
         batch = next(sampler)
         ref.check_transitions(batch)
         assert sampler._pool is not None
         assert sampler._pool.nbytes == 3 * sampler.slot_frames * 12288
-        assert len(set(batch.episode.tolist())) <= len(small_ds)
+        # Every draw comes from an episode in the pool, at a valid step of it...
+        assert set(batch.episode.tolist()) <= in_pool
+        assert (batch.timestep >= 0).all()
+        assert (batch.timestep < rows["length"][batch.episode]).all()
+        # ...and its frames are the store's frames t and t + 1 of that episode.
+        frame = rows["frame_offset"][batch.episode] + batch.timestep
+        np.testing.assert_array_equal(batch.obs, frames[frame])
+        np.testing.assert_array_equal(batch.next_obs, frames[frame + 1])
+        np.testing.assert_array_equal(
+            batch.action, store.actions[rows["step_offset"][batch.episode] + batch.timestep]
+        )
         seen.update(batch.episode.tolist())
     assert seen == set(small_ds.selection.tolist())  # the pool cycled through every unit
     sampler.close()

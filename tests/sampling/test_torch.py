@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -82,3 +85,67 @@ def test_episode_iterable_partitions(small_ds: OffgenDataset) -> None:
     assert eps[0]["observations"].shape[1:] == (3, 64, 64)
     one = small_ds.store.episode(int(eps[0]["episode_id"]))
     assert eps[0]["observations"].shape[0] == one.length + 1
+
+
+def test_rank_without_world_size_is_a_clear_error(small_ds: OffgenDataset) -> None:
+    from offgen.data.torch import current_shard
+
+    assert not torch.distributed.is_initialized()
+    sampler = small_ds.transitions(16, strategy="ram", replacement=False, progress=False)
+    with pytest.raises(ValueError, match=r"rank=1 was given without world_size.*not initialised"):
+        SamplerIterable(sampler, rank=1)
+    with pytest.raises(ValueError, match=r"world_size=2 was given without rank.*pass both"):
+        SamplerIterable(sampler, world_size=2)
+    with pytest.raises(ValueError, match=r"rank=0 was given without world_size"):
+        EpisodeIterable(small_ds, rank=0)
+    with pytest.raises(ValueError, match=r"rank=0 was given without world_size"):
+        current_shard(rank=0)
+    with pytest.raises(ValueError, match="rank 2 is outside world size 2"):
+        SamplerIterable(sampler, rank=2, world_size=2)
+    assert current_shard()[0] == current_shard(0, 1)[0]  # neither: rank 0 of 1
+
+
+@pytest.fixture
+def gloo_group(tmp_path: Path) -> Iterator[None]:
+    """A real single-process torch.distributed group (gloo over a FileStore)."""
+    dist = torch.distributed
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    store = dist.FileStore(str(tmp_path / "dist_store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+    assert not dist.is_initialized()
+
+
+def test_rank_and_world_size_from_torch_distributed(
+    small_ds: OffgenDataset, gloo_group: None
+) -> None:
+    from offgen.data.sampling import Shard
+    from offgen.data.torch import current_shard
+
+    dist = torch.distributed
+    assert dist.is_initialized() and (dist.get_rank(), dist.get_world_size()) == (0, 1)
+    assert current_shard() == (Shard(0, 1), 0, 1)
+    sampler = small_ds.transitions(16, strategy="memmap", replacement=False, progress=False)
+    # The missing half comes from the group: world size 1, so rank 1 is out of range...
+    with pytest.raises(ValueError, match="rank 1 is outside world size 1"):
+        SamplerIterable(sampler, rank=1)
+    # ...and rank 0 alone (world size 1 from the group) is the whole epoch, in the workers too.
+    whole = _keys(
+        list(DataLoader(SamplerIterable(sampler, rank=0), batch_size=None, num_workers=2))
+    )
+    assert len(whole) == len(np.unique(whole)) == (small_ds.num_transitions // 2) * 2
+    auto = _keys(list(DataLoader(SamplerIterable(sampler), batch_size=None, num_workers=2)))
+    np.testing.assert_array_equal(auto, whole)
+    # world_size alone takes rank 0 from the group: the same as rank 0 of 2 given explicitly.
+    half = _keys(list(DataLoader(SamplerIterable(sampler, world_size=2), batch_size=None)))
+    explicit = _keys(
+        list(DataLoader(SamplerIterable(sampler, rank=0, world_size=2), batch_size=None))
+    )
+    np.testing.assert_array_equal(half, explicit)
+    assert 0 < len(half) < len(whole)
+    episodes = list(DataLoader(EpisodeIterable(small_ds), batch_size=None, num_workers=2))
+    assert sorted(int(e["episode_id"]) for e in episodes) == list(range(len(small_ds)))

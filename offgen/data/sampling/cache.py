@@ -155,7 +155,7 @@ def _build(store: OffgenStore, directory: Path, progress: bool) -> None:
         directory / _META,
         {
             "fingerprint": store.fingerprint,
-            "location": store.location,
+            "location": store.canonical_location,
             "frames": total,
             "created": now_iso(),
         },
@@ -171,7 +171,7 @@ def _remove_stale(store: OffgenStore, current: Path) -> None:
             meta = json.loads((other / _META).read_bytes())
         except (OSError, ValueError):
             continue
-        if meta.get("location") == store.location:
+        if meta.get("location") == store.canonical_location:
             # Another process may be reading it (it holds no lock then) or rebuilding it (it does):
             # skip only the latter.
             with contextlib.suppress(Timeout), FileLock(str(other) + ".lock", timeout=0):
