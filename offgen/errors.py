@@ -11,6 +11,7 @@ __all__ = [
     "CorruptStoreError",
     "DatasetNotFoundError",
     "DownloadError",
+    "EnvSpecError",
     "EnvironmentUnavailableError",
     "FormatVersionError",
     "IncompleteStoreError",
@@ -72,6 +73,14 @@ class MissingDependencyError(OffgenError, ImportError):
 
 class EnvironmentUnavailableError(OffgenError):
     """The Procgen environment backend cannot start; the message says what to install."""
+
+
+class EnvSpecError(OffgenError, ValueError):
+    """A game / distribution mode / level range that Procgen (as built into envpool) cannot run.
+
+    Also a :class:`ValueError`, which is what :class:`~offgen.envs.EnvSpec` raised for bad level
+    ranges before.
+    """
 
 
 class DownloadError(OffgenError):

@@ -54,7 +54,10 @@ def collect(
     ] = None,
     policy: Annotated[
         str | None,
-        typer.Option("--policy", help="'random', or 'checkpoint' (implied by --checkpoint_path)."),
+        typer.Option(
+            "--policy",
+            help="'random', or 'checkpoint' (implied by --checkpoint_path; not with 'random').",
+        ),
     ] = None,
     checkpoint_path: Annotated[
         Path | None, typer.Option("--checkpoint_path", help="PPO checkpoint (.pt) to roll out.")
@@ -83,7 +86,10 @@ def collect(
         float, typer.Option("--tolerance", help="Accepted |achieved ratio - ratio|.")
     ] = 0.05,
     split: Annotated[
-        str, typer.Option("--split", help="train, validation, test, full or level_K.")
+        str,
+        typer.Option(
+            "--split", help="train, validation, test, full or level_K (exploration: full only)."
+        ),
     ] = "train",
     start_level: Annotated[
         int | None, typer.Option("--start_level", help="Override the split's first level.")
@@ -92,7 +98,11 @@ def collect(
         int | None, typer.Option("--num_levels", help="Override the split's level count (0: all).")
     ] = None,
     distribution_mode: Annotated[
-        str, typer.Option("--distribution_mode", help="easy, hard, extreme, memory, exploration.")
+        str,
+        typer.Option(
+            "--distribution_mode",
+            help="easy, hard, extreme, memory, exploration (not every game has every mode).",
+        ),
     ] = "easy",
     num_envs: Annotated[
         int, typer.Option("--num_processes", "--num-envs", help="Parallel environments.")
@@ -120,7 +130,7 @@ def collect(
     """Collect a Procgen dataset with a behaviour policy (exact budget, resumable)."""
     from offgen.collect.collector import collect as run_collection
     from offgen.collect.ratio import achieved, discover_checkpoints, measure, plan
-    from offgen.envs.procgen import EnvSpec
+    from offgen.envs.procgen import EnvSpec, check_available, resolve_split
     from offgen.policies import RandomPolicy, load_policy
     from offgen.policies.base import Policy
 
@@ -135,19 +145,36 @@ def collect(
     if ratio_mode not in ("closest", "mixture"):
         raise typer.BadParameter("--ratio_mode must be 'closest' or 'mixture'")
     save = _bool(save_dataset)
-    spec = EnvSpec.from_split(game, split, distribution_mode)
-    if start_level is not None or num_levels is not None:
-        spec = EnvSpec(
-            spec.game,
-            distribution_mode,
-            spec.start_level if start_level is None else start_level,
-            spec.num_levels if num_levels is None else num_levels,
-            None,
+    # The overrides are applied before the one EnvSpec is built: validating the split's own range
+    # first would refuse e.g. exploration mode with --num_levels 0 because of the default split.
+    levels = resolve_split(split)
+    overridden = start_level is not None or num_levels is not None
+    spec = EnvSpec(
+        game,
+        distribution_mode,
+        levels.start_level if start_level is None else start_level,
+        levels.num_levels if num_levels is None else num_levels,
+        None if overridden else split,
+    )
+    # Checked now, not when the first environment starts: ratio mode would otherwise load and
+    # measure every checkpoint before learning that the game has no such mode.
+    check_available(spec)
+    # A flag that another one overrides is an error, not silently ignored: the user meant it.
+    ratio_flags = ratio is not None or ratio_checkpoint_dir is not None
+    if ratio_flags and (policy is not None or checkpoint_path is not None):
+        raise typer.BadParameter(
+            "ratio mode picks its checkpoints from --ratio_checkpoint_dir; drop --policy and "
+            "--checkpoint_path (or drop --ratio/--ratio_checkpoint_dir to use them)"
+        )
+    if policy == "random" and checkpoint_path is not None:
+        raise typer.BadParameter(
+            "--policy random does not use --checkpoint_path; drop --checkpoint_path for a random "
+            "policy, or drop --policy random to roll out the checkpoint"
         )
     finish = None
     slots: list[int] | None = None
     policies: list[Policy]
-    if ratio is not None or ratio_checkpoint_dir is not None:
+    if ratio_flags:
         if ratio is None or ratio_checkpoint_dir is None:
             raise typer.BadParameter("ratio mode needs both --ratio and --ratio_checkpoint_dir")
         if not 0.0 <= ratio <= 1.0:

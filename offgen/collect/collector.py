@@ -33,11 +33,14 @@ from offgen.collect.engine import TapeEntry, run_episodes
 from offgen.collect.journal import JOURNAL_NAME, Journal, JournalRecord
 from offgen.collect.sinks import NpzSink, OutputFormat, Sink, StoreSink, existing_collection
 from offgen.data.schema import Episode, make_episode
-from offgen.envs.procgen import EnvSpec
+from offgen.envs.procgen import EnvSpec, check_available
 from offgen.errors import CorruptStoreError, StoreExistsError
-from offgen.policies.base import Policy
+from offgen.policies.base import Policy, as_policy
 
 __all__ = ["CollectResult", "collect", "shard_budget", "shard_seeds"]
+
+PolicyLike = Policy | Callable[..., Any]
+"""A :class:`Policy`, or any ``fn(obs) -> actions`` (wrapped with ``as_policy``)."""
 
 _FLUSH_EVERY_S = 10.0
 
@@ -131,10 +134,21 @@ def _to_episode(raw: RawEpisode, keep: int, game: str, policy_id: str) -> Episod
     )
 
 
+def _policies(policies: PolicyLike | Sequence[PolicyLike]) -> list[Policy]:
+    """Policies as a list, plain callables wrapped (numbered when there are several, so each keeps
+    its own ``policies.json`` entry and episodes can be told apart)."""
+    items: list[PolicyLike] = list(policies) if isinstance(policies, Sequence) else [policies]
+    if not items:
+        raise ValueError("collect needs at least one policy")
+    if len(items) == 1:
+        return [as_policy(items[0])]
+    return [as_policy(p, policy_id=f"callable{i}") for i, p in enumerate(items)]
+
+
 def collect(
     output: str | Path,
     spec: EnvSpec,
-    policies: Policy | Sequence[Policy],
+    policies: PolicyLike | Sequence[PolicyLike],
     *,
     budget: int,
     num_envs: int = 64,
@@ -154,7 +168,10 @@ def collect(
     Args:
         output: Store directory (``fmt="offgen"``) or folder of ``.npz`` files (``fmt="npz"``).
         spec: Game, distribution mode and levels.
-        policies: One behaviour policy, or several for a mixture (see ``slot_policy``).
+        policies: One behaviour policy, or several for a mixture (see ``slot_policy``). A plain
+            callable ``fn(obs) -> actions`` is accepted wherever a policy is (wrapped with
+            :func:`offgen.policies.as_policy`; id ``"callable"``, or ``"callable<i>"`` when
+            several are given).
         budget: Total transitions of the whole collection (all shards together).
         num_envs: Parallel environments.
         seed: Collection seed (environment levels and policy sampling).
@@ -176,10 +193,11 @@ def collect(
     Raises:
         StoreExistsError: If ``output`` holds a different collection (and not ``overwrite``).
         CorruptStoreError: If resuming finds the output inconsistent with its settings.
+        EnvSpecError: If envpool has no task for the game in this distribution mode.
     """
     started = time.monotonic()
     out = Path(output)
-    pols = list(policies) if isinstance(policies, Sequence) else [policies]
+    pols = _policies(policies)
     slots = list(slot_policy) if slot_policy is not None else [0] * num_envs
     if len(slots) != num_envs:
         raise ValueError(f"slot_policy has {len(slots)} entries for {num_envs} environments")
@@ -197,6 +215,9 @@ def collect(
         policies=pols,
         slot_policy=slots,
     )
+    # Before touching the output: an unsupported game/mode would otherwise only fail once the
+    # engine starts envpool, after the store was created with that mode recorded in its settings.
+    check_available(spec)
     if overwrite and out.exists():
         shutil.rmtree(out)
     recorded, complete = existing_collection(out, fmt)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +33,7 @@ import numpy as np
 from offgen._io import atomic_write_json, sha256_file
 from offgen.collect.engine import run_episodes
 from offgen.envs.procgen import EnvSpec
-from offgen.policies.base import Policy
+from offgen.policies.base import Policy, as_policy
 from offgen.policies.torch_policy import CheckpointError, load_policy, load_state_dict
 
 __all__ = [
@@ -144,18 +144,29 @@ def final_candidate(candidates: Sequence[Candidate]) -> Candidate:
 
 
 def evaluate_policy(
-    policy: Policy, spec: EnvSpec, *, episodes: int, seed: int, num_envs: int = 16
+    policy: Policy | Callable[..., Any],
+    spec: EnvSpec,
+    *,
+    episodes: int,
+    seed: int,
+    num_envs: int = 16,
 ) -> Measurement:
     """Play ``episodes`` seeded episodes (each environment plays its first ones) and return them.
 
-    The same arguments always give the same levels and returns.
+    ``policy`` may be a plain ``fn(obs) -> actions`` (wrapped with ``as_policy``). The same
+    arguments always give the same levels and returns.
     """
     envs = max(1, min(num_envs, episodes))
     quota = [episodes // envs + (1 if i < episodes % envs else 0) for i in range(envs)]
     returns: list[float] = []
     lengths: list[int] = []
     for raw in run_episodes(
-        spec, num_envs=envs, env_seed=seed, rng_key=(seed, 7919), policies=[policy], quota=quota
+        spec,
+        num_envs=envs,
+        env_seed=seed,
+        rng_key=(seed, 7919),
+        policies=[as_policy(policy)],
+        quota=quota,
     ):
         returns.append(raw.episode_return)
         lengths.append(raw.length)

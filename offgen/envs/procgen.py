@@ -29,28 +29,42 @@ level_K    0..K-1 (0, K)               K-level sets (``level_1``, ``level_40``: 
 
 ``num_levels=0`` means the full distribution in Procgen and ignores ``start_level``, which is why
 ``test`` uses a large ``num_levels`` instead.
+
+Distribution modes. Not every game has every mode: Procgen defines ``memory``, ``extreme`` and
+``exploration`` for a subset of games only, and :func:`make_env` checks the combination against
+envpool's own registry (:func:`available_modes`) before starting anything, so an unsupported one is
+an :class:`EnvSpecError` listing the game's modes instead of envpool's bare ``AssertionError``.
+``exploration`` plays **one fixed level per game** (Procgen's exploration level seed);
+envpool refuses any level range there with a C++ CHECK failure that *aborts the Python process*,
+so :class:`EnvSpec` only accepts ``start_level=0, num_levels=0`` (the ``full`` split) in that mode
+and raises :class:`EnvSpecError` for anything else, before envpool is called.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from offgen.data.schema import Layout
-from offgen.errors import EnvironmentUnavailableError, UnknownNameError
+from offgen.errors import EnvironmentUnavailableError, EnvSpecError, UnknownNameError
 from offgen.registry import GAMES, resolve_game
 
 __all__ = [
     "DISTRIBUTION_MODES",
     "SPLITS",
     "EnvSpec",
+    "EnvSpecError",
     "LevelRange",
+    "available_modes",
+    "check_available",
     "envpool_id",
     "import_envpool",
     "make_env",
     "resolve_split",
 ]
+
 
 DistributionMode = Literal["easy", "hard", "extreme", "memory", "exploration"]
 DISTRIBUTION_MODES: tuple[str, ...] = ("easy", "hard", "extreme", "memory", "exploration")
@@ -118,6 +132,8 @@ def resolve_split(name: str) -> LevelRange:
 def envpool_id(game: str, distribution_mode: str = "easy") -> str:
     """envpool task id of a game and distribution mode, e.g. ``"CoinrunEasy-v0"``.
 
+    Naming only: whether envpool provides the task is checked by :func:`check_available`.
+
     Raises:
         UnknownNameError: For an unknown game or distribution mode.
     """
@@ -138,7 +154,8 @@ class EnvSpec:
     Attributes:
         game: Lower-case game name (one of the 16).
         distribution_mode: ``easy`` (the published data), ``hard``, ``extreme``, ``memory`` or
-            ``exploration``.
+            ``exploration`` (not every game has every mode, see :func:`available_modes`;
+            ``exploration`` is one fixed level and needs ``start_level=num_levels=0``).
         start_level: First level seed of the range.
         num_levels: Number of levels (0: the full distribution).
         split: The split name the range came from, if any (informational).
@@ -154,9 +171,20 @@ class EnvSpec:
         object.__setattr__(self, "game", resolve_game(self.game).name)
         envpool_id(self.game, self.distribution_mode)
         if self.start_level < 0 or self.num_levels < 0:
-            raise ValueError("start_level and num_levels must be >= 0")
+            raise EnvSpecError("start_level and num_levels must be >= 0")
         if self.start_level + self.num_levels > _MAX_LEVEL + 1:
-            raise ValueError(f"start_level + num_levels must not exceed 2^31 ({_MAX_LEVEL + 1})")
+            raise EnvSpecError(f"start_level + num_levels must not exceed 2^31 ({_MAX_LEVEL + 1})")
+        # envpool CHECK-fails (aborting the whole interpreter, no exception) on any other level
+        # range in exploration mode, so this must be refused here, before envpool is ever called.
+        exploration = self.distribution_mode.lower() == "exploration"
+        if exploration and (self.start_level, self.num_levels) != (0, 0):
+            where = f"split {self.split!r}" if self.split else "the given level range"
+            raise EnvSpecError(
+                f"exploration mode plays one fixed level per game and takes no level range, but "
+                f"{where} asks for start_level={self.start_level}, num_levels={self.num_levels}. "
+                "Use the 'full' split (--split full, or start_level=0 and num_levels=0; "
+                "--eval_split full in ratio mode), or another distribution mode."
+            )
 
     @classmethod
     def from_split(cls, game: str, split: str, distribution_mode: str = "easy") -> EnvSpec:
@@ -206,6 +234,58 @@ def import_envpool() -> Any:
     return envpool
 
 
+@functools.lru_cache(maxsize=1)
+def _registered_procgen_ids() -> frozenset[str] | None:
+    # Asked once per process: the registry is fixed for an installed envpool. None means this
+    # envpool cannot list its tasks (very old builds); then make_gymnasium is left to decide.
+    lister = getattr(import_envpool(), "list_all_envs", None)
+    return frozenset(lister()) if callable(lister) else None
+
+
+def available_modes(game: str) -> tuple[str, ...] | None:
+    """The distribution modes the installed envpool provides for ``game``, in canonical order.
+
+    Procgen defines ``memory``, ``extreme`` and ``exploration`` for some games only (envpool 1.2.5
+    has e.g. no ``CoinrunMemory-v0``), so this asks envpool's registry rather than assuming all
+    combinations exist. ``None`` if envpool cannot list its tasks.
+
+    Raises:
+        EnvironmentUnavailableError: If envpool or its Qt runtime is missing.
+        UnknownNameError: For an unknown game.
+    """
+    registered = _registered_procgen_ids()
+    if registered is None:
+        return None
+    return tuple(m for m in DISTRIBUTION_MODES if envpool_id(game, m) in registered)
+
+
+def check_available(spec: EnvSpec) -> None:
+    """Raise a clear error if the installed envpool does not provide ``spec``'s game and mode.
+
+    Called by :func:`make_env`, and by the collector before it creates its output, so an
+    unsupported combination never leaves a half-created store behind.
+
+    Raises:
+        EnvSpecError: If envpool has no task for this game in this mode (lists the modes it has).
+        EnvironmentUnavailableError: If envpool or its Qt runtime is missing.
+    """
+    modes = available_modes(spec.game)
+    if modes is None or spec.distribution_mode.lower() in modes:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        where = f"envpool {version('envpool')}"
+    except PackageNotFoundError:
+        where = "the installed envpool"
+    mode = spec.distribution_mode.lower()
+    raise EnvSpecError(
+        f"{spec.game} has no {mode!r} distribution mode ({where} registers no {spec.task_id}); "
+        f"{spec.game} is available in: {', '.join(modes)}. Pass one of those with "
+        "--distribution_mode."
+    )
+
+
 def make_env(spec: EnvSpec, num_envs: int, seed: int, *, layout: Layout = "HWC") -> Any:
     """A synchronous vectorised gymnasium environment for ``spec`` (envpool).
 
@@ -220,10 +300,12 @@ def make_env(spec: EnvSpec, num_envs: int, seed: int, *, layout: Layout = "HWC")
 
     Raises:
         EnvironmentUnavailableError: If envpool or its Qt runtime is missing.
+        EnvSpecError: If envpool has no task for the game in this distribution mode.
     """
     if num_envs < 1:
         raise ValueError("num_envs must be >= 1")
     envpool = import_envpool()
+    check_available(spec)
     try:
         return envpool.make_gymnasium(
             spec.task_id,

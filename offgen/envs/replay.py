@@ -44,7 +44,12 @@ def replay_episode(
     """
     if episode.level_seed < 0:
         return ReplayResult(index, False, "episode has no level seed; it cannot be replayed")
-    spec = EnvSpec(episode.game, distribution_mode, episode.level_seed, 1, None)
+    if distribution_mode.lower() == "exploration":
+        # Exploration mode has one fixed level and envpool accepts no level range there (see
+        # offgen.envs.procgen); the level-seed check below still confirms it is the recorded one.
+        spec = EnvSpec(episode.game, distribution_mode, 0, 0, "full")
+    else:
+        spec = EnvSpec(episode.game, distribution_mode, episode.level_seed, 1, None)
     env = make_env(spec, 1, seed=0)
     try:
         obs, info = env.reset()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from offgen.collect import CollectResult, collect, shard_budget
+from offgen.collect import CollectResult, collect, evaluate_policy, shard_budget
 from offgen.data import OffgenStore
 from offgen.data.legacy import read_legacy_episode
 from offgen.envs import EnvSpec
@@ -23,9 +23,25 @@ def test_exact_budget_and_true_final_frames(small_store: CollectResult) -> None:
     assert int(rows["length"].sum()) == 1500 == small_store.transitions
     assert store.info["counts"]["transitions"] == 1500
     assert store.final_frame_is_true
-    # only the budget-crossing episode may be cut, and a cut episode is truncated, never terminated
-    ends = rows["terminated"] | rows["truncated"]
-    assert ends.all()
+    limit = EnvSpec("coinrun").max_episode_steps
+    # Every episode but the last (the budget-crossing one, written last) is a genuine end: exactly
+    # one end flag, a time-limit truncation only at the game's limit, and the game really ends it
+    # there (replay checks the end step and the terminated flag against envpool).
+    whole, crossing = rows[:-1], rows[-1]
+    assert len(whole) >= 2
+    assert (whole["terminated"] != whole["truncated"]).all()
+    assert (whole["length"][whole["truncated"]] == limit).all()
+    for i in range(len(whole)):
+        assert replay_episode(store.episode(i), index=i).ok, i
+    # The crossing episode is cut: truncated (not terminated) before the game's limit, with exactly
+    # the steps left in the budget, and the game had not ended it there (claiming a genuine end
+    # makes the replay fail).
+    assert bool(crossing["truncated"]) and not bool(crossing["terminated"])
+    assert 0 < int(crossing["length"]) == 1500 - int(whole["length"].sum()) < limit
+    last = store.episode(len(rows) - 1)
+    assert replay_episode(last).ok
+    claimed_end = dataclasses.replace(last, terminated=True, truncated=False)
+    assert "did not end" in replay_episode(claimed_end).message
     assert store.policies[0]["id"] == "random"
     assert store.info["provenance"]["collection"]["budget"] == 1500
     assert not (small_store.output / ".offgen-collect.journal").exists()
@@ -156,3 +172,33 @@ def test_callable_policy_and_shard_budget(tmp_path: Path) -> None:
     store = OffgenStore(out.output)
     assert set(store.actions.tolist()) == {7}
     assert store.policies[0]["id"] == "right"
+
+
+def test_plain_callables_are_accepted_as_policies(tmp_path: Path) -> None:
+    def right_up(obs: np.ndarray) -> np.ndarray:
+        return np.full(len(obs), 8)
+
+    out = collect(
+        tmp_path / "plain", EnvSpec("coinrun"), right_up, budget=150, num_envs=2, progress=False
+    )
+    store = OffgenStore(out.output)
+    assert out.transitions == 150 and set(store.actions.tolist()) == {8}
+    assert [p["id"] for p in store.policies] == ["callable"]
+    # several plain callables (a mixture) keep one policies.json entry each
+    mixed = collect(
+        tmp_path / "mixed",
+        EnvSpec("coinrun"),
+        [right_up, lambda obs: np.full(len(obs), 7)],
+        budget=150,
+        num_envs=2,
+        slot_policy=[0, 1],
+        progress=False,
+    )
+    mixed_store = OffgenStore(mixed.output)
+    assert {p["id"] for p in mixed_store.policies} == {"callable0", "callable1"}
+    for i in range(len(mixed_store.table)):
+        episode = mixed_store.episode(i)
+        expected = {"callable0": {8}, "callable1": {7}}[episode.policy_id]
+        assert set(episode.actions.tolist()) == expected
+    measured = evaluate_policy(right_up, EnvSpec("coinrun"), episodes=2, seed=0, num_envs=2)
+    assert len(measured.returns) == 2

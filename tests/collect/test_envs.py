@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import builtins
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from offgen.collect import evaluate_policy
-from offgen.envs import SPLITS, EnvSpec, envpool_id, import_envpool, make_env, resolve_split
+from offgen.collect import collect, evaluate_policy
+from offgen.envs import (
+    DISTRIBUTION_MODES,
+    SPLITS,
+    EnvSpec,
+    EnvSpecError,
+    available_modes,
+    check_available,
+    envpool_id,
+    import_envpool,
+    make_env,
+    resolve_split,
+)
 from offgen.errors import EnvironmentUnavailableError, UnknownNameError
 from offgen.policies import RandomPolicy
 
@@ -100,3 +115,106 @@ def test_evaluation_is_reproducible() -> None:
     assert first.returns == again.returns and first.lengths == again.lengths
     assert len(first.returns) == 6
     assert (first.lengths, first.returns) != (other.lengths, other.returns)
+
+
+def test_exploration_mode_takes_only_the_full_split() -> None:
+    # envpool aborts the interpreter on these (a C++ CHECK, no exception): they must be refused
+    # while building the spec, before envpool is called at all.
+    with pytest.raises(EnvSpecError, match="--split full"):
+        EnvSpec("maze", "exploration")  # the default train split (0, 200)
+    with pytest.raises(EnvSpecError, match="split 'validation'"):
+        EnvSpec.from_split("maze", "validation", "exploration")
+    with pytest.raises(EnvSpecError, match="start_level=5, num_levels=0"):
+        EnvSpec("maze", "exploration", 5, 0, None)
+    with pytest.raises(EnvSpecError, match="num_levels=1"):
+        EnvSpec("maze", "Exploration", 0, 1, None)
+    assert isinstance(EnvSpecError("x"), ValueError)  # what EnvSpec raised for bad ranges before
+    full = EnvSpec.from_split("maze", "full", "exploration")
+    assert (full.start_level, full.num_levels, full.task_id) == (0, 0, "MazeExploration-v0")
+
+
+_EXPLORATION_SCRIPT = """
+import json, sys
+import numpy as np
+from offgen.collect import collect
+from offgen.data import OffgenStore
+from offgen.envs import EnvSpec, make_env
+from offgen.envs.replay import replay_episode
+from offgen.policies import RandomPolicy
+
+spec = EnvSpec.from_split("maze", "full", "exploration")
+seeds = set()
+for seed in (0, 7):
+    env = make_env(spec, 2, seed=seed)
+    _, info = env.reset()
+    seeds |= {int(s) for s in info["level_seed"]}
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        _, _, _, _, info = env.step(rng.integers(0, 15, 2).astype(np.int32))
+        seeds |= {int(s) for s in info["level_seed"]}
+    env.close()
+out = collect(sys.argv[1], spec, RandomPolicy(), budget=200, num_envs=2, progress=False)
+store = OffgenStore(out.output)
+last = len(store.table) - 1
+print(json.dumps({
+    "seeds": sorted(seeds),
+    "transitions": out.transitions,
+    "replay": replay_episode(store.episode(last), distribution_mode="exploration").message,
+}))
+"""
+
+
+def test_exploration_mode_plays_its_one_level_and_replays(tmp_path: Path) -> None:
+    # In a subprocess: if envpool ever aborts here again, it fails this test instead of killing
+    # the whole pytest run.
+    done = subprocess.run(
+        [sys.executable, "-c", _EXPLORATION_SCRIPT, str(tmp_path / "explore")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["seeds"] == [158988835]  # Procgen's maze exploration level, whatever the seed
+    assert result["transitions"] == 200
+    assert result["replay"] == "ok"
+
+
+# What envpool 1.2.5 registers (Procgen defines memory/extreme/exploration for some games only);
+# docs/collection.md lists the same table.
+_MODES = {
+    "bigfish": ("easy", "hard"),
+    "bossfight": ("easy", "hard"),
+    "caveflyer": ("easy", "hard", "memory", "exploration"),
+    "chaser": ("easy", "hard", "extreme"),
+    "climber": ("easy", "hard", "exploration"),
+    "coinrun": ("easy", "hard", "exploration"),
+    "dodgeball": ("easy", "hard", "extreme", "memory"),
+    "fruitbot": ("easy", "hard"),
+    "heist": ("easy", "hard", "memory", "exploration"),
+    "jumper": ("easy", "hard", "memory", "exploration"),
+    "leaper": ("easy", "hard", "extreme", "exploration"),
+    "maze": ("easy", "hard", "memory", "exploration"),
+    "miner": ("easy", "hard", "memory"),
+    "ninja": ("easy", "hard", "exploration"),
+    "plunder": ("easy", "hard"),
+    "starpilot": ("easy", "hard", "extreme"),
+}
+
+
+def test_available_modes_follow_envpools_registry() -> None:
+    assert {game: available_modes(game) for game in _MODES} == _MODES
+    registered = set(import_envpool().list_all_envs())
+    for game, modes in _MODES.items():
+        for mode in DISTRIBUTION_MODES:
+            assert (envpool_id(game, mode) in registered) == (mode in modes), (game, mode)
+
+
+def test_unsupported_mode_is_a_clear_error_before_anything_is_created(tmp_path: Path) -> None:
+    with pytest.raises(EnvSpecError, match=r"coinrun is available in: easy, hard, exploration"):
+        make_env(EnvSpec("coinrun", "memory"), 1, seed=0)
+    with pytest.raises(EnvSpecError, match="--distribution_mode"):
+        check_available(EnvSpec("bigfish", "extreme"))
+    out = tmp_path / "never"
+    with pytest.raises(EnvSpecError, match="no 'memory' distribution mode"):
+        collect(out, EnvSpec("coinrun", "memory"), RandomPolicy(), budget=10, progress=False)
+    assert not out.exists()
+    check_available(EnvSpec("miner", "memory"))  # a supported one passes

@@ -119,8 +119,20 @@ def test_cli_subprocess_collect_and_merge(tmp_path: Path) -> None:
         (["--game", "coinrun", "--checkpoint_path", "nowhere/model.pt"], "not found"),
         (["--game", "coinrun"], "--policy random"),
         (["--game", "coinrun", "--split", "holdout", "--policy", "random"], "level_<K>"),
+        # --checkpoint_path must not be silently dropped in favour of --policy random
+        (["--game", "coinrun", "--policy", "random", "--checkpoint_path", "m.pt"],
+         "random does not use --checkpoint_path"),
+        (["--game", "coinrun", "--ratio", "0.5", "--ratio_checkpoint_dir", "x",
+          "--checkpoint_path", "m.pt"], "ratio mode picks"),
+        # exploration is one fixed level: the default train split is refused, without an abort
+        (["--game", "maze", "--distribution_mode", "exploration", "--policy", "random"],
+         "--split full"),
+        (["--game", "maze", "--distribution_mode", "exploration", "--split", "full",
+          "--num_levels", "3", "--policy", "random"], "num_levels=3"),
+        (["--game", "coinrun", "--distribution_mode", "memory", "--policy", "random"],
+         "available in: easy, hard, exploration"),
     ],
-)
+)  # fmt: skip
 def test_cli_bad_arguments(tmp_path: Path, args: list[str], message: str) -> None:
     done = subprocess.run(
         [CLI, *args, "--num_env_steps", "10", "--output", str(tmp_path / "o")],

@@ -76,7 +76,12 @@ def test_measurement_is_cached_next_to_the_checkpoint(
 def test_ratio_collection_records_recipe_and_achieved_ratio(run_dir: Path, tmp_path: Path) -> None:
     candidates = discover_checkpoints(run_dir)
     measurements = [measure(c.path, SPEC, episodes=6, seed=0, num_envs=6) for c in candidates]
-    chosen = plan(candidates, measurements, ratio=0.6, num_envs=8, mode="mixture", tolerance=0.5)
+    by_path = {str(c.path): m for c, m in zip(candidates, measurements, strict=True)}
+    final_return = by_path[str(run_dir / "final" / "model_9.90.pt")].mean_return
+    tolerance = 0.05
+    chosen = plan(
+        candidates, measurements, ratio=0.6, num_envs=8, mode="mixture", tolerance=tolerance
+    )
     policies = [load_policy(p) for p in chosen.paths]
     result = collect(
         tmp_path / "mixed",
@@ -92,15 +97,40 @@ def test_ratio_collection_records_recipe_and_achieved_ratio(run_dir: Path, tmp_p
     store = OffgenStore(result.output)
     recipe = store.info["recipe"]
     assert recipe["ratio"] == 0.6 and recipe["mode"] == "mixture"
-    assert len(recipe["candidates"]) == 4
-    assert {c["measured_return"] for c in recipe["candidates"]} == {
-        m.mean_return for m in measurements
-    }
-    assert recipe["achieved_return"] == pytest.approx(float(store.table.rows["return"].mean()))
-    assert recipe["achieved_ratio"] == pytest.approx(
-        recipe["achieved_return"] / recipe["final_return"]
-    )
-    assert isinstance(recipe["within_tolerance"], bool)
+    assert recipe["tolerance_ratio"] == tolerance
+    # every candidate's recorded measurement is its own (matched by path, not as a set of values)
+    assert sorted(c["path"] for c in recipe["candidates"]) == sorted(by_path)
+    for cand in recipe["candidates"]:
+        assert cand["measured_return"] == by_path[cand["path"]].mean_return
+        assert cand["measured_length"] == by_path[cand["path"]].mean_length
+    # the reference is the final/ checkpoint's measured return, not the 9.90 in its file name
+    assert recipe["final_checkpoint"] == str(run_dir / "final" / "model_9.90.pt")
+    assert recipe["final_return"] == final_return
+    assert recipe["target_return"] == pytest.approx(0.6 * final_return)
+    # the mixture: whole environments matching the slots actually used, weights summing to 1
+    mixture = recipe["mixture"]
+    assert [m["path"] for m in mixture] == [str(p) for p in chosen.paths]
+    assert [m["num_envs"] for m in mixture] == [
+        chosen.slot_policy.count(k) for k in range(len(mixture))
+    ]
+    assert sum(m["weight_envs"] for m in mixture) == pytest.approx(1.0)
+    for m in mixture:
+        assert m["measured_return"] == by_path[m["path"]].mean_return
+    # predicted return: episodes weighted by each policy's episode rate (envs / mean length)
+    rates = [m["num_envs"] / by_path[m["path"]].mean_length for m in mixture]
+    predicted = sum(
+        r * by_path[m["path"]].mean_return for r, m in zip(rates, mixture, strict=True)
+    ) / sum(rates)
+    assert recipe["predicted_return"] == pytest.approx(predicted)
+    # achieved: recomputed independently from the stored episode table and the final measurement
+    rows = store.table.rows
+    assert int(rows["length"].sum()) == 400
+    dataset_mean = float(rows["return"].mean())
+    assert recipe["achieved_return"] == pytest.approx(dataset_mean)
+    assert recipe["achieved_ratio"] == pytest.approx(dataset_mean / final_return)
+    assert recipe["within_tolerance"] is (abs(dataset_mean / final_return - 0.6) <= tolerance)
+    assert result.info["recipe"] == recipe
     used = {p["id"] for p in store.policies}
     assert used == {p.policy_id for p in policies}
     assert all("sha256" in p and "checkpoint" in p for p in store.policies)
+    assert set(store.episode(i).policy_id for i in range(len(rows))) <= used
