@@ -323,14 +323,46 @@ def convert(
 _VERIFY_EPILOG = """
 Examples:
 
-  offgen verify expert_1M --game coinrun       # manifest sizes + sha256, schema, every chunk
+  offgen verify expert_1M --game coinrun       # manifest sizes + sha256, schema, every chunk,
+                                               # and kept archives against offgen.lock.json
 
   offgen verify ./stores/coinrun --quick       # sizes and the episode table only (seconds)
 
   offgen verify ./stores/coinrun --replay 5    # also replay 5 episodes in Procgen (needs envpool)
 
-Exit status 0: the store is intact; 2: what is damaged, with the file named.
+For a dataset name, the downloaded archives of that game still kept under
+$OFFGEN_HOME/datasets/<dataset>/archives/ (none after --clear-archives) are checked against the
+sizes and sha256 recorded in <dataset>/offgen.lock.json (--quick: sizes only).
+
+Exit status 0: the store (and its archives) are intact; 2: what is damaged, with the file named.
 """
+
+
+def _verify_download_archives(target: str, game: str | None, quick: bool) -> None:
+    """For a registered dataset name: check its kept archives of ``game`` against the lockfile."""
+    from offgen.errors import UnknownNameError
+    from offgen.hub.download import verify_archives
+    from offgen.hub.lockfile import LOCKFILE_NAME
+    from offgen.paths import datasets_root
+    from offgen.registry import resolve_dataset
+
+    # The rule offgen.load uses: a bare string without a path separator naming a dataset.
+    if game is None or "/" in target or os.sep in target or target.startswith((".", "~")):
+        return
+    try:
+        spec = resolve_dataset(target)
+    except UnknownNameError:
+        return
+    folder = datasets_root() / spec.name
+    if not (folder / "archives").is_dir():
+        return
+    checked = verify_archives(folder, game=game, check_hashes=not quick)
+    if checked:
+        what = "sizes" if quick else "sizes and sha256"
+        typer.echo(
+            f"ok: {len(checked)} archive(s) ({', '.join(p.name for p in checked)}) match "
+            f"{folder / LOCKFILE_NAME} ({what})"
+        )
 
 
 def _check_schema(store: Any) -> None:
@@ -362,7 +394,7 @@ def verify(
         typer.Option("--replay", min=0, help="Replay N episodes in Procgen and compare them."),
     ] = 0,
 ) -> None:
-    """Check a store: manifest (sizes, sha256), schema, and that every chunk decodes."""
+    """Check a store: manifest (sizes, sha256), schema, every chunk, and downloaded archives."""
     store = _open(target, game)
     checked = store.verify(check_hashes=not quick, check_frames=not quick)
     _check_schema(store)
@@ -370,6 +402,7 @@ def verify(
     files = f"{len(checked)} files ({what})" if checked else "remote store (manifest not checked)"
     decoded = "" if quick else f", {store.num_frames_stored:,} frames decoded"
     typer.echo(f"ok: {store.location}: {files}, {len(store.table):,} episodes{decoded}")
+    _verify_download_archives(target, game, quick)
     if replay:
         try:
             from offgen.envs.replay import replay_episodes

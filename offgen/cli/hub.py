@@ -53,7 +53,9 @@ def download(
         typer.Option(
             "--clear-archives",
             "--clear_archives_after_unpacking",
-            help="Delete each archive once its contents are unpacked (and converted) and verified.",
+            help="Delete each archive once its contents are unpacked (and converted) and "
+            "verified. A bundle holding all 16 games (the 100k datasets) is kept until every game "
+            "in it is present, so later runs for the other games need no second download.",
         ),
     ] = False,
     workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Games in parallel.")] = 4,

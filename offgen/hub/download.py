@@ -11,8 +11,9 @@ categories never mix::
 Per game, under a per-game file lock (a second process waits, then reuses the result):
 download (resuming), check against the lockfile, unpack safely, convert, verify the store, record
 the archive in the lockfile (so a truncated or corrupt archive is never pinned), then, with
-``clear_archives``, delete the archive. Every step is skipped when its result is already there, so
-an interrupted run continues where it stopped.
+``clear_archives``, delete the archive. A bundle archive (one ``.tar`` holding all 16 games, the
+100k datasets) is deleted only once every game in it is present, whichever run fetched them. Every
+step is skipped when its result is already there, so an interrupted run continues where it stopped.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any, Literal
 from filelock import FileLock, Timeout
 
 from offgen._io import atomic_write_json
-from offgen.errors import CorruptStoreError, DownloadError
+from offgen.errors import ChecksumError, CorruptStoreError, DownloadError, OffgenError
 from offgen.hub.extract import safe_extract
 from offgen.hub.http import RetryPolicy, download_file, remote_size
 from offgen.hub.lockfile import Lockfile
@@ -111,9 +112,26 @@ class _Run:
     log: Callable[[str], None]
     lockfile: Lockfile
     overall: Any = None
+    on_progress: Callable[[int, int], None] | None = None
+    done_bytes: int = 0
+    total_bytes: int = 0
     slots: list[int] = field(default_factory=list)
-    bundles: set[Path] = field(default_factory=set)
     guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def account(self, done: int = 0, total: int = 0) -> None:
+        """Add to the overall bytes done / expected (the overall bar and ``on_progress``)."""
+        with self.guard:
+            self.done_bytes += done
+            self.total_bytes += total
+            if self.overall is not None:
+                if total:
+                    self.overall.total = self.total_bytes
+                if done:
+                    self.overall.update(done)
+                elif total:
+                    self.overall.refresh()
+            if self.on_progress is not None:
+                self.on_progress(self.done_bytes, self.total_bytes)
 
 
 def estimate_size(
@@ -143,9 +161,10 @@ def _locked(path: Path, what: str, log: Callable[[str], None]) -> Iterator[None]
         lock.release()
 
 
-def _is_done(run: _Run, game: str) -> bool:
-    target = store_path(run.root.parent, run.spec.name, game, run.fmt)
-    if run.fmt == "legacy":
+def _is_done(run: _Run, game: str, fmt: ArchiveFormat | None = None) -> bool:
+    fmt = fmt or run.fmt
+    target = store_path(run.root.parent, run.spec.name, game, fmt)
+    if fmt == "legacy":
         return _legacy_complete(target)
     info = target / "info.json"
     if not info.is_file():
@@ -217,24 +236,38 @@ def _fetch(run: _Run, source: ArchiveSource, path: Path) -> None:
         dynamic_ncols=True,
     )
 
+    # This file's share of the overall bar. download_file reports the total on every attempt
+    # (retries, resumes) and bytes as a running sum of what the .part file holds (negative when
+    # it discards bytes), so the share is replaced, never added again, and the bytes a .part
+    # from an earlier run already holds count as done from the start.
+    share = {"total": 0, "done": 0}
+
     def on_total(total: int) -> None:
         bar.total = total
         bar.refresh()
-        if run.overall is not None:
-            with run.guard:
-                run.overall.total = (run.overall.total or 0) + total
-                run.overall.refresh()
+        delta, share["total"] = total - share["total"], total
+        if delta:
+            run.account(total=delta)
 
     def on_bytes(n: int) -> None:
         bar.update(n)
-        if run.overall is not None:
-            run.overall.update(n)
+        share["done"] += n
+        run.account(done=n)
 
+    part = path.with_name(path.name + ".part")
+    on_disk = part.stat().st_size if part.is_file() else 0
+    if on_disk:
+        on_bytes(on_disk)
     try:
         result = download_file(
             [source.url], path, policy=run.policy, progress=on_bytes, on_total=on_total
         )
         run.log(f"downloaded {source.filename} ({format_bytes(result.size)}) from {result.url}")
+    except BaseException:
+        # Not delivered by this mirror: take its share out again (the next mirror brings its own;
+        # the .part file stays for a rerun, which counts it then).
+        run.account(done=-share["done"], total=-share["total"])
+        raise
     finally:
         bar.close()
         with run.guard:
@@ -279,15 +312,45 @@ def _convert(run: _Run, legacy_folder: Path, store: Path, game: str) -> None:
 
 
 def _release_archive(run: _Run, archive: Path, source: ArchiveSource) -> None:
-    if not run.clear_archives:
-        return
-    if source.all_games:
-        # Other games of this run may still need the bundle: delete it once all are done.
-        with run.guard:
-            run.bundles.add(archive)
-        return
+    if not run.clear_archives or source.all_games:
+        return  # a bundle serves every game: _clear_bundles decides once the run is over
     archive.unlink(missing_ok=True)
     run.log(f"deleted {archive} (contents unpacked and verified)")
+
+
+def _game_present(run: _Run, game: str) -> bool:
+    """``game`` is unpacked (legacy) or converted (offgen) and verified, in either format."""
+    return _is_done(run, game, "offgen") or _is_done(run, game, "legacy")
+
+
+def _clear_bundles(run: _Run) -> None:
+    """With ``clear_archives``: delete each bundle archive (one file holding every game) present
+    in the dataset folder once every game the registry says it holds is unpacked or converted and
+    verified, in either format; otherwise keep it, saying which games still need it.
+
+    A bundle is the only copy of the games not fetched yet (the 100k datasets publish all 16 in
+    one ``.tar``), so deleting it after a subset of games would force a full download again later.
+    """
+    bundles: dict[Path, ArchiveSource] = {}
+    for source in archive_sources(run.spec, next(iter(GAMES)), run.base_url):
+        if source.all_games:
+            bundles.setdefault(run.root / "archives" / source.scheme / source.filename, source)
+    for path in sorted(bundles):
+        with _locked(path.with_name(f".{path.name}.lock"), str(path), run.log):
+            if not path.is_file():
+                continue
+            missing = [g for g in GAMES if not _game_present(run, g)]
+            if missing:
+                run.log(
+                    f"kept {path}: it holds all {len(GAMES)} games and {len(missing)} are not "
+                    f"unpacked or converted yet ({', '.join(missing)}). It is deleted by the first "
+                    "--clear-archives run after which every game is present (e.g. --games "
+                    f"{','.join(missing)} --clear-archives); delete it by hand if you do not "
+                    "want those games."
+                )
+                continue
+            path.unlink()
+            run.log(f"deleted {path} (all {len(GAMES)} games it holds are unpacked and verified)")
 
 
 def _one_game(run: _Run, game: str) -> GameResult:
@@ -326,6 +389,7 @@ def download_dataset(
     policy: RetryPolicy | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[GameResult]:
     """Download, verify and unpack (and by default convert) a published dataset.
 
@@ -336,12 +400,16 @@ def download_dataset(
         fmt: ``"offgen"`` converts into an offgen store per game; ``"legacy"`` keeps the unpacked
             predecessor files.
         clear_archives: Delete each archive once its contents are unpacked (and converted) and
-            verified.
+            verified. A bundle archive holding every game (the 100k datasets) is deleted only
+            once all games it holds are present (unpacked or converted, either format, this run
+            or an earlier one); until then it is kept and the log says which games are missing.
         workers: Games processed in parallel.
         base_url: Mirror base(s) replacing the published base (default ``$OFFGEN_BASE_URL``).
         policy: HTTP retry policy.
         progress: Show tqdm progress bars on stderr.
         log: Where to send one-line status messages (default: stderr).
+        on_progress: Called with ``(bytes done, bytes expected)`` of the whole run whenever either
+            changes (what the overall bar shows; bytes of a resumed ``.part`` count as done).
 
     Returns:
         One result per game, in the order given.
@@ -368,6 +436,7 @@ def download_dataset(
         log=log or (lambda msg: print(msg, file=sys.stderr, flush=True)),
         lockfile=Lockfile(root / spec.name),
         slots=list(range(1, max(1, workers) + 1)),
+        on_progress=on_progress,
     )
     run.overall = tqdm(
         desc=f"{spec.name} ({len(names)} games)",
@@ -396,20 +465,28 @@ def download_dataset(
         for extra in errors[1:]:
             run.log(f"error: {extra}")
         raise errors[0]
-    for bundle in sorted(run.bundles):
-        bundle.unlink(missing_ok=True)
-        run.log(f"deleted {bundle} (contents unpacked and verified for every game requested)")
+    if clear_archives:
+        _clear_bundles(run)
     return results
 
 
-def verify_archives(folder: str | os.PathLike[str]) -> list[Path]:
-    """Check every archive still present in a dataset folder against its lockfile entry.
+def verify_archives(
+    folder: str | os.PathLike[str], *, game: str | None = None, check_hashes: bool = True
+) -> list[Path]:
+    """Check the archives kept in a dataset folder against its lockfile (``offgen.lock.json``).
 
-    This is what ``offgen verify`` runs on a download folder (stores are checked against their
-    own manifests separately).
+    ``offgen verify NAME --game G`` runs this for the archives of ``G`` after checking the store
+    against its own manifest. Every archive is checked; the error lists each one that fails.
+
+    Args:
+        folder: The dataset folder (``<output>/<dataset>``, holding ``archives/``).
+        game: Only the archives that hold this game (its own archive of each URL scheme and a
+            bundle holding every game); the folder must be named after a registered dataset.
+            Default: every archive in the folder.
+        check_hashes: Compare sha256 too (``False``: sizes only, no file is read).
 
     Returns:
-        The archives checked.
+        The archives checked (none when no archive is kept, e.g. after ``--clear-archives``).
 
     Raises:
         ChecksumError: If an archive's size or sha256 differs from the lockfile.
@@ -417,10 +494,39 @@ def verify_archives(folder: str | os.PathLike[str]) -> list[Path]:
     """
     root = Path(folder)
     lock = Lockfile(root)
-    checked = []
-    for path in sorted((root / "archives").glob("*/*")):
-        if path.name.startswith(".") or path.name.endswith((".part", ".part.json", ".lock")):
+    if game is None:
+        candidates = [
+            path
+            for path in sorted((root / "archives").glob("*/*"))
+            if not path.name.startswith(".")
+            and not path.name.endswith((".part", ".part.json", ".lock"))
+        ]
+    else:
+        spec = resolve_dataset(root.name)
+        candidates = sorted(
+            {
+                root / "archives" / s.scheme / s.url.rsplit("/", 1)[-1]
+                for s in spec.sources(resolve_game(game).name)
+            }
+        )
+    checked: list[Path] = []
+    problems: list[OffgenError] = []
+    for path in candidates:
+        if not path.is_file():
             continue
-        lock.verify_file(f"{path.parent.name}/{path.name}", path)
-        checked.append(path)
+        try:
+            lock.verify_file(f"{path.parent.name}/{path.name}", path, check_hash=check_hashes)
+        except FileNotFoundError:
+            continue  # deleted meanwhile (a concurrent --clear-archives run)
+        except (ChecksumError, CorruptStoreError) as exc:
+            problems.append(exc)
+        else:
+            checked.append(path)
+    if problems:
+        kind = (
+            ChecksumError
+            if any(isinstance(e, ChecksumError) for e in problems)
+            else CorruptStoreError
+        )
+        raise kind("\n".join(str(e) for e in problems))
     return checked

@@ -136,8 +136,13 @@ class Lockfile:
             data["archives"][name] = asdict(entry)
             return entry
 
-    def verify_file(self, name: str, path: Path) -> ArchiveEntry:
+    def verify_file(self, name: str, path: Path, *, check_hash: bool = True) -> ArchiveEntry:
         """Check a file against its recorded entry.
+
+        Args:
+            name: Lockfile key (``"<scheme>/<file>"``).
+            path: The file to check.
+            check_hash: Also compare the sha256 (``False``: the size only, no read of the file).
 
         Raises:
             CorruptStoreError: If nothing is recorded for ``name``.
@@ -145,8 +150,17 @@ class Lockfile:
         """
         known = self._read()["archives"].get(name)
         if known is None:
-            raise CorruptStoreError(f"{self.path}: no entry for {name}; cannot verify {path}")
-        _compare(path, self.path, known, path.stat().st_size, sha256_file(path))
+            raise CorruptStoreError(
+                f"{path}: no entry {name!r} in {self.path}, so this archive was never verified (a "
+                "download that stopped before its game was unpacked and checked, or a file put "
+                "there by hand). Delete it; offgen-download fetches and verifies it again when a "
+                "game needs it."
+            )
+        size = path.stat().st_size
+        if size != known["size"] or not check_hash:
+            _compare(path, self.path, known, size, known["sha256"])
+        else:
+            _compare(path, self.path, known, size, sha256_file(path))
         return ArchiveEntry(**known)
 
     # ------------------------------------------------------------------ hub
