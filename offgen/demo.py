@@ -2,8 +2,8 @@
 
 Collects a small real Procgen dataset (coinrun, training levels 0-199, uniform random behaviour
 policy) into the local store under ``$OFFGEN_HOME`` (default ``~/.cache/offgen``), opens it with
-:func:`offgen.load`, prints its summary, and samples transition batches and DT windows with a
-throughput figure. A second run reuses the finished store (collection is resumable and exact).
+:func:`offgen.load`, prints its summary and card statistics (with a return histogram PNG), and
+samples transition batches and DT windows with a throughput figure. A second run reuses the finished store (collection is resumable and exact).
 """
 
 from __future__ import annotations
@@ -49,6 +49,18 @@ def main(argv: list[str] | None = None) -> None:
     for key, value in summarize(ds.store).items():
         if not isinstance(value, dict | list):
             print(f"   {key:<22}{value}")
+
+    from offgen.hub.card import measure_store, return_histogram
+
+    stats = measure_store(store)
+    returns, seeds = stats["returns"], stats["level_seeds"]
+    print(
+        f"   card statistics: return mean {returns['mean']:.2f} (median {returns['median']:.2f}, "
+        f"min {returns['min']:.2f}, max {returns['max']:.2f}); {seeds['unique']} of "
+        f"{seeds['num_levels']} training levels seen; {stats['compression_ratio']:.1f}x compression"
+    )
+    png = return_histogram(stats, store.parent / f"{store.name}_returns.png")
+    print(f"   return histogram: {png}")
 
     print("\n3. sampling (memmap strategy: decoded once into a reusable cache)")
     sampler = ds.transitions(batch_size=256, seed=0, strategy="memmap", layout="CHW")
