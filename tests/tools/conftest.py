@@ -101,15 +101,25 @@ def wandb_runs(tmp_path_factory: pytest.TempPathFactory, session_env: dict[str, 
 
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A real single-node SLURM on localhost; skipped only where it cannot start (not root, no apt)."""
-    from .slurm_cluster import SlurmCluster, SlurmUnavailable
+    """A real single-node SLURM with accounting on localhost.
 
+    Skipped (with the reason) only when this process is not root, the one case where the
+    daemons cannot start. As root, any start failure (apt-get, munged, MariaDB, slurmdbd,
+    slurmctld, slurmd, the srun/sacct probes) FAILS the tests, with the daemon logs.
+    """
+    from .slurm_cluster import SlurmCluster, is_root
+
+    if not is_root():
+        pytest.skip(
+            "SLURM tests need root (they apt-get install and start munged, MariaDB, slurmdbd, "
+            "slurmctld and slurmd); run pytest as root, as CI does"
+        )
     cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
     try:
         cluster.start()
-    except SlurmUnavailable as exc:
+    except Exception as exc:
         cluster.stop()
-        pytest.skip(f"SLURM cannot start here: {exc}")
+        pytest.fail(f"SLURM failed to start as root: {exc}", pytrace=False)
     saved = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = str(cluster.conf)
     try:

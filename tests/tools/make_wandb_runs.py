@@ -29,6 +29,7 @@ def history(
 
 RUNS = [
     # name, config, tags, group, job_type, extra history kwargs, exit code
+    # (``wandb_tags`` in some configs differs from the run's tags: --tags-from-config reads it)
     (
         "ppo-ab-l1-s1",
         {"algo": "PPO", "env": "armament_burden", "level": 1, "seed": 1, "lr": 0.001},
@@ -40,7 +41,14 @@ RUNS = [
     ),
     (
         "ppolag-ab-l1-s2-test",
-        {"algo": "PPOLag", "env": "armament_burden", "level": 1, "seed": 2, "lr": 0.01},
+        {
+            "algo": "PPOLag",
+            "env": "armament_burden",
+            "level": 1,
+            "seed": 2,
+            "lr": 0.01,
+            "wandb_tags": ["ABLATION", "TEST"],
+        },
         ["NIPS", "TEST"],
         "g1",
         "train",
@@ -57,6 +65,7 @@ RUNS = [
             "safety_bound": 50,
             "hard_constraint": True,
             "lr": 0.01,
+            "wandb_tags": ["NIPS"],
         },
         ["NIPS"],
         "g2",
@@ -73,6 +82,7 @@ RUNS = [
             "seed": 1,
             "safety_bound": 5.0,
             "lr": 0.003,
+            "wandb_tags": ["NIPS", "ABLATION"],
         },
         ["NIPS"],
         "g2",
@@ -121,7 +131,7 @@ RUNS = [
     ),
     (
         "eval-nogroup",
-        {"algo": "PPO", "env": "remedy_rush", "level": 3, "seed": 2},
+        {"algo": "PPO", "env": "remedy_rush", "level": 3, "seed": 2, "wandb_tags": "ABLATION"},
         ["NIPS"],
         None,
         "eval",

@@ -194,6 +194,91 @@ def test_safety_bound_preset_and_include_runs(wandb_runs: Path, tmp_path: Path) 
     assert len(files_under(out)) == 2
 
 
+def test_tags_from_config(wandb_runs: Path, tmp_path: Path) -> None:
+    """--tags-from-config reads tags from a config key (list or scalar) instead of the run's tags,
+    for selection, the forbidden tags and the <tag> folder."""
+    args = ["--wandb-tags", "ABLATION", "--metrics", "reward/reward=reward", "--summary-json"]
+    out = tmp_path / "data"
+    res = preset(
+        "tags", wandb_runs, out, *args, str(tmp_path / "s.json"), "--tags-from-config", "wandb_tags"
+    )
+    assert res.exit_code == 0, res.output
+    assert files_under(out) == [
+        "ABLATION/remedy_rush/PPO/level_3/seed_2/reward.json",  # config: wandb_tags: ABLATION
+        "ABLATION/volcanic_venture/PPOLag/level_2/seed_1/reward.json",  # [NIPS, ABLATION]
+    ]  # ppolag-ab-l1-s2-test is excluded: TEST is in its config tags (and not requested)
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["runs_matched"] == 2 and summary["unmatched_tags"] == []
+    doc = json.loads((out / "ABLATION/remedy_rush/PPO/level_3/seed_2/reward.json").read_text())
+    assert doc["run_name"] == "eval-nogroup"
+
+    # The same request against the run's own tags: no run carries ABLATION.
+    other = tmp_path / "by_run_tags"
+    res = preset("tags", wandb_runs, other, *args, str(tmp_path / "s2.json"))
+    assert res.exit_code == 0, res.output
+    assert files_under(other) == [] and "requested tags with no runs: ['ABLATION']" in res.output
+
+    # Requesting TEST too lets the run with TEST in its config tags in.
+    res = preset(
+        "tags", wandb_runs, tmp_path / "t", "--wandb-tags", "TEST", "--metrics", "reward/reward=reward",
+        "--tags-from-config", "wandb_tags",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert files_under(tmp_path / "t") == ["TEST/armament_burden/PPOLag/level_1/seed_2/reward.json"]
+
+
+def test_samples_offline_gives_complete_history(wandb_runs: Path, tmp_path: Path) -> None:
+    """Offline files have no server-side sampling: --samples N still writes every row."""
+    out = tmp_path / "data"
+    res = preset(
+        "tags",
+        wandb_runs,
+        out,
+        "--samples",
+        "3",
+        "--metrics",
+        "reward/reward=reward",
+        "--levels",
+        "3",
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "main/remedy_rush/PPO/level_3/seed_2/reward.json").read_text())
+    assert doc["sampled"] is False and doc["samples"] == 3 and doc["steps"] == [0, 100, 200, 300]
+    for bad in ("0", "-2", "some"):
+        res = preset("tags", wandb_runs, out, "--samples", bad)
+        assert res.exit_code == 2 and "--samples must be 'all' or a positive integer" in res.output
+
+
+def test_samples_through_the_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """--samples N asks the API for a sampled history (files say so); --samples all scans it all."""
+    from offgen_tools.testing import FakeApi, RecordedRun
+    from offgen_tools.wandb_export import cli as cli_module
+
+    config = {"env": "armament_burden", "algo": "PPO", "level": 1, "seed": 1}
+    rows = [{"_step": s * 10, "loss": float(s)} for s in range(50)]
+    api = FakeApi([RecordedRun("r1", "ppo-ab-l1-s1", config=config, rows=rows)])
+    monkeypatch.setattr(cli_module, "API_FACTORY", lambda: api)
+    out = tmp_path / "data"
+    target = out / "main/armament_burden/PPO/level_1/seed_1/loss.json"
+    base = ["tags", "--project", "team/proj", "--output", str(out), "--metrics", "loss=loss", "-q"]
+
+    res = cli(*base, "--samples", "5")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(target.read_text())
+    assert doc["sampled"] is True and doc["samples"] == 5
+    assert doc["steps"] == [0, 100, 200, 300, 400] and doc["values"] == [0, 10, 20, 30, 40]
+    kinds = {r[0] for r in api.requests}
+    assert "history" in kinds and "scan_history" not in kinds, api.requests
+
+    api.requests.clear()
+    res = cli(*base, "--samples", "all", "--overwrite")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(target.read_text())
+    assert doc["sampled"] is False and doc["samples"] is None and len(doc["steps"]) == 50
+    kinds = {r[0] for r in api.requests}
+    assert "scan_history" in kinds and "history" not in kinds, api.requests
+
+
 def test_custom_layout_file(wandb_runs: Path, tmp_path: Path) -> None:
     layouts = tmp_path / "layouts.yaml"
     layouts.write_text(
