@@ -1,0 +1,59 @@
+"""Keeping batch buffers out of fresh ``mmap`` calls (glibc only).
+
+A transition batch of 256 frames is a 3 MiB array, allocated and freed once per batch. glibc's
+``malloc`` serves blocks above ``M_MMAP_THRESHOLD`` (128 KiB until the process has freed a large
+block) with a fresh ``mmap`` and unmaps them on ``free``, so every batch faults in and zeroes its
+pages again: measured on a 1M-transition memmap cache, a fresh process sampled ~90k transitions/s
+against ~570k/s once the threshold was raised (see ``docs/benchmarks.md``). Whether a process
+happened to free a large block first decided which of the two a user saw.
+
+:func:`tune_allocator` raises the threshold to glibc's ceiling (32 MiB on 64-bit) and the trim
+threshold above it, once per process, when a sampler is built. Memory is still returned to the
+system by ``free`` of larger blocks and by trimming above 64 MiB of free heap top. Set
+``OFFGEN_MALLOC_TUNING=0`` to leave the allocator alone. Elsewhere (musl, macOS) it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "tune_allocator"]
+
+_M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 << 20  # DEFAULT_MMAP_THRESHOLD_MAX on 64-bit glibc: mallopt refuses more
+TRIM_THRESHOLD = 64 << 20
+
+_done: bool | None = None
+
+
+def tune_allocator() -> bool:
+    """Raise glibc's mmap and trim thresholds once per process (see the module docstring).
+
+    Returns:
+        Whether the thresholds are set (False: not glibc, refused, or ``OFFGEN_MALLOC_TUNING=0``).
+    """
+    global _done
+    if _done is None:
+        _done = _apply()
+    return _done
+
+
+def _apply() -> bool:
+    if os.environ.get("OFFGEN_MALLOC_TUNING", "1") == "0":
+        return False
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    # Trim first: glibc ties the trim threshold to twice the mmap threshold only while it adjusts
+    # them itself; an explicit mmap threshold turns that adjustment off.
+    trimmed = mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and trimmed)
