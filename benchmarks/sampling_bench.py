@@ -217,7 +217,11 @@ def predecessor_windows_step(
             ts = torch.tensor(timesteps[idx : idx + 1], dtype=torch.int64).unsqueeze(1)
             return states, acts, r, ts
 
-    loader = torch.utils.data.DataLoader(DTDataset(), batch_size=512, shuffle=True)
+    return _endless(torch.utils.data.DataLoader(DTDataset(), batch_size=512, shuffle=True))
+
+
+def _endless(loader: Any) -> Any:
+    """A call that takes the next batch of ``loader``, starting a new epoch when one ends."""
     it = iter(loader)
 
     def step() -> None:
@@ -264,16 +268,7 @@ def child_predecessor(store: str, transitions: int, seconds: float) -> dict[str,
 
     base = _status("RssAnon")
     data = PredecessorTransitions(load_predecessor(Path(store), transitions))
-    loader = torch.utils.data.DataLoader(data, batch_size=256, shuffle=True)
-    it = iter(loader)
-
-    def step() -> None:
-        nonlocal it
-        try:
-            next(it)
-        except StopIteration:
-            it = iter(loader)
-
+    step = _endless(torch.utils.data.DataLoader(data, batch_size=256, shuffle=True))
     rate = _rate(step, 256, seconds)
     return {
         "peak_anon": probe.stop(),
