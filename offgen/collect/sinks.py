@@ -138,6 +138,12 @@ class NpzSink:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self._collection = dict(collection)
+        # A run killed inside an atomic write leaves its temp file (a partial episode, hidden and
+        # never counted); drop it as the store writer drops its own, so the resumed folder holds
+        # only the episode files.
+        for pattern in (".*.npz.tmp-*", f".{NPZ_STATE}.tmp-*"):
+            for leftover in directory.glob(pattern):
+                leftover.unlink(missing_ok=True)
         names = sorted(
             (LegacyName.parse(p.name) for p in directory.glob("*.npz")), key=lambda n: n.index
         )
