@@ -138,7 +138,7 @@ def push(
 ) -> None:
     """Publish an offgen store and its dataset card to an HF-compatible hub (HF_ENDPOINT).
 
-    The store goes to <dataset>/<game>/ in the dataset repository; the card (measured from the store) becomes README.md with the return histogram under images/.
+    The store goes to <dataset>/<game>/ in the dataset repository, in several commits of bounded size (OFFGEN_PUSH_COMMIT_FILES, default 256 files; OFFGEN_PUSH_COMMIT_BYTES, default 1 GiB). Files the repository already holds are skipped, so an interrupted push is resumed by running it again. The card (measured from the store, merged with the games pushed earlier, kept in card_stats.json) becomes README.md with the return histograms under images/.
 
     Examples:
 
@@ -146,24 +146,28 @@ def push(
 
       HF_ENDPOINT=https://hub.my-lab.org offgen push ./stores/coinrun --game coinrun --repo lab/p
     """
-    import tempfile
-
-    from offgen.hub.card import write_card
-    from offgen.hub.hf import push_assets, push_store
+    from offgen.hub.hf import push_card, push_store
 
     dataset, game_name, root = _resolve_store(name, game, store)
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"committed {done}/{total} files", err=True)
+
     result = push_store(
-        root, repo, dataset=dataset, game=game_name, revision=revision, private=private
+        root,
+        repo,
+        dataset=dataset,
+        game=game_name,
+        revision=revision,
+        private=private,
+        on_commit=progress,
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        card, png = write_card(dataset, root, tmp)
-        commit = push_assets(
-            repo,
-            {"README.md": card, f"images/{png.name}": png},
-            revision=revision,
-            message=f"offgen: card for {dataset}/{game_name}",
-        )
-    typer.echo(f"pushed {result.files} files to {repo}/{result.path_in_repo} (commit {commit})")
+    commit = push_card(repo, dataset=dataset, store=root, revision=revision)
+    skipped = result.files - result.uploaded
+    typer.echo(
+        f"pushed {result.files} files to {repo}/{result.path_in_repo}: {result.uploaded} uploaded "
+        f"in {result.commits} commit(s), {skipped} already there; card commit {commit}"
+    )
 
 
 def pull(

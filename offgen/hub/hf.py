@@ -2,8 +2,17 @@
 
 Repository layout (one dataset repository may hold several datasets and games)::
 
-    README.md                   the dataset card (YAML header + prose)
+    README.md                   the dataset card (YAML header + prose), every game pushed so far
+    card_stats.json             the card's per-game statistics (merged on each push)
+    images/<game>_returns.png   return histograms shown in the card
     <dataset>/<game>/...        one offgen store per (dataset, game), files as on disk
+
+Pushes are resumable: :func:`push_store` compares the store with the remote folder (sha256 / git
+blob sha1) and uploads only what is missing, in commits of bounded size, with ``manifest.json`` and
+``info.json`` last. ``huggingface_hub``'s own large-folder upload is not used: ``upload_large_folder``
+is gone from huggingface_hub 2.x, and its successor (``upload_folder``'s streamed multi-commit
+mode) needs ``hf_xet`` and a Xet storage backend, which LFS-only HF-compatible servers (and the
+loopback test hub) lack; it also gives no control over which commit completes the store.
 
 Pulls fetch only ``<dataset>/<game>/**`` with ``snapshot_download(repo_type="dataset",
 allow_patterns=..., revision=...)``; the store is opened in place inside the hub cache
@@ -14,26 +23,37 @@ byte-identical files. ``HF_ENDPOINT`` selects the hub (a mirror or a lab server)
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from offgen._io import sha256_file
 from offgen._optional import require
-from offgen.data.format import INFO
+from offgen.data.format import INFO, MANIFEST
 from offgen.errors import DatasetNotFoundError, DownloadError
 from offgen.hub.lockfile import HubEntry, Lockfile
 
 __all__ = [
+    "CARD_STATS",
     "PullResult",
     "PushResult",
+    "fetch_file",
     "hub_cache",
     "hub_endpoint",
     "is_offline",
     "pull_store",
     "push_assets",
+    "push_card",
     "push_store",
 ]
+
+
+CARD_STATS = "card_stats.json"  # per-game card statistics, next to README.md
 
 
 @dataclass(frozen=True)
@@ -44,6 +64,8 @@ class PushResult:
     commit: str
     path_in_repo: str
     files: int
+    uploaded: int = 0  # files committed by this push (the others were already there)
+    commits: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,85 @@ def _api() -> Any:
     return hub.HfApi(endpoint=hub_endpoint())
 
 
+_HEADERS = (
+    MANIFEST,
+    INFO,
+)  # committed last: a store on the hub is complete once info.json is there
+_DEFAULT_COMMIT_FILES = 256
+_DEFAULT_COMMIT_BYTES = 1 << 30
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r}: expected a positive integer") from exc
+    if value < 1:
+        raise ValueError(f"{name}={raw!r}: expected a positive integer")
+    return value
+
+
+def _git_blob_sha1(path: Path) -> str:
+    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _LocalFile:
+    path: Path
+    size: int
+    sha256: str
+
+
+def _local_files(root: Path) -> dict[str, _LocalFile]:
+    """Every file a push uploads (relative path -> file): the manifest's data files (already
+    checked against their sha256 by the caller), then ``manifest.json`` and ``info.json``."""
+    manifest = json.loads((root / MANIFEST).read_bytes())
+    files = {
+        rel: _LocalFile(root / rel, int(entry["size"]), str(entry["sha256"]))
+        for rel, entry in sorted(manifest["files"].items())
+    }
+    for rel in _HEADERS:
+        path = root / rel
+        files[rel] = _LocalFile(path, path.stat().st_size, sha256_file(path))
+    return files
+
+
+def _same(remote: Any, local: _LocalFile) -> bool:
+    """Whether a remote tree entry already holds ``local``'s bytes (LFS / xet files carry the
+    sha256, regular git files the git blob sha1)."""
+    if int(remote.size) != local.size:
+        return False
+    lfs = getattr(remote, "lfs", None)
+    if lfs is not None:
+        sha = lfs["sha256"] if isinstance(lfs, dict) else lfs.sha256
+        return bool(sha == local.sha256)
+    return bool(remote.blob_id == _git_blob_sha1(local.path))
+
+
+def _batches(
+    names: list[str], files: dict[str, _LocalFile], max_files: int, max_bytes: int
+) -> list[list[str]]:
+    out: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for name in names:
+        if current and (len(current) >= max_files or size + files[name].size > max_bytes):
+            out.append(current)
+            current, size = [], 0
+        current.append(name)
+        size += files[name].size
+    if current:
+        out.append(current)
+    return out
+
+
 def push_store(
     store: str | os.PathLike[str],
     repo: str,
@@ -91,11 +192,24 @@ def push_store(
     revision: str | None = None,
     private: bool = False,
     message: str | None = None,
+    commit_files: int | None = None,
+    commit_bytes: int | None = None,
+    on_commit: Callable[[int, int], None] | None = None,
 ) -> PushResult:
-    """Upload a finished store into ``<dataset>/<game>/`` of ``repo`` (cards: :func:`push_assets`).
+    """Upload a finished store into ``<dataset>/<game>/`` of ``repo`` (cards: :func:`push_card`).
 
-    Creates the dataset repository if needed. Files go in one commit through ``upload_folder``
-    (re-running after an interruption uploads the same files again; the hub deduplicates).
+    Resumable and bounded: the remote folder is listed first and only files whose bytes the hub
+    does not already hold there (compared by sha256 for LFS / xet files, by git blob sha1 for
+    regular ones) are uploaded, in several commits of at most ``commit_files`` files and
+    ``commit_bytes`` bytes. An interrupted push (killed process, dropped connection, refused
+    commit) is resumed by pushing again: committed files are not uploaded a second time. The
+    resume state is the repository itself; nothing is written into the store folder.
+
+    ``manifest.json`` and ``info.json`` go in the last commit; when a push needs several commits,
+    the first one removes the old ones, so no intermediate commit looks like a finished store
+    (a pull of it says the store is missing instead of reading a mix of two versions). Remote
+    files under the folder that the store does not have are deleted (a re-push replaces the
+    folder exactly). Nothing to upload: no commit.
 
     Args:
         store: The store directory (must be complete: its manifest is uploaded with it).
@@ -104,36 +218,99 @@ def push_store(
         game: Game name (the sub-folder).
         revision: Branch to commit to (default ``main``).
         private: Create the repository private.
-        message: Commit message.
+        message: Commit message (later commits of one push add ``(part i/n)``).
+        commit_files: Most files per commit (default ``OFFGEN_PUSH_COMMIT_FILES``, else 256).
+        commit_bytes: Most bytes per commit, a larger file goes alone (default
+            ``OFFGEN_PUSH_COMMIT_BYTES``, else 1 GiB).
+        on_commit: Called after each commit with (files committed so far, files to commit).
 
     Raises:
         DatasetNotFoundError, IncompleteStoreError: If ``store`` is not a finished store.
-        DownloadError: If the hub refuses the upload.
+        DownloadError: If the hub refuses the upload (push again to resume).
     """
     from offgen.data.store import OffgenStore
 
     root = Path(store)
     OffgenStore(root).verify(check_frames=False)  # never publish a damaged or unfinished store
-    api = _api()
+    max_files = commit_files or _env_int("OFFGEN_PUSH_COMMIT_FILES", _DEFAULT_COMMIT_FILES)
+    max_bytes = commit_bytes or _env_int("OFFGEN_PUSH_COMMIT_BYTES", _DEFAULT_COMMIT_BYTES)
+    hub = require("huggingface_hub", "hub")
     hub_errors = require("huggingface_hub.errors", "hub")
+    api = _api()
     path_in_repo = f"{dataset}/{game}"
+    prefix = f"{path_in_repo}/"
+    local = _local_files(root)
+    title = message or f"offgen: upload {path_in_repo}"
     try:
         api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
-        info = api.upload_folder(
-            folder_path=str(root),
-            path_in_repo=path_in_repo,
-            repo_id=repo,
-            repo_type="dataset",
-            revision=revision,
-            commit_message=message or f"offgen: upload {path_in_repo}",
-            ignore_patterns=[".*", "*.partial", "**/.*"],
-            delete_patterns=["*"],  # a re-push replaces the folder exactly
-        )
-        commit = info.oid
+        head = str(api.repo_info(repo, repo_type="dataset", revision=revision).sha)
+        try:
+            tree = api.list_repo_tree(
+                repo, path_in_repo, recursive=True, revision=head, repo_type="dataset"
+            )
+            remote = {
+                str(e.path)[len(prefix) :]: e
+                for e in tree
+                if str(e.path).startswith(prefix) and hasattr(e, "blob_id")
+            }
+        except hub_errors.EntryNotFoundError:
+            remote = {}  # the folder does not exist yet
+        changed = [r for r, f in local.items() if r not in remote or not _same(remote[r], f)]
+        stale = sorted(r for r in remote if r not in local)
+        batches = _batches([r for r in changed if r not in _HEADERS], local, max_files, max_bytes)
+        if len(batches) > 1:
+            # Drop the old headers first and add the new ones with the last batch.
+            stale += [r for r in _HEADERS if r in remote]
+            headers = list(_HEADERS)
+        else:
+            headers = [r for r in _HEADERS if r in changed]
+        if headers:
+            if batches:
+                batches[-1] += headers
+            else:
+                batches.append(headers)
+        if stale and not batches:
+            batches.append([])  # a commit that only deletes
+        total = sum(len(b) for b in batches)
+        done = 0
+        for i, batch in enumerate(batches):
+            operations: list[Any] = []
+            if i == 0:
+                operations += [
+                    hub.CommitOperationDelete(path_in_repo=prefix + r, is_folder=False)
+                    for r in stale
+                ]
+            operations += [
+                hub.CommitOperationAdd(path_in_repo=prefix + r, path_or_fileobj=str(local[r].path))
+                for r in batch
+            ]
+            info = api.create_commit(
+                repo,
+                operations,
+                repo_type="dataset",
+                revision=revision,
+                commit_message=title
+                if len(batches) == 1
+                else f"{title} (part {i + 1}/{len(batches)})",
+                parent_commit=head if i == 0 else None,
+            )
+            head = str(info.oid)
+            done += len(batch)
+            if on_commit is not None:
+                on_commit(done, total)
     except hub_errors.HfHubHTTPError as exc:
-        raise DownloadError(f"{hub_endpoint()}: pushing {root} to {repo} failed: {exc}") from exc
-    files = sum(1 for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-    return PushResult(repo=repo, commit=str(commit), path_in_repo=path_in_repo, files=files)
+        raise DownloadError(
+            f"{hub_endpoint()}: pushing {root} to {repo} failed: {exc}. Run the push again to "
+            "resume: files already committed are not uploaded again."
+        ) from exc
+    return PushResult(
+        repo=repo,
+        commit=head,
+        path_in_repo=path_in_repo,
+        files=len(local),
+        uploaded=total,
+        commits=len(batches),
+    )
 
 
 def push_assets(
@@ -161,6 +338,98 @@ def push_assets(
     except hub_errors.HfHubHTTPError as exc:
         raise DownloadError(f"{hub_endpoint()}: committing to {repo} failed: {exc}") from exc
     return str(info.oid)
+
+
+def fetch_file(repo: str, path: str, *, revision: str | None = None) -> bytes | None:
+    """The bytes of ``path`` in ``repo`` at ``revision`` (default ``main``), or None if the
+    repository, revision or file does not exist.
+
+    Raises:
+        DownloadError: The hub could not be reached or refused the request.
+    """
+    hub = require("huggingface_hub", "hub")
+    hub_errors = require("huggingface_hub.errors", "hub")
+    try:
+        local = hub.hf_hub_download(
+            repo_id=repo,
+            filename=path,
+            repo_type="dataset",
+            revision=revision,
+            endpoint=hub_endpoint(),
+            cache_dir=str(hub_cache()),
+        )
+    except (
+        hub_errors.EntryNotFoundError,
+        hub_errors.RepositoryNotFoundError,
+        hub_errors.RevisionNotFoundError,
+    ):
+        return None
+    except hub_errors.HfHubHTTPError as exc:
+        raise DownloadError(f"{hub_endpoint()}: reading {repo}/{path} failed: {exc}") from exc
+    return Path(local).read_bytes()
+
+
+def _remote_card_stats(repo: str, dataset: str, revision: str | None) -> dict[str, Any]:
+    """The per-game card statistics already in ``repo`` for ``dataset`` (``card_stats.json``)."""
+    raw = fetch_file(repo, CARD_STATS, revision=revision)
+    if raw is None:
+        return {}
+    try:
+        stats = json.loads(raw)
+    except ValueError:
+        warnings.warn(f"{repo}/{CARD_STATS} is not JSON; the card starts afresh", stacklevel=2)
+        return {}
+    if not isinstance(stats, dict):
+        return {}
+    kept = {
+        game: s
+        for game, s in stats.items()
+        if isinstance(s, dict) and s.get("dataset") in (dataset, None) and "returns" in s
+    }
+    if len(kept) != len(stats):
+        dropped = sorted(set(stats) - set(kept))
+        warnings.warn(
+            f"{repo}/{CARD_STATS}: dropping {dropped} (another dataset's or unreadable entries); "
+            f"the repository's card now describes {dataset}",
+            stacklevel=2,
+        )
+    return kept
+
+
+def push_card(
+    repo: str,
+    *,
+    dataset: str,
+    store: str | os.PathLike[str],
+    revision: str | None = None,
+) -> str:
+    """Measure ``store`` and commit the card of every game pushed so far to ``repo``.
+
+    The repository's ``card_stats.json`` (statistics of the games pushed earlier) is fetched
+    first and merged with the new game's, so ``README.md`` keeps every game's config and
+    statistics; ``README.md``, ``card_stats.json`` and ``images/<game>_returns.png`` are committed
+    (the other games' histograms are already there).
+
+    Returns:
+        The commit created.
+    """
+    import tempfile
+
+    from offgen.hub.card import write_card
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        earlier = _remote_card_stats(repo, dataset, revision)
+        if earlier:
+            (folder / CARD_STATS).write_text(json.dumps(earlier))
+        card, png = write_card(dataset, store, folder)
+        game = png.name.removesuffix("_returns.png")
+        return push_assets(
+            repo,
+            {"README.md": card, CARD_STATS: folder / CARD_STATS, f"images/{png.name}": png},
+            revision=revision,
+            message=f"offgen: card for {dataset}/{game}",
+        )
 
 
 def pull_store(

@@ -1,9 +1,14 @@
 """A minimal HF-compatible hub on 127.0.0.1, speaking the endpoints ``huggingface_hub`` uses.
 
-Downloads (``snapshot_download`` / ``hf_hub_download``): repo info per revision, recursive tree
-listing, ``resolve/{rev}/{path}`` with ``X-Repo-Commit`` / ``ETag`` headers. Uploads: repo creation,
-``preupload`` (every file "regular", so no LFS / xet), ``commit`` (NDJSON, base64 files), tags.
-Repositories are kept in memory as a list of immutable commits.
+Downloads (``snapshot_download`` / ``hf_hub_download``): repo info (default branch or per
+revision), recursive tree listing, ``resolve/{rev}/{path}`` with ``X-Repo-Commit`` / ``ETag``
+headers. Uploads: repo creation, ``preupload`` (every file "regular", so no LFS / xet), ``commit``
+(NDJSON, base64 files, deletions, ``parentCommit`` checked like the Hub), tags. Repositories are
+kept in memory as a list of immutable commits.
+
+For resume tests: ``uploaded`` lists every file path whose content arrived in a commit request
+(accepted or not), ``commits`` every accepted commit's (summary, added paths), and
+``fail_commits`` holds 1-based numbers of commit requests to refuse with a 500 (each once).
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ class HubServer:
         self.repos: dict[str, Repo] = {}
         self.requests: Counter[str] = Counter()
         self.validated: list[dict[str, Any]] = []
+        self.uploaded: list[str] = []  # paths whose bytes arrived in a commit request
+        self.commits: list[tuple[str, list[str]]] = []  # accepted: (summary, added paths)
+        self.fail_commits: set[int] = set()  # commit request numbers (1-based) to refuse once
+        self.commit_requests = 0
         self.lock = threading.Lock()
         hub = self
 
@@ -116,6 +125,9 @@ class HubServer:
         m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/revision/(.+)", path)
         if m:
             return self._info(h, m[1], m[2])
+        m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)", path)
+        if m and method == "GET":
+            return self._info(h, m[1], "main")
         m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/tree/([^/]+)(/.*)?", path)
         if m:
             return self._tree(h, m[1], m[2], (m[3] or "").lstrip("/"), parse_qs(url.query))
@@ -245,19 +257,32 @@ class HubServer:
         )
 
     def _commit(self, h: BaseHTTPRequestHandler, repo_id: str, rev: str, body: bytes) -> None:
+        items = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+        added = [i["value"]["path"] for i in items if i["key"] == "file"]
+        with self.lock:
+            self.commit_requests += 1
+            number = self.commit_requests
+            self.uploaded += added
+            refuse = number in self.fail_commits
+            self.fail_commits.discard(number)
+        if refuse:
+            return self._error(h, 500, "InternalError", f"commit request {number} refused (test)")
         found = self._resolve(repo_id, unquote(rev))
         if found is None:
             return self._error(h, 404, "RevisionNotFound", f"Invalid rev id: {rev}")
         repo, parent = found
         files = dict(repo.commits[parent])
         summary = ""
-        for line in body.decode().splitlines():
-            if not line.strip():
-                continue
-            item = json.loads(line)
+        for item in items:
             key, value = item["key"], item["value"]
             if key == "header":
                 summary = value.get("summary", "")
+                expected = value.get("parentCommit")
+                if expected and expected != parent:
+                    # Like the Hub: the branch moved since the client looked.
+                    return self._error(
+                        h, 412, "PreconditionFailed", f"{rev} is at {parent}, not {expected}"
+                    )
             elif key == "file":
                 if value.get("encoding") != "base64":
                     return self._error(h, 400, "BadRequest", "only base64 files are supported")
@@ -276,6 +301,7 @@ class HubServer:
         with self.lock:
             repo.commits[oid] = files
             repo.refs[unquote(rev)] = oid
+            self.commits.append((summary, added))
         self._send(
             h,
             200,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,11 +34,21 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
         yield server
 
 
-def _write_store(path: Path, episodes: list[Episode]) -> Path:
-    with StoreWriter(path, game="coinrun", dataset="expert_1M", mode="overwrite") as writer:
+def _write_store(
+    path: Path, episodes: list[Episode], *, game: str = "coinrun", **codec: int
+) -> Path:
+    with StoreWriter(path, game=game, dataset="expert_1M", mode="overwrite", **codec) as writer:
         for ep in episodes:
-            writer.write(ep)
+            writer.write(dataclasses.replace(ep, game=game))
     return path
+
+
+def _store_files(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -104,6 +116,7 @@ def test_pull_cli_revision_tag_and_allow_patterns(
     _write_store(tmp_path / "v2", short_episodes[:2])
     assert _cli("push", str(tmp_path / "v2"), "-g", "coinrun", "-r", REPO).returncode == 0
 
+    hub.requests.clear()  # pushes read card_stats.json; count the pull's requests only
     got = _cli("pull", "expert_1M", "--game", "coinrun", "--repo", REPO, "--revision", "v1")
     assert got.returncode == 0, got.stderr
     _name, commit, store = got.stdout.strip().split("\t")
@@ -138,3 +151,126 @@ def test_load_downloads_missing_dataset_from_archives(
     err = capsys.readouterr().err
     size = (mirror.root / "DGRL/1M/expert/coinrun.tar.xz").stat().st_size
     assert "not on this machine; downloading" in err and f"{size / 1e6:.1f} MB" in err
+
+
+PREFIX = "expert_1M/coinrun/"
+
+
+def _pushed(hub: HubServer, since: int = 0) -> list[str]:
+    """Store files whose bytes reached the hub in commit requests (from the server's log)."""
+    return [p[len(PREFIX) :] for p in hub.uploaded[since:] if p.startswith(PREFIX)]
+
+
+def _committed(hub: HubServer) -> set[str]:
+    return {p[len(PREFIX) :] for _s, added in hub.commits for p in added if p.startswith(PREFIX)}
+
+
+def test_push_resumes_after_refused_commit_and_pull_is_byte_identical(
+    hub: HubServer, short_episodes: list[Episode], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small shards and commits of at most 2 files: the store needs several commits.
+    local = _write_store(
+        dataset_dir("expert_1M", "coinrun"), short_episodes, shard_frames=32, chunk_frames=16
+    )
+    files = _store_files(local)
+    assert len(files) >= 8
+    monkeypatch.setenv("OFFGEN_PUSH_COMMIT_FILES", "2")
+    hub.fail_commits = {3}  # the hub refuses the third commit request (once)
+
+    first = _cli("push", "expert_1M", "--game", "coinrun", "--repo", REPO)
+    assert first.returncode != 0 and "Run the push again to resume" in first.stderr
+    done = _committed(hub)
+    assert len(done) == 4  # two commits of two files went through
+    head = hub.repos[REPO].commits[hub.repos[REPO].refs["main"]]
+    # The half-pushed folder has no info.json / manifest.json: never mistaken for a store.
+    assert not any(p in head for p in (PREFIX + "info.json", PREFIX + "manifest.json"))
+    assert "README.md" not in head  # the card comes after the store
+
+    mark = len(hub.uploaded)
+    second = _cli("push", "expert_1M", "--game", "coinrun", "--repo", REPO)
+    assert second.returncode == 0, second.stderr
+    again = _pushed(hub, mark)
+    assert not set(again) & done, "files committed by the first push were uploaded again"
+    assert done | set(again) == set(files)
+    assert len(again) == len(set(again)) == len(files) - len(done)
+    assert f"{len(files) - len(done)} uploaded" in second.stdout
+
+    # Pull gives byte-identical files, nothing more.
+    pulled = _cli("pull", "expert_1M", "-g", "coinrun", "-r", REPO, "--revision", "main")
+    assert pulled.returncode == 0, pulled.stderr
+    assert _store_files(Path(pulled.stdout.strip().split("\t")[2])) == files
+
+    # Nothing changed: a third push uploads no store file and makes no store commit.
+    mark, commits = len(hub.uploaded), len(hub.commits)
+    third = _cli("push", "expert_1M", "--game", "coinrun", "--repo", REPO)
+    assert third.returncode == 0, third.stderr
+    assert _pushed(hub, mark) == [] and len(hub.commits) == commits + 1  # the card only
+
+
+def test_push_killed_mid_way_resumes_without_reuploading(
+    hub: HubServer, short_episodes: list[Episode], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _write_store(tmp_path / "store", short_episodes, shard_frames=32, chunk_frames=16)
+    files = _store_files(store)
+    monkeypatch.setenv("OFFGEN_PUSH_COMMIT_FILES", "1")
+    proc = subprocess.Popen(
+        [str(BIN / "offgen"), "push", str(store), "-g", "coinrun", "-r", REPO],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # SIGKILL right after the first commit is reported
+        if line.startswith("committed "):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(60)
+    assert proc.returncode == -signal.SIGKILL
+    done = _committed(hub)
+    assert 0 < len(done) < len(files)
+
+    mark = len(hub.uploaded)
+    resumed = _cli("push", str(store), "-g", "coinrun", "-r", REPO)
+    assert resumed.returncode == 0, resumed.stderr
+    again = _pushed(hub, mark)
+    assert not set(again) & done and done | set(again) == set(files)
+    head = hub.repos[REPO].commits[hub.repos[REPO].refs["main"]]
+    assert {p[len(PREFIX) :]: d for p, d in head.items() if p.startswith(PREFIX)} == files
+
+
+def test_repush_replaces_folder_exactly(
+    hub: HubServer, short_episodes: list[Episode], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = _write_store(tmp_path / "big", short_episodes, shard_frames=32, chunk_frames=16)
+    assert _cli("push", str(big), "-g", "coinrun", "-r", REPO).returncode == 0
+    monkeypatch.setenv("OFFGEN_PUSH_COMMIT_FILES", "2")
+    small = _write_store(tmp_path / "small", short_episodes[:1], shard_frames=32, chunk_frames=16)
+    mark = len(hub.uploaded)
+    assert _cli("push", str(small), "-g", "coinrun", "-r", REPO).returncode == 0
+    head = hub.repos[REPO].commits[hub.repos[REPO].refs["main"]]
+    remote = {p[len(PREFIX) :]: d for p, d in head.items() if p.startswith(PREFIX)}
+    assert remote == _store_files(small)  # stale files of the big store are gone
+    unchanged = {p for p, d in _store_files(big).items() if _store_files(small).get(p) == d}
+    assert unchanged and not set(_pushed(hub, mark)) & unchanged
+
+
+def test_card_keeps_every_pushed_game(
+    hub: HubServer, short_episodes: list[Episode], tmp_path: Path
+) -> None:
+    coinrun = _write_store(tmp_path / "coinrun", short_episodes, game="coinrun")
+    maze = _write_store(tmp_path / "maze", short_episodes[:2], game="maze")
+    assert _cli("push", str(coinrun), "-g", "coinrun", "-r", REPO).returncode == 0
+    pushed = _cli("push", str(maze), "-g", "maze", "-r", REPO)
+    assert pushed.returncode == 0, pushed.stderr
+
+    head = hub.repos[REPO].commits[hub.repos[REPO].refs["main"]]
+    card = head["README.md"].decode()
+    assert "- config_name: coinrun" in card and "path: expert_1M/coinrun/**" in card
+    assert "- config_name: maze" in card and "path: expert_1M/maze/**" in card
+    rows = [line for line in card.splitlines() if line.startswith(("| coinrun |", "| maze |"))]
+    assert [r.split(" | ")[1] for r in rows] == [str(len(short_episodes)), "2"]
+    assert "### coinrun" in card and "### maze" in card
+    assert {"images/coinrun_returns.png", "images/maze_returns.png"} <= set(head)
+    stats = json.loads(head["card_stats.json"])
+    assert sorted(stats) == ["coinrun", "maze"] and stats["maze"]["episodes"] == 2
+    assert hub.validated[-1]["configs"][1]["config_name"] == "maze"
