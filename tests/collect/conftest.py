@@ -10,6 +10,7 @@ pytest.importorskip("envpool")
 torch = pytest.importorskip("torch")
 
 from offgen.collect import CollectResult, collect  # noqa: E402
+from offgen.data.table import EPISODE_RECORD  # noqa: E402
 from offgen.envs import EnvSpec  # noqa: E402
 from offgen.policies import RandomPolicy, build_impala  # noqa: E402
 
@@ -68,3 +69,9 @@ def small_store(tmp_path_factory: pytest.TempPathFactory) -> CollectResult:
     return collect(
         out, EnvSpec("coinrun"), RandomPolicy(), budget=1500, num_envs=8, seed=3, progress=False
     )
+
+
+def committed_episodes(out: Path) -> int:
+    """Episode records in a store's table as they are on disk (readable while it is written)."""
+    table = out / "episodes.bin"
+    return table.stat().st_size // EPISODE_RECORD.itemsize if table.exists() else 0

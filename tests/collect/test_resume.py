@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from collect.conftest import committed_episodes
 from offgen.collect import collect
 from offgen.data import OffgenStore
-from offgen.data.table import EPISODE_RECORD
 from offgen.envs import EnvSpec
 from offgen.policies import RandomPolicy
 
@@ -34,11 +34,6 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> OffgenStore:
     return OffgenStore(out)
 
 
-def _committed(out: Path) -> int:
-    table = out / "episodes.bin"
-    return table.stat().st_size // EPISODE_RECORD.itemsize if table.exists() else 0
-
-
 def _run_and_kill(out: Path, after_episodes: int) -> int:
     """Start the CLI and SIGKILL it once ``after_episodes`` episodes are committed."""
     proc = subprocess.Popen([CLI, *ARGS, "--output", str(out)], stdout=subprocess.DEVNULL,
@@ -46,14 +41,14 @@ def _run_and_kill(out: Path, after_episodes: int) -> int:
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if (out / "info.json").exists() and _committed(out) >= after_episodes:
+            if (out / "info.json").exists() and committed_episodes(out) >= after_episodes:
                 break
             time.sleep(0.01)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    return _committed(out)
+    return committed_episodes(out)
 
 
 @pytest.mark.parametrize("after_episodes", [0, 2])

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from collect.conftest import committed_episodes
 from offgen.collect import collect, shard_budget
 from offgen.collect.journal import JOURNAL_NAME
 from offgen.collect.sinks import NPZ_STATE
 from offgen.data import OffgenStore
 from offgen.data.format import MANIFEST
 from offgen.data.legacy import LegacyName, read_legacy_episode
-from offgen.data.table import EPISODE_RECORD
 from offgen.envs import EnvSpec
 from offgen.policies import RandomPolicy
 
@@ -139,11 +139,6 @@ def _resume(args: list[str]) -> str:
     return done.stdout
 
 
-def _committed(out: Path) -> int:
-    table = out / "episodes.bin"
-    return table.stat().st_size // EPISODE_RECORD.itemsize if table.exists() else 0
-
-
 # ------------------------------------------------------------------------------------ references
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> OffgenStore:
@@ -215,7 +210,7 @@ def test_kill_near_the_end_then_resume(
     args = [*BASE, *EVERY_EPISODE, "--output", str(out)]
     _killed(args, kill)
     total = len(reference.table)
-    assert _committed(out) == total + committed_after_kill
+    assert committed_episodes(out) == total + committed_after_kill
     assert OffgenStore(out, allow_incomplete=True).info["status"] == status_after_kill
     assert (out / JOURNAL_NAME).exists()
     if kill == "manifest":
@@ -232,7 +227,7 @@ def test_kill_at_finish_with_uncommitted_episodes_then_resume(
     out = tmp_path / "store"
     args = [*BASE, "--output", str(out)]
     _killed(args, "finish")
-    assert _committed(out) < len(reference.table)
+    assert committed_episodes(out) < len(reference.table)
     _resume(args)
     _assert_same_store(out, reference, BUDGET)
 
@@ -242,9 +237,9 @@ def test_kill_twice_near_the_end_then_resume(reference: OffgenStore, tmp_path: P
     out = tmp_path / "store"
     args = [*BASE, *EVERY_EPISODE, "--output", str(out)]
     _killed(args, "journal:3")
-    assert _committed(out) == 3
+    assert committed_episodes(out) == 3
     _killed(args, "precommit")
-    assert _committed(out) == len(reference.table) - 1
+    assert committed_episodes(out) == len(reference.table) - 1
     _resume(args)
     _assert_same_store(out, reference, BUDGET)
 
@@ -324,7 +319,9 @@ def test_shard_kill_then_resume(reference_shard: OffgenStore, tmp_path: Path, ki
     assert int(reference_shard.table.rows["length"].sum()) == budget
     _killed(args, kill)
     total = len(reference_shard.table)
-    assert _committed(out) == {"journal:1": 1, "precommit": total - 1, "finish": total}[kill]
+    assert (
+        committed_episodes(out) == {"journal:1": 1, "precommit": total - 1, "finish": total}[kill]
+    )
     _resume(args)
     _assert_same_store(out, reference_shard, budget)
     collection = OffgenStore(out).info["provenance"]["collection"]
