@@ -399,7 +399,7 @@ def verify(
     checked = store.verify(check_hashes=not quick, check_frames=not quick)
     _check_schema(store)
     what = "sizes" if quick else "sizes and sha256"
-    files = f"{len(checked)} files ({what})" if checked else "remote store (manifest not checked)"
+    files = f"{len(checked)} files ({what})"
     decoded = "" if quick else f", {store.num_frames_stored:,} frames decoded"
     typer.echo(f"ok: {store.location}: {files}, {len(store.table):,} episodes{decoded}")
     _verify_download_archives(target, game, quick)

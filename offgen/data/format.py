@@ -44,8 +44,10 @@ __all__ = [
     "REWARDS",
     "SHARD_FRAMES",
     "build_manifest",
+    "check_manifest_entry",
     "now_iso",
     "parse_info",
+    "parse_manifest",
     "verify_manifest",
     "write_info",
 ]
@@ -142,6 +144,37 @@ def build_manifest(root: Path) -> dict[str, Any]:
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "files": entries}
 
 
+def parse_manifest(data: bytes, source: str) -> dict[str, dict[str, Any]]:
+    """The ``files`` table of a manifest's bytes (``source`` names it in errors)."""
+    try:
+        files: dict[str, dict[str, Any]] = json.loads(data)["files"]
+        for entry in files.values():
+            int(entry["size"]), str(entry["sha256"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptStoreError(f"{source}: manifest unreadable ({exc})") from exc
+    return files
+
+
+def check_manifest_entry(
+    source: str, entry: Mapping[str, Any], size: int, sha256: str | None
+) -> None:
+    """Compare one file's size (and sha256 unless ``None``) with its manifest entry.
+
+    Raises:
+        ChecksumError: On a difference, naming ``source``.
+    """
+    if size != entry["size"]:
+        raise ChecksumError(
+            f"{source}: size {size} bytes, manifest says {entry['size']}; the file is "
+            "truncated or was modified. Re-download or restore the store."
+        )
+    if sha256 is not None and sha256 != entry["sha256"]:
+        raise ChecksumError(
+            f"{source}: sha256 mismatch with the manifest; the file is corrupt. "
+            "Re-download or restore the store."
+        )
+
+
 def verify_manifest(root: Path, *, check_hashes: bool = True) -> list[str]:
     """Check every file of a finished store against its manifest.
 
@@ -154,30 +187,19 @@ def verify_manifest(root: Path, *, check_hashes: bool = True) -> list[str]:
     """
     path = root / MANIFEST
     try:
-        manifest = json.loads(path.read_bytes())
-        files: dict[str, dict[str, Any]] = manifest["files"]
+        data = path.read_bytes()
     except FileNotFoundError as exc:
         raise CorruptStoreError(
             f"{path}: manifest missing; the store was not finished. Resume its writer or rerun "
             "the conversion."
         ) from exc
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptStoreError(f"{path}: manifest unreadable ({exc})") from exc
+    files = parse_manifest(data, str(path))
     for rel, entry in files.items():
         file = root / rel
         if not file.is_file():
             raise CorruptStoreError(f"{file}: listed in the manifest but missing")
-        size = file.stat().st_size
-        if size != entry["size"]:
-            raise ChecksumError(
-                f"{file}: size {size} bytes, manifest says {entry['size']}; the file is "
-                "truncated or was modified. Re-download or restore the store."
-            )
-        if check_hashes and sha256_file(file) != entry["sha256"]:
-            raise ChecksumError(
-                f"{file}: sha256 mismatch with the manifest; the file is corrupt. "
-                "Re-download or restore the store."
-            )
+        digest = sha256_file(file) if check_hashes else None
+        check_manifest_entry(str(file), entry, file.stat().st_size, digest)
     extra = sorted(set(_store_files(root)) - set(files))
     if extra:
         raise ChecksumError(f"{root}: files not in the manifest: {extra[:5]}")

@@ -22,10 +22,13 @@ from offgen.data.format import (
     ACTIONS,
     EPISODES,
     INFO,
+    MANIFEST,
     OBSERVATIONS,
     POLICIES,
     REWARDS,
+    check_manifest_entry,
     parse_info,
+    parse_manifest,
     verify_manifest,
 )
 from offgen.data.schema import Episode
@@ -320,7 +323,11 @@ class OffgenStore:
             yield self.episode(int(i))
 
     def verify(self, *, check_hashes: bool = True, check_frames: bool = True) -> list[str]:
-        """Check the manifest (local stores) and decode every chunk; return the files checked.
+        """Check the manifest and decode every chunk; return the files checked.
+
+        A local store is also checked for files the manifest does not list; a remote one cannot
+        be listed (plain HTTP has no listing), so only the manifest's files are checked there,
+        each streamed once for its sha256 (or only its size with ``check_hashes=False``).
 
         Raises:
             CorruptStoreError: On any missing, truncated or corrupt file.
@@ -331,9 +338,34 @@ class OffgenStore:
         checked: list[str] = []
         if self._fs is None:
             checked = verify_manifest(Path(self._path), check_hashes=check_hashes)
+        else:
+            checked = self._verify_remote_manifest(check_hashes)
         if check_frames:
             step = int(self.info["codec"]["shard_frames"])
             for start in range(0, self.num_frames_stored, step):
                 self.read_frames(start, min(start + step, self.num_frames_stored))
             _ = self.actions, self.rewards
         return checked
+
+    def _verify_remote_manifest(self, check_hashes: bool) -> list[str]:
+        assert self._fs is not None
+        files = parse_manifest(self._read(MANIFEST), self._name(MANIFEST))
+        for rel, entry in files.items():
+            path = f"{self._path.rstrip('/')}/{rel}"
+            digest: str | None = None
+            try:
+                if check_hashes:
+                    hasher, size = hashlib.sha256(), 0
+                    with self._fs.open(path, "rb", block_size=1 << 22) as handle:
+                        while block := handle.read(1 << 22):
+                            hasher.update(block)
+                            size += len(block)
+                    digest = hasher.hexdigest()
+                else:
+                    size = int(self._fs.size(path))
+            except FileNotFoundError as exc:
+                raise CorruptStoreError(
+                    f"{self._name(rel)}: listed in the manifest but missing"
+                ) from exc
+            check_manifest_entry(self._name(rel), entry, size, digest)
+        return sorted(files)

@@ -163,11 +163,27 @@ def test_info_verify_and_load_over_http(http_root, small_episodes) -> None:  # t
     assert json.loads(info.output)["episodes"] == len(small_episodes)
     checked = CliRunner().invoke(app, ["verify", f"{url}/coinrun"])
     assert checked.exit_code == 0, checked.output
-    assert "remote store" in checked.output
+    manifest = json.loads((root / "coinrun" / "manifest.json").read_text())["files"]
+    assert f"{len(manifest)} files (sizes and sha256)" in checked.output
     dataset = offgen.load(f"{url}/coinrun", game="coinrun")
     np.testing.assert_array_equal(dataset.episode(3).observations, small_episodes[3].observations)
     missing = CliRunner().invoke(app, ["info", f"{url}/nothing"])
     assert missing.exit_code != 0 and "no offgen store here" in str(missing.exception)
+
+    # The manifest is checked over HTTP too: a flipped byte, then a missing file.
+    shard = next(rel for rel in sorted(manifest) if rel.startswith("observations/c/"))
+    data = bytearray((root / "coinrun" / shard).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (root / "coinrun" / shard).write_bytes(bytes(data))
+    assert CliRunner().invoke(app, ["verify", f"{url}/coinrun", "--quick"]).exit_code == 0
+    corrupt = CliRunner().invoke(app, ["verify", f"{url}/coinrun"])
+    assert corrupt.exit_code != 0
+    message = " ".join(str(corrupt.exception).split())
+    assert f"{url}/coinrun/{shard}" in message and "sha256 mismatch" in message, message
+    (root / "coinrun" / shard).unlink()
+    gone = CliRunner().invoke(app, ["verify", f"{url}/coinrun", "--quick"])
+    assert gone.exit_code != 0
+    assert "listed in the manifest but missing" in str(gone.exception), gone.output
 
 
 def test_info_shows_the_dataset_card(tmp_path: Path, small_episodes) -> None:  # type: ignore[no-untyped-def]
