@@ -16,6 +16,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "fsync_dir",
+    "hash_stream",
     "sha256_file",
 ]
 
@@ -68,10 +69,22 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def hash_stream(digest: Any, handle: IO[bytes], chunk_size: int = 1 << 20) -> int:
+    """Feed everything ``handle`` still holds into ``digest`` (a ``hashlib`` object) in chunks.
+
+    Returns:
+        The number of bytes read.
+    """
+    size = 0
+    while block := handle.read(chunk_size):
+        digest.update(block)
+        size += len(block)
+    return size
+
+
 def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while block := handle.read(chunk_size):
-            digest.update(block)
+        hash_stream(digest, handle, chunk_size)
     return digest.hexdigest()

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import zarr
 
+from offgen._io import hash_stream
 from offgen.data.format import (
     ACTIONS,
     EPISODES,
@@ -355,11 +356,9 @@ class OffgenStore:
             digest: str | None = None
             try:
                 if check_hashes:
-                    hasher, size = hashlib.sha256(), 0
+                    hasher = hashlib.sha256()
                     with self._fs.open(path, "rb", block_size=1 << 22) as handle:
-                        while block := handle.read(1 << 22):
-                            hasher.update(block)
-                            size += len(block)
+                        size = hash_stream(hasher, handle, 1 << 22)
                     digest = hasher.hexdigest()
                 else:
                     size = int(self._fs.size(path))

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offgen._io import sha256_file
+from offgen._io import hash_stream, sha256_file
 from offgen._optional import require
 from offgen.data.format import INFO, MANIFEST
 from offgen.errors import DatasetNotFoundError, DownloadError
@@ -128,8 +128,7 @@ def _env_int(name: str, default: int) -> int:
 def _git_blob_sha1(path: Path) -> str:
     digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
     with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
+        hash_stream(digest, handle)
     return digest.hexdigest()
 
 
