@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,3 +76,12 @@ def committed_episodes(out: Path) -> int:
     """Episode records in a store's table as they are on disk (readable while it is written)."""
     table = out / "episodes.bin"
     return table.stat().st_size // EPISODE_RECORD.itemsize if table.exists() else 0
+
+
+def collect_random_coinrun(
+    out: Path, *, budget: int, num_envs: int, seed: int, **options: Any
+) -> Path:
+    """An uninterrupted random-policy coinrun collection into ``out`` (the resume references)."""
+    collect(out, EnvSpec("coinrun"), RandomPolicy(), budget=budget, num_envs=num_envs, seed=seed,
+            progress=False, **options)  # fmt: skip
+    return out

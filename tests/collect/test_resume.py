@@ -12,11 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collect.conftest import committed_episodes
-from offgen.collect import collect
+from collect.conftest import collect_random_coinrun, committed_episodes
 from offgen.data import OffgenStore
-from offgen.envs import EnvSpec
-from offgen.policies import RandomPolicy
 
 CLI = str(Path(sys.executable).with_name("offgen-collect"))
 BUDGET, ENVS, SEED = 3000, 8, 21
@@ -29,9 +26,7 @@ ARGS = [
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> OffgenStore:
     out = tmp_path_factory.mktemp("ref") / "store"
-    collect(out, EnvSpec("coinrun"), RandomPolicy(), budget=BUDGET, num_envs=ENVS, seed=SEED,
-            progress=False)  # fmt: skip
-    return OffgenStore(out)
+    return OffgenStore(collect_random_coinrun(out, budget=BUDGET, num_envs=ENVS, seed=SEED))
 
 
 def _run_and_kill(out: Path, after_episodes: int) -> int:

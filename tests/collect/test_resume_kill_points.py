@@ -18,15 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collect.conftest import committed_episodes
-from offgen.collect import collect, shard_budget
+from collect.conftest import collect_random_coinrun, committed_episodes
+from offgen.collect import shard_budget
 from offgen.collect.journal import JOURNAL_NAME
 from offgen.collect.sinks import NPZ_STATE
 from offgen.data import OffgenStore
 from offgen.data.format import MANIFEST
 from offgen.data.legacy import LegacyName, read_legacy_episode
-from offgen.envs import EnvSpec
-from offgen.policies import RandomPolicy
 
 BUDGET, ENVS, SEED = 2000, 16, 5  # 8 episodes, the shortest of 16 environments
 SHARDS, SHARD = 3, 1
@@ -143,24 +141,21 @@ def _resume(args: list[str]) -> str:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> OffgenStore:
     out = tmp_path_factory.mktemp("ref") / "store"
-    collect(out, EnvSpec("coinrun"), RandomPolicy(), budget=BUDGET, num_envs=ENVS, seed=SEED,
-            progress=False)  # fmt: skip
-    return OffgenStore(out)
+    return OffgenStore(collect_random_coinrun(out, budget=BUDGET, num_envs=ENVS, seed=SEED))
 
 
 @pytest.fixture(scope="module")
 def reference_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ref") / "npz"
-    collect(out, EnvSpec("coinrun"), RandomPolicy(), budget=BUDGET, num_envs=ENVS, seed=SEED,
-            fmt="npz", progress=False)  # fmt: skip
-    return out
+    return collect_random_coinrun(out, budget=BUDGET, num_envs=ENVS, seed=SEED, fmt="npz")
 
 
 @pytest.fixture(scope="module")
 def reference_shard(tmp_path_factory: pytest.TempPathFactory) -> OffgenStore:
     out = tmp_path_factory.mktemp("ref") / "shard"
-    collect(out, EnvSpec("coinrun"), RandomPolicy(), budget=BUDGET, num_envs=ENVS, seed=SEED,
-            shard_index=SHARD, num_shards=SHARDS, progress=False)  # fmt: skip
+    collect_random_coinrun(
+        out, budget=BUDGET, num_envs=ENVS, seed=SEED, shard_index=SHARD, num_shards=SHARDS
+    )
     return OffgenStore(out)
 
 
