@@ -110,7 +110,10 @@ def run_episodes(
     env = make_env(spec, num_envs, env_seed)
     try:
         obs, info = env.reset()
-        asm = EpisodeAssembler(num_envs, spec.max_episode_steps, reuse_frames=reuse_frames)
+        # envpool returns a fresh observation array on every step, so the assembler may keep them.
+        asm = EpisodeAssembler(
+            num_envs, spec.max_episode_steps, reuse_frames=reuse_frames, borrow_observations=True
+        )
         asm.begin(obs, info)
         uniforms = _Uniforms(num_envs, rng_key)
         for i in range(num_envs):

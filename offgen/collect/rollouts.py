@@ -61,7 +61,8 @@ class RolloutRecorder:
         self.writer = writer
         self.policy_id = policy_id
         self.layout = layout
-        self._asm = EpisodeAssembler(num_envs, max_steps_hint)
+        # _hwc always hands the assembler a fresh array, so it may keep them without copying.
+        self._asm = EpisodeAssembler(num_envs, max_steps_hint, borrow_observations=True)
         self._version = np.zeros(num_envs, dtype=np.int64)
         self._current_version = 0
         self.episodes_written = 0
@@ -96,8 +97,11 @@ class RolloutRecorder:
         )
 
     def _hwc(self, obs: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
+        """A fresh HWC uint8 copy: the training loop may reuse its observation buffers."""
         arr = np.asarray(obs, dtype=np.uint8)
-        return np.ascontiguousarray(arr.transpose(0, 2, 3, 1)) if self.layout == "CHW" else arr
+        if self.layout == "CHW":
+            return np.ascontiguousarray(arr.transpose(0, 2, 3, 1))
+        return arr.copy()
 
     def start(
         self, obs: npt.NDArray[Any], info: Mapping[str, Any], policy_version: int = 0
