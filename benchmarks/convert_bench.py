@@ -14,9 +14,17 @@ Real Procgen frames (envpool coinrun, random policy) are written as the predeces
 
 Run at two sizes (``--transitions`` and twice that) to show memory does not grow with size.
 
+Timing: each child imports what it needs first (numpy for the predecessor's way; offgen's import
+is timed on its own and shown in a separate column, since it is a fixed cost that real 1M archives
+make negligible), then times the work alone. The two conversions alternate ``--repeats`` times per
+size and the table shows medians, with the range of the per-pair speed-ups: the predecessor's read
+is dominated by page faults and swings by up to 2x between identical runs. Each child also reports
+its CPU seconds (all threads); a run cannot finish faster than its CPU time spread over every core,
+which bounds the speed-up (last column).
+
 Usage::
 
-    python benchmarks/convert_bench.py --transitions 20000
+    python benchmarks/convert_bench.py --transitions 20000 [--repeats 3]
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import lzma
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -87,14 +96,17 @@ def _write_legacy(episodes: list[dict[str, np.ndarray]], folder: Path, copies: i
 
 
 def _child(mode: str, src: Path, dst: Path) -> None:
-    started = time.perf_counter()
+    imported = time.perf_counter()
     if mode == "extract":
         from offgen.hub.extract import safe_extract
-
-        safe_extract(src, dst, reserve=0)
     elif mode == "offgen":
         from offgen.data.convert import convert_legacy
-
+    import_s = time.perf_counter() - imported
+    cpu_start = _cpu_seconds()
+    started = time.perf_counter()
+    if mode == "extract":
+        safe_extract(src, dst, reserve=0)
+    elif mode == "offgen":
         convert_legacy(src, dst, game="coinrun", dataset="expert_1M", progress=False)
     elif mode == "predecessor":
         files = sorted(src.glob("*.npy"))
@@ -109,7 +121,15 @@ def _child(mode: str, src: Path, dst: Path) -> None:
         np.concatenate(act), np.concatenate(rew), np.concatenate(done)
         assert all_obs.dtype == np.uint8
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "peak_rss": _peak_rss()}))
+    cpu = _cpu_seconds() - cpu_start
+    print(
+        json.dumps({"seconds": seconds, "cpu": cpu, "import_s": import_s, "peak_rss": _peak_rss()})
+    )
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _peak_rss() -> int:
@@ -124,6 +144,7 @@ def _peak_rss() -> int:
 
 
 def _run(mode: str, src: Path, dst: Path) -> dict[str, float]:
+    shutil.rmtree(dst, ignore_errors=True)
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, str(src), str(dst)],
         capture_output=True,
@@ -140,6 +161,7 @@ def main() -> None:
     parser.add_argument("--transitions", type=int, default=20_000, help="size of the small run")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs per size")
     args = parser.parse_args()
     if args.child:
         _child(args.child[0], Path(args.child[1]), Path(args.child[2]))
@@ -159,8 +181,14 @@ def main() -> None:
             ):
                 tar.add(case / "files" / "coinrun", arcname="coinrun")
             ext = _run("extract", archive, case / "extracted")
-            conv = _run("offgen", case / "extracted" / "coinrun", case / "store")
-            base = _run("predecessor", case / "extracted" / "coinrun", case / "none")
+            source = case / "extracted" / "coinrun"
+            pairs = [
+                (_run("offgen", source, case / "store"), _run("predecessor", source, case / "none"))
+                for _ in range(args.repeats)
+            ]
+            conv = _medians([c for c, _ in pairs])
+            base = _medians([b for _, b in pairs])
+            speedups = [b["seconds"] / c["seconds"] for c, b in pairs]
             legacy_bytes = sum(f.stat().st_size for f in (case / "extracted" / "coinrun").iterdir())
             store_bytes = sum(f.stat().st_size for f in (case / "store").rglob("*") if f.is_file())
             rows.append(
@@ -175,24 +203,37 @@ def main() -> None:
                     "offgen_rss_MB": conv["peak_rss"] / 1e6,
                     "predecessor_s": base["seconds"],
                     "predecessor_rss_MB": base["peak_rss"] / 1e6,
-                    "speedup": base["seconds"] / conv["seconds"],
+                    "speedup": statistics.median(speedups),
+                    "speedup_min": min(speedups),
+                    "speedup_max": max(speedups),
+                    "import_s": conv["import_s"],
+                    "with_import": base["seconds"] / (conv["seconds"] + conv["import_s"]),
+                    "ceiling": base["seconds"] * (os.cpu_count() or 1) / conv["cpu"],
+                    "offgen_cpu": conv["cpu"],
                 }
             )
             shutil.rmtree(case)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
+    print(f"medians of {args.repeats} alternating runs; cores: {os.cpu_count()}")
     print("| transitions | legacy .npy | .tar.xz | store | extract s (RSS) | offgen convert s (RSS) "
-          "| predecessor read s (RSS) | speed-up |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "| offgen CPU s | predecessor read s (RSS) | speed-up (range) | with offgen's import "
+          "| CPU ceiling |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['transitions']:,} | {r['legacy_MB']:.0f} MB | {r['archive_MB']:.0f} MB | "
             f"{r['store_MB']:.0f} MB | {r['extract_s']:.1f} ({r['extract_rss_MB']:.0f} MB) | "
-            f"{r['offgen_s']:.1f} ({r['offgen_rss_MB']:.0f} MB) | "
-            f"{r['predecessor_s']:.1f} ({r['predecessor_rss_MB']:.0f} MB) | {r['speedup']:.2f}x |"
+            f"{r['offgen_s']:.2f} ({r['offgen_rss_MB']:.0f} MB) | {r['offgen_cpu']:.2f} | "
+            f"{r['predecessor_s']:.2f} ({r['predecessor_rss_MB']:.0f} MB) | "
+            f"{r['speedup']:.2f}x ({r['speedup_min']:.2f}-{r['speedup_max']:.2f}) | "
+            f"{r['with_import']:.2f}x (+{r['import_s']:.2f} s) | {r['ceiling']:.2f}x |"
         )
-    print(f"cpu count: {os.cpu_count()}")
+
+
+def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 if __name__ == "__main__":

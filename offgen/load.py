@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from offgen.errors import UnknownNameError
-from offgen.paths import dataset_dir
 from offgen.registry import GAMES, DatasetSpec, GameSpec, resolve_dataset, resolve_game
 
 if TYPE_CHECKING:
@@ -17,20 +16,20 @@ if TYPE_CHECKING:
 __all__ = ["load", "resolve_location"]
 
 
-def _fetch_missing(spec: DatasetSpec, game: GameSpec) -> Path:
-    """Make ``spec`` for ``game`` present locally and return its store directory.
+def _locate(spec: DatasetSpec, game: GameSpec) -> Path:
+    """The store directory of ``spec`` for ``game``, fetched if no preferred source has it.
 
-    This is the single place that decides what happens when a registered dataset is not on this
-    machine: :func:`offgen.hub.sources.fetch_missing` tries the hub repository and the published
-    archives in the order of ``OFFGEN_SOURCES``, saying what it fetches and how big, and downloads
-    nothing in offline mode (``OFFGEN_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``).
+    This is the single place that decides where a registered dataset comes from:
+    :func:`offgen.hub.sources.locate_dataset` tries the local store, the hub repository and the
+    published archives in the order of ``OFFGEN_SOURCES``, saying what it fetches and how big, and
+    downloads nothing in offline mode (``OFFGEN_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``).
 
     Raises:
         DatasetNotFoundError: No source provided it; the message says how to get it.
     """
-    from offgen.hub.sources import fetch_missing
+    from offgen.hub.sources import locate_dataset
 
-    return fetch_missing(spec, game)
+    return locate_dataset(spec, game)
 
 
 def resolve_location(name_or_path: str | os.PathLike[str], game: str | None = None) -> str:
@@ -59,11 +58,7 @@ def resolve_location(name_or_path: str | os.PathLike[str], game: str | None = No
                     f"offgen.load({text!r}, game='coinrun')). "
                     f"Games: {', '.join(GAMES)}."
                 )
-            game_spec = resolve_game(game)
-            location = dataset_dir(spec.name, game_spec.name)
-            if not (location / "info.json").is_file():  # offgen.data.format.INFO, kept lazy
-                location = _fetch_missing(spec, game_spec)
-            return str(location)
+            return str(_locate(spec, resolve_game(game)))
     return text
 
 

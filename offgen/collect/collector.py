@@ -32,6 +32,7 @@ from offgen.collect.assembler import RawEpisode
 from offgen.collect.engine import TapeEntry, run_episodes
 from offgen.collect.journal import JOURNAL_NAME, Journal, JournalRecord
 from offgen.collect.sinks import NpzSink, OutputFormat, Sink, StoreSink, existing_collection
+from offgen.data.sampling.allocator import release_free_memory
 from offgen.data.schema import Episode, make_episode
 from offgen.envs.procgen import EnvSpec, check_available
 from offgen.errors import CorruptStoreError, StoreExistsError
@@ -336,6 +337,9 @@ def collect(
         raise
     finally:
         journal.close()
+        # The engine kept and freed ~1 GB of frame batches from several threads; glibc would
+        # otherwise keep that memory resident for the rest of the process.
+        release_free_memory()
     journal_path.unlink(missing_ok=True)
     return CollectResult(
         output=out,

@@ -1,8 +1,9 @@
-"""Where ``offgen.load`` gets a registered dataset that is not on this machine.
+"""Where ``offgen.load`` gets a registered dataset: this machine, a hub repository, the archives.
 
-Sources, in the order given by ``OFFGEN_SOURCES`` (default ``local,hub,archives``):
+Sources, in the order of preference given by ``OFFGEN_SOURCES`` (default ``local,hub,archives``);
+the first that has the dataset wins, and a source left out of the list is never used:
 
-* ``local``: the store under ``$OFFGEN_HOME/datasets/<dataset>/<game>`` (checked by ``load``);
+* ``local``: the store under ``$OFFGEN_HOME/datasets/<dataset>/<game>``;
 * ``hub``: the offgen store in the hub repository ``OFFGEN_HUB_REPO`` (``ORG/NAME``) at
   ``OFFGEN_HUB_REVISION`` (default: the commit pinned in the lockfile, else ``main``), fetched with
   ``snapshot_download`` into the hub cache and opened there;
@@ -25,7 +26,7 @@ from offgen.hub.hf import is_offline, pull_store
 from offgen.paths import dataset_dir, datasets_root
 from offgen.registry import DatasetSpec, GameSpec
 
-__all__ = ["DEFAULT_SOURCES", "fetch_missing", "source_order"]
+__all__ = ["DEFAULT_SOURCES", "locate_dataset", "source_order"]
 
 DEFAULT_SOURCES = ("local", "hub", "archives")
 _KNOWN = frozenset(DEFAULT_SOURCES)
@@ -54,10 +55,10 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def fetch_missing(
+def locate_dataset(
     spec: DatasetSpec, game: GameSpec, *, log: Callable[[str], None] = _stderr
 ) -> Path:
-    """Make (``spec``, ``game``) available from the first source that has it; return the store.
+    """The store of (``spec``, ``game``) from the first source that has it, fetched if needed.
 
     Raises:
         DatasetNotFoundError: No source provided it (offline, not configured, or not found); the
@@ -65,9 +66,14 @@ def fetch_missing(
     """
     offline = is_offline()
     tried: list[str] = []
-    for source in source_order():
+    order = source_order()
+    for source in order:
         if source == "local":
-            continue  # load() already looked there
+            local = dataset_dir(spec.name, game.name)
+            if (local / "info.json").is_file():  # offgen.data.format.INFO, kept lazy
+                return local
+            tried.append(f"local: no store at {local}")
+            continue
         if source == "hub":
             repo = os.environ.get("OFFGEN_HUB_REPO")
             if not repo:
@@ -105,9 +111,9 @@ def fetch_missing(
             download_dataset(spec.name, [game.name], workers=1)
             return dataset_dir(spec.name, game.name)
     raise DatasetNotFoundError(
-        f"dataset {spec.name!r} for game {game.name!r} is not in the local store "
-        f"({dataset_dir(spec.name, game.name)}) and no source provided it:\n  "
-        + "\n  ".join(tried or ["OFFGEN_SOURCES lists only 'local'"])
+        f"dataset {spec.name!r} for game {game.name!r}: no source in OFFGEN_SOURCES "
+        f"({','.join(order)}) provided it:\n  "
+        + "\n  ".join(tried)
         + f"\nGet it with `offgen download --dataset {spec.name} --games {game.name}` "
         f"(or `offgen pull`), or convert files you have with `offgen convert <folder> "
         f"--game {game.name} --dataset {spec.name}`"

@@ -105,6 +105,27 @@ def test_push_then_load_from_hub_pinned_and_offline(
         offgen.load("expert_1M", game="maze")
 
 
+def test_source_order_is_a_preference_and_unlisted_sources_are_never_used(
+    hub: HubServer, short_episodes: list[Episode], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_store(tmp_path / "published", short_episodes)
+    assert _cli("push", str(tmp_path / "published"), "-g", "coinrun", "-r", REPO).returncode == 0
+    _write_store(dataset_dir("expert_1M", "coinrun"), short_episodes[:1])  # a different local copy
+    monkeypatch.setenv("OFFGEN_HUB_REPO", REPO)
+
+    monkeypatch.setenv("OFFGEN_SOURCES", "local,hub")
+    assert len(offgen.load("expert_1M", game="coinrun")) == 1
+    monkeypatch.setenv("OFFGEN_SOURCES", "hub,local")
+    assert len(offgen.load("expert_1M", game="coinrun")) == len(short_episodes) > 1
+
+    # Without "local" the local store is not a fallback: a failing hub is the error.
+    monkeypatch.setenv("OFFGEN_SOURCES", "hub")
+    monkeypatch.setenv("OFFGEN_HUB_REPO", "lab/no-such-repo")
+    with pytest.raises(DatasetNotFoundError, match="hub lab/no-such-repo") as err:
+        offgen.load("expert_1M", game="coinrun")
+    assert "local:" not in str(err.value)
+
+
 def test_pull_cli_revision_tag_and_allow_patterns(
     hub: HubServer, short_episodes: list[Episode], tmp_path: Path
 ) -> None:

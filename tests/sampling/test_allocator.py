@@ -44,3 +44,45 @@ def test_batches_reuse_heap_memory_instead_of_faulting_in_fresh_pages(tmp_path: 
     # 40 batches of two 3 MiB frame arrays: ~60k fresh pages when each is a new mmap.
     assert untuned["faults"] > 20_000, untuned
     assert tuned["faults"] < untuned["faults"] / 10, (tuned, untuned)
+
+
+RELEASE_CHILD = """
+import json, sys, threading
+import numpy as np
+from offgen.data.sampling.allocator import release_free_memory, tune_allocator
+
+tune_allocator()  # as in a process that sampled: 768 KiB blocks come from the heap, not mmap
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+# The collector's pattern: a thread allocates 768 KiB batches that another thread keeps a while
+# and frees out of order, leaving free memory inside glibc's heaps that plain free() keeps.
+kept = []
+def produce():
+    for _ in range(1500):
+        kept.append(np.ones(786432, dtype=np.uint8))
+thread = threading.Thread(target=produce)
+thread.start()
+thread.join()
+del kept[::2]
+del kept[: len(kept) - 10]
+held = rss()
+released = release_free_memory()
+print(json.dumps({"held": held, "after": rss(), "released": released}))
+"""
+
+
+def test_release_free_memory_hands_freed_heap_memory_back() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", RELEASE_CHILD],
+        env={**os.environ, "OFFGEN_MALLOC_TUNING": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    # ~1.1 GB allocated, 10 batches (~8 MB) still alive.
+    assert got["released"], got
+    assert got["after"] < got["held"] / 2, got

@@ -11,6 +11,12 @@ happened to free a large block first decided which of the two a user saw.
 threshold above it, once per process, when a sampler is built. Memory is still returned to the
 system by ``free`` of larger blocks and by trimming above 64 MiB of free heap top. Set
 ``OFFGEN_MALLOC_TUNING=0`` to leave the allocator alone. Elsewhere (musl, macOS) it does nothing.
+
+:func:`release_free_memory` hands memory that is free but still held by glibc back to the system
+(``malloc_trim``). glibc returns only the top of each heap on ``free``; a collection that kept and
+freed thousands of frame batches from several threads left ~1.1 GB of free but resident memory in
+the process after it returned (measured: 1,671 MiB resident after a 300k-step collection, 581 MiB
+after the trim). The collector calls it when it finishes.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import ctypes
 import os
 import platform
 
-__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "tune_allocator"]
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "release_free_memory", "tune_allocator"]
 
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -41,15 +47,39 @@ def tune_allocator() -> bool:
     return _done
 
 
+def release_free_memory() -> bool:
+    """Return free heap memory to the system (glibc ``malloc_trim``; elsewhere a no-op).
+
+    Returns:
+        Whether any memory was released.
+    """
+    libc = _glibc()
+    if libc is None:
+        return False
+    trim = libc.malloc_trim
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return bool(trim(0) == 1)
+
+
+def _glibc() -> ctypes.CDLL | None:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
 def _apply() -> bool:
     if os.environ.get("OFFGEN_MALLOC_TUNING", "1") == "0":
         return False
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    libc = _glibc()
+    if libc is None:
         return False
     try:
-        libc = ctypes.CDLL(None)
         mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    except AttributeError:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
