@@ -145,11 +145,16 @@ def _peak_rss() -> int:
 
 def _run(mode: str, src: Path, dst: Path) -> dict[str, float]:
     shutil.rmtree(dst, ignore_errors=True)
+    # As offgen's CLI sets it: numpy's OpenBLAS threads would otherwise spin at import. Neither
+    # side does BLAS work; the predecessor's read is single-threaded, so it only helps offgen's
+    # two-core pipeline.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, str(src), str(dst)],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 

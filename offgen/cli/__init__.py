@@ -8,8 +8,14 @@ printed as one ``error: ...`` line (exit status 2), never as a traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable
+
+# No offgen command does BLAS work, but numpy's bundled OpenBLAS starts a thread per core at import
+# that spins for a while: on a 2-core machine ~0.1 CPU-s taken from decoding and compression.
+# Before numpy is imported; a value the user set wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
 

@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from offgen._allocator import release_free_memory
 from offgen.collect.assembler import RawEpisode
 from offgen.collect.engine import TapeEntry, run_episodes
 from offgen.collect.journal import JOURNAL_NAME, Journal, JournalRecord
 from offgen.collect.sinks import NpzSink, OutputFormat, Sink, StoreSink, existing_collection
-from offgen.data.sampling.allocator import release_free_memory
 from offgen.data.schema import Episode, make_episode
 from offgen.envs.procgen import EnvSpec, check_available
 from offgen.errors import CorruptStoreError, StoreExistsError

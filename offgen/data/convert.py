@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from offgen._allocator import tune_allocator
 from offgen._io import atomic_write_bytes
 from offgen.data.format import EPISODES
 from offgen.data.legacy import LegacyName, find_legacy_files, read_legacy_episode
@@ -144,6 +145,7 @@ def convert_legacy(
             rerun with ``mode="append"``.
     """
     started = time.perf_counter()
+    tune_allocator()  # decoded episodes reuse heap memory instead of faulting in fresh pages
     game_spec = resolve_game(game)
     spec = resolve_dataset(dataset) if dataset is not None else None
     src = Path(source)

@@ -393,7 +393,6 @@ def _frames_to_hwc(obs: npt.NDArray[Any], source: Path) -> npt.NDArray[np.uint8]
     block_shape = (min(count, _BLOCK_FRAMES), *FRAME_SHAPE_CHW)
     cast_buf = np.empty(block_shape, dtype=np.uint8)
     check = obs.dtype != np.uint8
-    back_buf = np.empty(block_shape, dtype=obs.dtype) if check else cast_buf
     same_buf = np.empty(block_shape, dtype=bool)
     with np.errstate(invalid="ignore"):  # NaN / out of range are caught by the check below
         for start in range(0, count, _BLOCK_FRAMES):
@@ -403,11 +402,10 @@ def _frames_to_hwc(obs: npt.NDArray[Any], source: Path) -> npt.NDArray[np.uint8]
             np.copyto(cast, block, casting="unsafe")
             if check:
                 # Every value must survive the cast exactly: whole numbers in 0-255 (NaN,
-                # fractions and out-of-range values compare unequal).
-                back = back_buf[:n]
-                np.copyto(back, cast)
+                # fractions and out-of-range values compare unequal). The ufunc widens the uint8
+                # side exactly, in its own small buffers: ~1.5x faster than casting back first.
                 same = same_buf[:n]
-                np.equal(back, block, out=same)
+                np.equal(cast, block, out=same)
                 if not same.all():
                     raise SchemaError(f"{source}: observations must hold whole numbers in [0, 255]")
             # CHW -> HWC one channel at a time: 2-3x faster than numpy's general transpose copy.

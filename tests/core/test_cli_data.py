@@ -203,3 +203,20 @@ def test_info_shows_the_dataset_card(tmp_path: Path, small_episodes) -> None:  #
     assert hidden.exit_code == 0 and "task_categories:" not in hidden.output
     unregistered = runner.invoke(app, ["info", str(build_store(tmp_path / "s", small_episodes))])
     assert unregistered.exit_code == 0 and "task_categories:" not in unregistered.output
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("4", "4")])
+def test_cli_keeps_numpy_blas_threads_from_spinning_unless_the_user_chose(
+    preset: str | None, expected: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    code = (
+        "import os, sys, offgen.cli\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported before the setting'\n"
+        "print(os.environ['OPENBLAS_NUM_THREADS'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected

@@ -212,15 +212,36 @@ def test_missing_key_and_length_mismatch(tmp_path: Path) -> None:
         read_legacy_episode(lying, "coinrun")
 
 
-def test_non_integer_frames_refused(tmp_path: Path) -> None:
-    obs = np.full((4, 3, 64, 64), 0.5, np.float32)
+@pytest.mark.parametrize("bad", [0.5, 255.5, 256.0, -1.0, 1e10, np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_integer_frames_refused(tmp_path: Path, bad: float, dtype: type) -> None:
+    obs = np.full((4, 3, 64, 64), 7, dtype)
+    obs[2, 1, 30, 40] = bad  # one bad value in an otherwise valid episode
     path = tmp_path / "20230101T000000_0_3_1_0.00.npz"
     np.savez_compressed(
         path, observations=obs, actions=np.zeros((3, 1)), rewards=np.zeros((3, 1)), dones=np.ones(3)
     )
     with pytest.raises(SchemaError, match=rf"{path.name}.*whole numbers"):
         read_legacy_episode(path, "coinrun")
-    assert legacy_arrays(path)["observations"].dtype == np.float32
+    assert legacy_arrays(path)["observations"].dtype == dtype
+
+
+def test_whole_number_float_frames_are_cast_exactly(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 256, (4, 3, 64, 64)).astype(np.float32)
+    frames[0, 0, 0, :2] = (0.0, 255.0)
+    path = tmp_path / "20230101T000000_0_3_1_0.00.npz"
+    np.savez_compressed(
+        path,
+        observations=frames,
+        actions=np.zeros((3, 1)),
+        rewards=np.zeros((3, 1)),
+        dones=np.ones(3),
+    )
+    episode = read_legacy_episode(path, "coinrun")
+    np.testing.assert_array_equal(
+        episode.observations, frames.transpose(0, 2, 3, 1).astype(np.uint8)
+    )
 
 
 def test_find_files_sorted_by_index_both_layouts(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from sampling.conftest import mixed_episodes, write_store
 CHILD = """
 import json, resource, sys
 from offgen.data import OffgenDataset
-from offgen.data.sampling.allocator import tune_allocator
+from offgen._allocator import tune_allocator
 ds = OffgenDataset.open(sys.argv[1])
 sampler = ds.transitions(256, strategy="ram", seed=0, progress=False)
 for _ in range(5):
@@ -49,7 +49,7 @@ def test_batches_reuse_heap_memory_instead_of_faulting_in_fresh_pages(tmp_path: 
 RELEASE_CHILD = """
 import json, sys, threading
 import numpy as np
-from offgen.data.sampling.allocator import release_free_memory, tune_allocator
+from offgen._allocator import release_free_memory, tune_allocator
 
 tune_allocator()  # as in a process that sampled: 768 KiB blocks come from the heap, not mmap
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from offgen.data.sampling.allocator import tune_allocator
+from offgen._allocator import tune_allocator
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch
 from offgen.data.sampling.cache import cache_location, frame_cache_exists, open_frame_cache
 from offgen.data.sampling.frames import FRAME_BYTES, decode_episodes
@@ -37,7 +37,7 @@ def resolve_frames(
 ) -> tuple[StrategyChoice, npt.NDArray[np.uint8] | None, StepIndex | None]:
     """Choose a strategy and, for ``ram`` / ``memmap``, the frames and step index (cached on the
     dataset, so several samplers of one dataset share them)."""
-    tune_allocator()  # batch buffers from the heap, not a fresh mmap per batch (see allocator.py)
+    tune_allocator()  # batch buffers from the heap, not a fresh mmap per batch (see offgen/_allocator.py)
     store = dataset.store
     rows = dataset.table.rows
     choice = choose_strategy(
