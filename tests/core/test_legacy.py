@@ -194,6 +194,17 @@ def test_corrupt_byte_in_npz(tmp_path: Path) -> None:
         read_legacy_episode(path, "coinrun")
 
 
+def save_three_steps(path: Path, observations: np.ndarray) -> None:
+    """A 3-step legacy ``.npz`` around ``observations`` (zero actions and rewards)."""
+    np.savez_compressed(
+        path,
+        observations=observations,
+        actions=np.zeros((3, 1)),
+        rewards=np.zeros((3, 1)),
+        dones=np.ones(3),
+    )
+
+
 def test_missing_key_and_length_mismatch(tmp_path: Path) -> None:
     obs = np.zeros((4, 3, 64, 64), np.float32)
     partial = tmp_path / "20230101T000000_0_3_1_0.00.npz"
@@ -201,13 +212,7 @@ def test_missing_key_and_length_mismatch(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match=r"missing keys \['rewards', 'dones'\]"):
         read_legacy_episode(partial, "coinrun")
     lying = tmp_path / "20230101T000000_1_9_1_0.00.npz"  # the name says 9 steps
-    np.savez_compressed(
-        lying,
-        observations=obs,
-        actions=np.zeros((3, 1)),
-        rewards=np.zeros((3, 1)),
-        dones=np.ones(3),
-    )
+    save_three_steps(lying, obs)
     with pytest.raises(SchemaError, match="name says 9 steps"):
         read_legacy_episode(lying, "coinrun")
 
@@ -218,9 +223,7 @@ def test_non_integer_frames_refused(tmp_path: Path, bad: float, dtype: type) -> 
     obs = np.full((4, 3, 64, 64), 7, dtype)
     obs[2, 1, 30, 40] = bad  # one bad value in an otherwise valid episode
     path = tmp_path / "20230101T000000_0_3_1_0.00.npz"
-    np.savez_compressed(
-        path, observations=obs, actions=np.zeros((3, 1)), rewards=np.zeros((3, 1)), dones=np.ones(3)
-    )
+    save_three_steps(path, obs)
     with pytest.raises(SchemaError, match=rf"{path.name}.*whole numbers"):
         read_legacy_episode(path, "coinrun")
     assert legacy_arrays(path)["observations"].dtype == dtype
@@ -231,13 +234,7 @@ def test_whole_number_float_frames_are_cast_exactly(tmp_path: Path) -> None:
     frames = rng.integers(0, 256, (4, 3, 64, 64)).astype(np.float32)
     frames[0, 0, 0, :2] = (0.0, 255.0)
     path = tmp_path / "20230101T000000_0_3_1_0.00.npz"
-    np.savez_compressed(
-        path,
-        observations=frames,
-        actions=np.zeros((3, 1)),
-        rewards=np.zeros((3, 1)),
-        dones=np.ones(3),
-    )
+    save_three_steps(path, frames)
     episode = read_legacy_episode(path, "coinrun")
     np.testing.assert_array_equal(
         episode.observations, frames.transpose(0, 2, 3, 1).astype(np.uint8)
