@@ -10,9 +10,9 @@ happened to free a large block first decided which of the two a user saw.
 :func:`tune_allocator` raises the threshold to glibc's ceiling (32 MiB on 64-bit) and the trim
 threshold above it, once per process, when a sampler is built or a legacy conversion starts (each
 decoded episode is a fresh ~10 MB array: untuned, zeroing its new pages took ~8% of the
-conversion's CPU time). Memory is still returned to the
-system by ``free`` of larger blocks and by trimming above 64 MiB of free heap top. Set
-``OFFGEN_MALLOC_TUNING=0`` to leave the allocator alone. Elsewhere (musl, macOS) it does nothing.
+conversion's CPU time). Memory is still returned to the system by ``free`` of larger blocks and by
+trimming above 64 MiB of free heap top. Set ``OFFGEN_MALLOC_TUNING=0`` to leave the allocator
+alone. Elsewhere (musl, macOS) it does nothing.
 
 :func:`release_free_memory` hands memory that is free but still held by glibc back to the system
 (``malloc_trim``). glibc returns only the top of each heap on ``free``; a collection that kept and

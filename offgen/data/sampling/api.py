@@ -37,7 +37,7 @@ def resolve_frames(
 ) -> tuple[StrategyChoice, npt.NDArray[np.uint8] | None, StepIndex | None]:
     """Choose a strategy and, for ``ram`` / ``memmap``, the frames and step index (cached on the
     dataset, so several samplers of one dataset share them)."""
-    tune_allocator()  # batch buffers from the heap, not a fresh mmap per batch (see offgen/_allocator.py)
+    tune_allocator()  # batch buffers from the heap, not a fresh mmap per batch (offgen/_allocator)
     store = dataset.store
     rows = dataset.table.rows
     choice = choose_strategy(
