@@ -11,6 +11,12 @@ little-endian uint64 per inner chunk, ``2**64 - 1`` twice for an absent one, the
 index; the last, partial chunk padded with the fill value 0) and writes it with the store's ``set``
 (an atomic replace for a local store): byte-identical to what zarr writes. Arrays configured any
 other way get :class:`ZarrShardSink`, which buffers a shard and writes it through zarr.
+
+Deferred frames (:meth:`ShardStream.push_from`): a :class:`~offgen.data.schema.FrameSource` is
+asked for its frames by the compression thread, straight into the chunk buffer, just before that
+chunk is compressed. Legacy conversion decodes the predecessor's float frames this way: no decoded
+episode array, no copy into the chunk, and the decoded frames are still in cache when zstd reads
+them (see the conversion numbers in ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -22,9 +28,14 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from offgen.data.schema import FrameSource
+
 __all__ = ["ShardSink", "ShardStream", "ZarrShardSink"]
 
 _ABSENT = 2**64 - 1
+
+_Fill = tuple[FrameSource, int, int, int]
+"""Deferred frames of a chunk: source, first source frame, count, position in the chunk."""
 
 
 class ShardSink(Protocol):
@@ -35,6 +46,9 @@ class ShardSink(Protocol):
 
     def push(self, frames: npt.NDArray[np.uint8]) -> None:
         """Append frames to the current shard (the caller never overfills it)."""
+
+    def push_from(self, source: FrameSource, start: int, count: int) -> None:
+        """Append frames ``start .. start + count`` of ``source`` (made when convenient)."""
 
     def persist(self) -> None:
         """Write the current shard's file with every frame pushed so far."""
@@ -60,6 +74,10 @@ class ZarrShardSink:
     def push(self, frames: npt.NDArray[np.uint8]) -> None:
         self._buffer[self._fill : self._fill + len(frames)] = frames
         self._fill += len(frames)
+
+    def push_from(self, source: FrameSource, start: int, count: int) -> None:
+        source.fill(start, self._buffer[self._fill : self._fill + count])
+        self._fill += count
 
     def persist(self) -> None:
         if self._fill:
@@ -99,6 +117,7 @@ class ShardStream:
         self._chunks: list[Future[bytes]] = []  # the current shard's complete chunks, in order
         self._raw = self._take_buffer()  # the chunk being filled
         self._raw_fill = 0
+        self._fills: list[_Fill] = []  # deferred frames of the chunk being filled
 
     @classmethod
     def for_array(cls, array: Any, *, threads: int = 2) -> ShardStream | None:
@@ -136,7 +155,9 @@ class ShardStream:
         """Stop the compression threads."""
         self._pool.shutdown(wait=True)
 
-    def _encode(self, chunk: npt.NDArray[np.uint8]) -> bytes:
+    def _encode(self, chunk: npt.NDArray[np.uint8], fills: list[_Fill]) -> bytes:
+        for source, start, count, at in fills:
+            source.fill(start, chunk[at : at + count])
         return bytes(self._zstd.encode(chunk))
 
     def _take_buffer(self) -> npt.NDArray[np.uint8]:
@@ -145,7 +166,9 @@ class ShardStream:
             future.result()
             self._free.append(buffer)
         while self._busy and self._busy[0][0].done():
-            self._free.append(self._busy.popleft()[1])
+            future, buffer = self._busy.popleft()
+            future.result()  # a failed chunk (e.g. an invalid deferred frame) raises here
+            self._free.append(buffer)
         return self._free.pop()
 
     def start(self, shard_index: int, frames: npt.NDArray[np.uint8]) -> None:
@@ -155,25 +178,45 @@ class ShardStream:
         self._shard_index = shard_index
         self._chunks = []
         self._raw_fill = 0
+        self._fills = []
         self.push(frames)
 
     def push(self, frames: npt.NDArray[np.uint8]) -> None:
-        """Append frames to the current shard; complete chunks start compressing at once."""
+        """Append frames to the current shard (copied now); complete chunks start compressing."""
+        self._append(len(frames), frames, None, 0)
+
+    def push_from(self, source: FrameSource, start: int, count: int) -> None:
+        """Append frames ``start .. start + count`` of ``source``. They are made in the chunk
+        buffer by the compression thread, just before it compresses the chunk (``source`` must
+        stay valid until then); an error ``source`` raises surfaces on a later push or persist."""
+        self._append(count, None, source, start)
+
+    def _append(
+        self,
+        count: int,
+        frames: npt.NDArray[np.uint8] | None,
+        source: FrameSource | None,
+        source_start: int,
+    ) -> None:
         step = self._chunk_frames
-        if (len(self._chunks) * step + self._raw_fill + len(frames)) > self._shard_frames:
+        if (len(self._chunks) * step + self._raw_fill + count) > self._shard_frames:
             raise ValueError(f"a shard holds {self._shard_frames} frames; pushed too many")
         done = 0
-        while done < len(frames):
-            take = min(len(frames) - done, step - self._raw_fill)
-            self._raw[self._raw_fill : self._raw_fill + take] = frames[done : done + take]
+        while done < count:
+            take = min(count - done, step - self._raw_fill)
+            if frames is not None:
+                self._raw[self._raw_fill : self._raw_fill + take] = frames[done : done + take]
+            elif source is not None:
+                self._fills.append((source, source_start + done, take, self._raw_fill))
             self._raw_fill += take
             done += take
             if self._raw_fill == step:
-                future = self._pool.submit(self._encode, self._raw)
+                future = self._pool.submit(self._encode, self._raw, self._fills)
                 self._busy.append((future, self._raw))
                 self._chunks.append(future)
                 self._raw = self._take_buffer()
                 self._raw_fill = 0
+                self._fills = []
 
     def persist(self) -> None:
         """Write the current shard's file with every frame pushed so far (waits for its chunks)."""
@@ -183,9 +226,11 @@ class ShardStream:
 
         parts = [future.result() for future in self._chunks]
         if self._raw_fill:
-            # The last chunk is padded with zeros (the fill value), as zarr pads it.
+            # Make the partial chunk's deferred frames now (later pushes append to them), and pad
+            # it with zeros (the fill value), as zarr pads it.
+            fills, self._fills = self._fills, []
             self._raw[self._raw_fill :] = 0
-            parts.append(self._encode(self._raw))
+            parts.append(self._encode(self._raw, fills))
         if not parts:
             return
         index = np.full((self._chunks_per_shard, 2), _ABSENT, dtype="<u8")

@@ -22,6 +22,7 @@ that happened to finish on exactly the last allowed step is labelled truncated.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import io
 import os
@@ -40,16 +41,18 @@ import numpy.typing as npt
 
 from offgen._io import atomic_open
 from offgen.data._npy_pickle import read_pickled_npy
-from offgen.data.schema import FRAME_SHAPE_CHW, FRAME_SHAPE_HWC, Episode
+from offgen.data.schema import FRAME_SHAPE_CHW, FRAME_SHAPE_HWC, Episode, frames_placeholder
 from offgen.errors import CorruptStoreError, SchemaError, UnsafeFileError
 from offgen.registry import resolve_game
 
 __all__ = [
     "LEGACY_KEYS",
+    "LegacyFrames",
     "LegacyName",
     "find_legacy_files",
     "iter_legacy_episodes",
     "legacy_arrays",
+    "open_legacy_episode",
     "read_legacy_episode",
     "write_npz_episode",
 ]
@@ -376,19 +379,22 @@ def legacy_arrays(path: str | os.PathLike[str]) -> dict[str, npt.NDArray[Any]]:
 _BLOCK_FRAMES = 16
 
 
-def _frames_to_hwc(obs: npt.NDArray[Any], source: Path) -> npt.NDArray[np.uint8]:
+def _check_frames_shape(obs: npt.NDArray[Any], source: Path) -> None:
     if obs.ndim != 4 or obs.shape[1:] not in (FRAME_SHAPE_CHW, FRAME_SHAPE_HWC):
         raise SchemaError(
             f"{source}: observations have shape {obs.shape}, expected (T+1, 3, 64, 64)"
         )
+
+
+def _decode_into(obs: npt.NDArray[Any], out: npt.NDArray[np.uint8], source: Path) -> None:
+    """Cast stored frames (CHW or HWC, any numeric dtype) into ``out`` (HWC uint8), exactly."""
     count = obs.shape[0]
-    out = np.empty((count, *FRAME_SHAPE_HWC), dtype=np.uint8)
     if obs.shape[1:] == FRAME_SHAPE_HWC:
         with np.errstate(invalid="ignore"):
             np.copyto(out, obs, casting="unsafe")
         if obs.dtype != np.uint8 and not np.array_equal(out, obs):
             raise SchemaError(f"{source}: observations must hold whole numbers in [0, 255]")
-        return out
+        return
     pixels = out.reshape(count, -1, 3)
     block_shape = (min(count, _BLOCK_FRAMES), *FRAME_SHAPE_CHW)
     cast_buf = np.empty(block_shape, dtype=np.uint8)
@@ -412,7 +418,35 @@ def _frames_to_hwc(obs: npt.NDArray[Any], source: Path) -> npt.NDArray[np.uint8]
             flat = cast.reshape(n, 3, -1)
             for channel in range(3):
                 pixels[start : start + n, :, channel] = flat[:, channel]
-    return out
+
+
+@dataclass(frozen=True)
+class LegacyFrames:
+    """A legacy episode's frames as stored, decoded on demand (a
+    :class:`~offgen.data.schema.FrameSource`).
+
+    Attributes:
+        stored: ``(T + 1, 3, 64, 64)`` (or HWC) frames of any numeric dtype, usually a view of the
+            memory-mapped ``.npy`` file.
+        source: The file, named in errors.
+    """
+
+    stored: npt.NDArray[Any]
+    source: Path
+
+    def __len__(self) -> int:
+        return int(self.stored.shape[0])
+
+    def fill(self, start: int, out: npt.NDArray[np.uint8]) -> None:
+        """Decode frames ``start .. start + len(out)`` into ``out`` (HWC uint8), checking that each
+        value is a whole number in [0, 255] (:class:`~offgen.errors.SchemaError` otherwise)."""
+        _decode_into(self.stored[start : start + len(out)], out, self.source)
+
+    def decode(self) -> npt.NDArray[np.uint8]:
+        """All frames, decoded into a new ``(T + 1, 64, 64, 3)`` uint8 array."""
+        out = np.empty((len(self), *FRAME_SHAPE_HWC), dtype=np.uint8)
+        self.fill(0, out)
+        return out
 
 
 def read_legacy_episode(
@@ -428,6 +462,24 @@ def read_legacy_episode(
         UnsafeFileError: If the file holds anything but plain arrays and dicts (never executed).
         CorruptStoreError: If the file is truncated or corrupt.
         SchemaError: If its arrays do not form a valid episode or disagree with its name.
+    """
+    episode, frames = open_legacy_episode(path, game, policy_id=policy_id)
+    return dataclasses.replace(episode, observations=frames.decode())
+
+
+def open_legacy_episode(
+    path: str | os.PathLike[str], game: str, *, policy_id: str = "unknown"
+) -> tuple[Episode, LegacyFrames]:
+    """Read a legacy episode file's steps now and leave its frames to be decoded later.
+
+    As :func:`read_legacy_episode`, except that the episode's ``observations`` are
+    :func:`~offgen.data.schema.frames_placeholder` zeros and the real frames come back as a
+    :class:`LegacyFrames` (for ``StoreWriter.write(episode, frames=...)``): a ``.npy`` file's
+    frames are not read until they are decoded, and an invalid frame value is only found then.
+
+    Raises:
+        UnsafeFileError, CorruptStoreError, SchemaError: As :func:`read_legacy_episode`, except
+            for frame values.
     """
     file = Path(path)
     spec = resolve_game(game)
@@ -445,11 +497,12 @@ def read_legacy_episode(
             f"{file}: {steps} actions but {arrays['rewards'].size} rewards and "
             f"{arrays['dones'].size} dones"
         )
+    observations = arrays["observations"]
+    _check_frames_shape(observations, file)
     truncated = steps >= spec.max_episode_steps
-    provenance = {"source_file": file.name}
     try:
-        return Episode(
-            observations=_frames_to_hwc(arrays["observations"], file),
+        episode = Episode(
+            observations=frames_placeholder(observations.shape[0]),
             actions=_checked_actions(actions, file),
             rewards=arrays["rewards"].reshape(-1).astype(np.float32),
             terminated=not truncated,
@@ -458,10 +511,11 @@ def read_legacy_episode(
             game=spec.name,
             policy_id=policy_id,
             final_frame_is_true=False,
-            provenance=provenance,
+            provenance={"source_file": file.name},
         )
     except SchemaError as exc:
         raise SchemaError(f"{file}: {exc}") from exc
+    return episode, LegacyFrames(observations, file)
 
 
 def _checked_actions(actions: npt.NDArray[Any], source: Path) -> npt.NDArray[np.uint8]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +35,9 @@ __all__ = [
     "FRAME_SHAPE_HWC",
     "NUM_ACTIONS",
     "Episode",
+    "FrameSource",
     "Layout",
+    "frames_placeholder",
     "make_episode",
     "to_layout",
 ]
@@ -48,6 +50,37 @@ Layout = Literal["HWC", "CHW"]
 
 UInt8Array = npt.NDArray[np.uint8]
 Float32Array = npt.NDArray[np.float32]
+
+
+class FrameSource(Protocol):
+    """An episode's frames, produced on demand instead of held in memory.
+
+    :meth:`offgen.data.StoreWriter.write` accepts one (``frames=``) and calls :meth:`fill` in a
+    compression thread once the chunk the frames land in is complete, so the frames are made
+    straight in the chunk buffer they are compressed from (legacy conversion decodes the
+    predecessor's float frames this way).
+    """
+
+    def __len__(self) -> int:
+        """Number of frames (``T + 1``)."""
+        ...
+
+    def fill(self, start: int, out: UInt8Array) -> None:
+        """Write frames ``start .. start + len(out)`` into ``out`` (``(n, 64, 64, 3)`` uint8 HWC).
+
+        Raises:
+            SchemaError: If the frames are invalid (the message names their source).
+        """
+        ...
+
+
+def frames_placeholder(count: int) -> UInt8Array:
+    """Read-only all-zero ``(count, 64, 64, 3)`` uint8 frames that take no memory.
+
+    The ``observations`` of an :class:`Episode` whose real frames come from a
+    :class:`FrameSource`: the episode stays valid (shapes and dtypes) without holding its frames.
+    """
+    return np.broadcast_to(np.zeros((), dtype=np.uint8), (count, *FRAME_SHAPE_HWC))
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from offgen.data.format import (
     parse_info,
     write_info,
 )
-from offgen.data.schema import FRAME_SHAPE_HWC, NUM_ACTIONS, Episode
+from offgen.data.schema import FRAME_SHAPE_HWC, NUM_ACTIONS, Episode, FrameSource
 from offgen.data.table import EPISODE_FIELDS, decode_records, encode_records
 from offgen.errors import SchemaError, StoreExistsError
 from offgen.registry import resolve_game
@@ -299,11 +299,29 @@ class StoreWriter:
         self._info["updated"] = now_iso()
         write_info(self.root, self._info)
 
-    def write(self, episode: Episode) -> int:
-        """Buffer one episode; it becomes visible at the next commit. Returns its episode id."""
+    def write(self, episode: Episode, *, frames: FrameSource | None = None) -> int:
+        """Buffer one episode; it becomes visible at the next commit.
+
+        Args:
+            episode: The episode.
+            frames: Where its frames come from instead of ``episode.observations`` (which are then
+                not read: pass :func:`~offgen.data.schema.frames_placeholder` frames). A
+                compression thread asks it for them once their chunk is complete; an error it
+                raises surfaces on a later ``write`` or at the next commit, and nothing after the
+                previous commit becomes visible.
+
+        Returns:
+            The episode's id.
+        """
         self._check_open()
         if episode.game != self.game:
             raise SchemaError(f"episode of game {episode.game!r} written to a {self.game!r} store")
+        count = episode.length + 1
+        if frames is not None and len(frames) != count:
+            raise SchemaError(
+                f"episode of {episode.length} steps needs {count} frames, its source has "
+                f"{len(frames)}"
+            )
         policy = self.add_policy(episode.policy_id)
         row = np.zeros((), dtype=EPISODE_FIELDS)
         episode_id = self.num_episodes
@@ -316,11 +334,13 @@ class StoreWriter:
         row["terminated"] = episode.terminated
         row["truncated"] = episode.truncated
         row["policy"] = policy
-        frames = episode.observations
         done = 0
-        while done < len(frames):
-            take = min(len(frames) - done, self._shard - self._fill)
-            self._sink.push(frames[done : done + take])
+        while done < count:
+            take = min(count - done, self._shard - self._fill)
+            if frames is None:
+                self._sink.push(episode.observations[done : done + take])
+            else:
+                self._sink.push_from(frames, done, take)
             self._fill += take
             done += take
             if self._fill == self._shard:

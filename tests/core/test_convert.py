@@ -11,11 +11,11 @@ import offgen
 from offgen.data import Episode
 from offgen.data.convert import SOURCES_FILE, convert_legacy
 from offgen.data.legacy import write_npz_episode
-from offgen.errors import StoreExistsError, UnsafeFileError
+from offgen.errors import SchemaError, StoreExistsError, UnsafeFileError
 from offgen.paths import dataset_dir
 
 from .conftest import assert_same_episode, smooth_episode
-from .test_legacy import _as_predecessor_npy
+from .test_legacy import _as_predecessor_npy, _legacy_dict
 
 
 @pytest.fixture
@@ -109,3 +109,32 @@ def test_unsafe_file_stops_conversion_keeping_committed(tmp_path: Path) -> None:
         convert_legacy(tmp_path / "src", tmp_path / "store", game="coinrun", progress=False)
     partial = offgen.load(tmp_path / "store", allow_incomplete=True)
     assert len(partial) == 4  # every episode before the bad file was committed
+
+
+def test_a_bad_frame_stops_conversion_and_resume_finishes_it(tmp_path: Path) -> None:
+    """Frames are decoded in the writer's compression threads: a bad value still stops the
+    conversion with the file's name, and the store resumes once the file is fixed."""
+    rng = np.random.default_rng(8)
+    episodes = [smooth_episode(rng, int(rng.integers(200, 400))) for _ in range(8)]
+    paths = [
+        _as_predecessor_npy(write_npz_episode(tmp_path / "npz", e, i))
+        for i, e in enumerate(episodes)
+    ]
+    source = tmp_path / "src"
+    source.mkdir()
+    for path in paths:
+        path.rename(source / path.name)
+    bad = source / paths[5].name
+    good_bytes = bad.read_bytes()
+    arrays = _legacy_dict(tmp_path / "npz" / paths[5].with_suffix(".npz").name)
+    arrays["observations"][100, 1, 7, 9] = 12.5
+    np.save(bad, np.array(arrays, dtype=object), allow_pickle=True)
+    store = tmp_path / "store"
+    with pytest.raises(SchemaError, match=rf"{bad.name}.*whole numbers"):
+        convert_legacy(source, store, game="coinrun", progress=False)
+    bad.write_bytes(good_bytes)
+    result = convert_legacy(source, store, game="coinrun", mode="append", progress=False)
+    assert result.episodes == 8 and result.skipped < 5
+    dataset = offgen.load(store, game="coinrun")
+    for i, episode in enumerate(episodes):
+        assert_same_episode(dataset.episode(i), episode)

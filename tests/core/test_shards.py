@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,8 @@ import zarr
 import offgen.data.writer as writer_module
 from offgen.data import Episode, OffgenStore, StoreWriter
 from offgen.data._shards import ShardStream
-from offgen.errors import CorruptStoreError
+from offgen.data.schema import frames_placeholder
+from offgen.errors import CorruptStoreError, SchemaError
 
 from .conftest import smooth_episode
 
@@ -105,3 +108,89 @@ def test_other_layouts_are_left_to_zarr(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="holds 128 frames"):
             stream.push(np.zeros((129, 64, 64, 3), dtype=np.uint8))
         stream.close()
+
+
+class _Frames:
+    """A FrameSource over an array that records which threads filled it and can fail."""
+
+    def __init__(self, frames: np.ndarray, fail_at: int | None = None) -> None:
+        self.frames = frames
+        self.fail_at = fail_at
+        self.threads: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def fill(self, start: int, out: np.ndarray) -> None:
+        self.threads.add(threading.current_thread().name)
+        if self.fail_at is not None and start <= self.fail_at < start + len(out):
+            raise SchemaError(f"frames.npy: frame {self.fail_at} is not whole numbers")
+        out[:] = self.frames[start : start + len(out)]
+
+
+def _write_deferred(path: Path, episodes: list[Episode], *, flush_each: bool) -> list[_Frames]:
+    sources = [_Frames(e.observations) for e in episodes]
+    with StoreWriter(path, game="coinrun", shard_frames=128, chunk_frames=32) as writer:
+        for episode, source in zip(episodes, sources, strict=True):
+            placeholder = dataclasses.replace(episode, observations=frames_placeholder(len(source)))
+            writer.write(placeholder, frames=source)
+            if flush_each:
+                writer.flush()
+    return sources
+
+
+@pytest.mark.parametrize("through_zarr", [False, True])
+@pytest.mark.parametrize("flush_each", [False, True])
+def test_deferred_frames_write_the_same_shards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flush_each: bool, through_zarr: bool
+) -> None:
+    episodes = _episodes()
+    _write(tmp_path / "copied", episodes, flush_each=flush_each)
+    with monkeypatch.context() as patch:
+        if through_zarr:
+            _through_zarr(patch)
+        sources = _write_deferred(tmp_path / "deferred", episodes, flush_each=flush_each)
+    copied, deferred = _shard_files(tmp_path / "copied"), _shard_files(tmp_path / "deferred")
+    assert len(copied) > 3 and copied.keys() == deferred.keys()
+    for key in copied:
+        assert copied[key] == deferred[key], key
+    filled_by = set().union(*(s.threads for s in sources))
+    # Complete chunks are made by the compression threads; zarr's path fills on the caller's.
+    assert any(name.startswith("offgen-zstd") for name in filled_by) is not through_zarr
+    store = OffgenStore(tmp_path / "deferred")
+    for index, episode in enumerate(episodes):
+        np.testing.assert_array_equal(store.episode(index).observations, episode.observations)
+
+
+def test_a_failing_source_keeps_what_was_committed(tmp_path: Path) -> None:
+    episodes = _episodes()
+    path = tmp_path / "s"
+    with (
+        pytest.raises(SchemaError, match=r"frames\.npy: frame 5"),
+        StoreWriter(path, game="coinrun", shard_frames=128, chunk_frames=32) as writer,
+    ):
+        for episode in episodes[:3]:
+            writer.write(episode)
+        writer.flush()
+        bad = _Frames(episodes[3].observations, fail_at=5)
+        writer.write(
+            dataclasses.replace(episodes[3], observations=frames_placeholder(len(bad))),
+            frames=bad,
+        )
+        for episode in episodes[4:]:  # the failed chunk surfaces on a later write or commit
+            writer.write(episode)
+    with StoreWriter(path, game="coinrun", mode="append") as writer:
+        assert writer.num_episodes == 3  # nothing after the last commit became visible
+        for episode in episodes[3:]:
+            writer.write(episode)
+    store = OffgenStore(path)
+    for index, episode in enumerate(episodes):
+        np.testing.assert_array_equal(store.episode(index).observations, episode.observations)
+
+
+def test_a_source_of_the_wrong_length_is_refused(tmp_path: Path) -> None:
+    episode = _episodes()[0]
+    with StoreWriter(tmp_path / "s", game="coinrun") as writer:
+        with pytest.raises(SchemaError, match=rf"needs {episode.length + 1} frames.*has 3"):
+            writer.write(episode, frames=_Frames(episode.observations[:3]))
+        assert writer.num_episodes == 0
