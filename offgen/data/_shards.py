@@ -53,6 +53,9 @@ class ShardSink(Protocol):
     def persist(self) -> None:
         """Write the current shard's file with every frame pushed so far."""
 
+    def seal(self) -> Future[None]:
+        """Write the current, full shard's file, possibly in the background (done: on disk)."""
+
     def close(self) -> None:
         """Release threads and buffers."""
 
@@ -83,6 +86,12 @@ class ZarrShardSink:
         if self._fill:
             self._array[self._start : self._start + self._fill] = self._buffer[: self._fill]
 
+    def seal(self) -> Future[None]:
+        self.persist()
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
+
     def close(self) -> None:
         pass
 
@@ -111,6 +120,8 @@ class ShardStream:
         self._chunks_per_shard = self._shard_frames // self._chunk_frames
         self._zstd = Zstd(level=level, checksum=checksum)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="offgen-zstd")
+        # Full shards are written by their own thread, so compression never waits for a write.
+        self._sealer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offgen-shard")
         self._free = [np.empty(self._chunk_shape, dtype=np.uint8) for _ in range(ring)]
         self._busy: deque[tuple[Future[bytes], npt.NDArray[np.uint8]]] = deque()
         self._shard_index = 0
@@ -152,7 +163,8 @@ class ShardStream:
         return cls(array, level=inner[1].level, checksum=inner[1].checksum, threads=threads)
 
     def close(self) -> None:
-        """Stop the compression threads."""
+        """Stop the compression and shard-writing threads."""
+        self._sealer.shutdown(wait=True)
         self._pool.shutdown(wait=True)
 
     def _encode(self, chunk: npt.NDArray[np.uint8], fills: list[_Fill]) -> bytes:
@@ -220,17 +232,31 @@ class ShardStream:
 
     def persist(self) -> None:
         """Write the current shard's file with every frame pushed so far (waits for its chunks)."""
-        import google_crc32c
-        from zarr.core.buffer import default_buffer_prototype
-        from zarr.core.sync import sync
-
-        parts = [future.result() for future in self._chunks]
+        tail: list[bytes] = []
         if self._raw_fill:
             # Make the partial chunk's deferred frames now (later pushes append to them), and pad
             # it with zeros (the fill value), as zarr pads it.
             fills, self._fills = self._fills, []
             self._raw[self._raw_fill :] = 0
-            parts.append(self._encode(self._raw, fills))
+            tail.append(self._encode(self._raw, fills))
+        self._write_shard(self._shard_index, self._chunks, tail)
+
+    def seal(self) -> Future[None]:
+        """Write the current shard, which must be full, in the background; call :meth:`start`
+        for the next one at once. The future fails if a chunk or the write failed."""
+        if self._raw_fill or len(self._chunks) != self._chunks_per_shard:
+            raise ValueError("only a full shard can be sealed")
+        chunks, self._chunks = self._chunks, []
+        return self._sealer.submit(self._write_shard, self._shard_index, chunks, [])
+
+    def _write_shard(
+        self, shard_index: int, chunks: list[Future[bytes]], tail: list[bytes]
+    ) -> None:
+        import google_crc32c
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.sync import sync
+
+        parts = [future.result() for future in chunks] + tail
         if not parts:
             return
         index = np.full((self._chunks_per_shard, 2), _ABSENT, dtype="<u8")
@@ -241,7 +267,7 @@ class ShardStream:
         index_bytes = index.tobytes()
         parts.append(index_bytes)
         parts.append(int(google_crc32c.value(index_bytes)).to_bytes(4, "little"))
-        coords = (self._shard_index,) + (0,) * (self._array.ndim - 1)
+        coords = (shard_index,) + (0,) * (self._array.ndim - 1)
         key = f"{self._array.path}/{self._array.metadata.encode_chunk_key(coords)}".lstrip("/")
         buffer = default_buffer_prototype().buffer.from_bytes(b"".join(parts))
         sync(self._array.store.set(key, buffer))

@@ -7,9 +7,12 @@ chunk at once in two threads and writes the shard file at a commit.
 Commit protocol: frames and steps are written to the zarr arrays first (each file replaced
 atomically by zarr's local store), then the episodes' records are appended to ``episodes.bin`` and
 fsynced. Only that append makes episodes visible, so a writer killed at any point leaves every
-previously committed episode readable. Episodes are committed whenever a shard fills, every
-``commit_interval_s`` seconds, on :meth:`StoreWriter.flush` and on close. Reopening with
-``mode="append"`` resumes after the last committed episode (frames written after it are discarded).
+previously committed episode readable. A full shard is written by a background thread while frames
+keep streaming into the next one, and the episodes it completes are committed as soon as its file
+is on disk (checked on each write); episodes are also committed every ``commit_interval_s``
+seconds, on :meth:`StoreWriter.flush` and on close, which wait for every shard being written.
+Reopening with ``mode="append"`` resumes after the last committed episode (frames written after it
+are discarded).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import json
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -258,6 +263,7 @@ class StoreWriter:
             self._shard_start // self._shard, np.asarray(self._obs[self._shard_start : frames])
         )
         self._frames_written = frames  # frames persisted in the zarr array
+        self._sealing: deque[tuple[Future[None], int]] = deque()  # full shards being written
         self._steps = steps  # steps appended (persisted + pending)
         self._steps_written = steps
         self._pending_rows: list[npt.NDArray[Any]] = []
@@ -344,13 +350,15 @@ class StoreWriter:
             self._fill += take
             done += take
             if self._fill == self._shard:
-                self._commit()  # persists the full shard and every episode finished before this
+                self._seal_shard()
         self._pending_rows.append(row)
         self._pending_actions.append(episode.actions)
         self._pending_rewards.append(episode.rewards)
         self._steps += episode.length
         if time.monotonic() - self._last_commit >= self.commit_interval_s:
             self._commit()
+        elif self._sealing and self._sealing[0][0].done():
+            self._reap_sealed(wait=False)
         return episode_id
 
     def flush(self) -> None:
@@ -393,6 +401,7 @@ class StoreWriter:
             raise RuntimeError(f"writer for {self.root} is closed")
 
     def _commit(self) -> None:
+        self._reap_sealed(wait=True)
         end = self._shard_start + self._fill
         if end > self._frames_written:
             if end > self._obs.shape[0]:
@@ -400,12 +409,30 @@ class StoreWriter:
             # Rewrite the current shard from its start so each shard file is replaced whole.
             self._sink.persist()
             self._frames_written = end
-        if self._fill == self._shard:
-            self._shard_start += self._shard
-            self._fill = 0
-            self._sink.start(self._shard_start // self._shard, self._no_frames)
         self._append_records()
         self._last_commit = time.monotonic()
+
+    def _seal_shard(self) -> None:
+        """The current shard is full: have it written in the background and start the next."""
+        end = self._shard_start + self._shard
+        if end > self._obs.shape[0]:
+            self._obs.resize((end, *FRAME_SHAPE_HWC))
+        self._sealing.append((self._sink.seal(), end))
+        self._shard_start = end
+        self._fill = 0
+        self._sink.start(self._shard_start // self._shard, self._no_frames)
+
+    def _reap_sealed(self, *, wait: bool) -> None:
+        """Commit the episodes of sealed shards now on disk (all of them if ``wait``)."""
+        reaped = False
+        while self._sealing and (wait or self._sealing[0][0].done()):
+            future, end = self._sealing[0]
+            future.result()  # a failed shard stays first: nothing after it is ever committed
+            self._sealing.popleft()
+            self._frames_written = end
+            reaped = True
+        if reaped:
+            self._append_records()
 
     def _append_records(self) -> None:
         """Persist steps and records of the pending episodes whose frames are all on disk."""

@@ -14,6 +14,7 @@ import offgen.data.writer as writer_module
 from offgen.data import Episode, OffgenStore, StoreWriter
 from offgen.data._shards import ShardStream
 from offgen.data.schema import frames_placeholder
+from offgen.data.table import EPISODE_RECORD
 from offgen.errors import CorruptStoreError, SchemaError
 
 from .conftest import smooth_episode
@@ -194,3 +195,60 @@ def test_a_source_of_the_wrong_length_is_refused(tmp_path: Path) -> None:
         with pytest.raises(SchemaError, match=rf"needs {episode.length + 1} frames.*has 3"):
             writer.write(episode, frames=_Frames(episode.observations[:3]))
         assert writer.num_episodes == 0
+
+
+def test_full_shards_are_written_in_the_background_and_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writers: list[str] = []
+    real = ShardStream._write_shard
+
+    def write_shard(self: ShardStream, index: int, *args: object) -> None:
+        writers.append(threading.current_thread().name)
+        real(self, index, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ShardStream, "_write_shard", write_shard)
+    episodes = _episodes()
+    path = tmp_path / "s"
+    writer = StoreWriter(path, game="coinrun", shard_frames=128, chunk_frames=32)
+    for episode in episodes[:5]:  # ~400 frames: three full shards
+        writer.write(episode)
+    for future, _end in list(writer._sealing):
+        future.result()
+    writer.write(episodes[5])  # notices the written shards and commits their episodes
+    records = (path / "episodes.bin").stat().st_size // EPISODE_RECORD.itemsize
+    full = sum(e.length + 1 for e in episodes[:5]) // 128 * 128
+    assert records == sum(np.cumsum([e.length + 1 for e in episodes[:5]]) <= full) > 0
+    assert writers and all(name.startswith("offgen-shard") for name in writers)
+    writer.close()
+    assert len(OffgenStore(path).table) == 6
+
+
+def test_a_failed_shard_write_commits_nothing_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ShardStream._write_shard
+
+    def write_shard(self: ShardStream, index: int, *args: object) -> None:
+        if index == 1:
+            raise OSError(28, "No space left on device")
+        real(self, index, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ShardStream, "_write_shard", write_shard)
+    episodes = _episodes()
+    path = tmp_path / "s"
+    with (
+        pytest.raises(OSError, match="No space left"),
+        StoreWriter(path, game="coinrun", shard_frames=128, chunk_frames=32) as writer,
+    ):
+        for episode in episodes:  # shards 2, 3, ... are written fine after shard 1 failed
+            writer.write(episode)
+    monkeypatch.undo()
+    ends = np.cumsum([e.length + 1 for e in episodes])
+    with StoreWriter(path, game="coinrun", mode="append") as writer:
+        assert writer.num_episodes == int((ends <= 128).sum())  # only shard 0's episodes
+        for episode in episodes[writer.num_episodes :]:
+            writer.write(episode)
+    store = OffgenStore(path)
+    for index, episode in enumerate(episodes):
+        np.testing.assert_array_equal(store.episode(index).observations, episode.observations)

@@ -62,13 +62,13 @@ CHILD = textwrap.dedent(
         w.encode_records = encode
         os.fsync = fsync
     elif kill_at == "mid_episode_shard":  # a shard fills inside a long episode and is written
-        real_commit = w.StoreWriter._commit
-        def commit(self):
-            if committed[0] >= kill_after and self._fill == self._shard:
-                real_commit(self)  # the full shard reaches the disk, the episode is unfinished
+        real_seal = w.StoreWriter._seal_shard
+        def seal(self):
+            real_seal(self)
+            if committed[0] >= kill_after:
+                self._sealing[-1][0].result()  # the full shard is on disk, the episode unfinished
                 die()
-            real_commit(self)
-        w.StoreWriter._commit = commit
+        w.StoreWriter._seal_shard = seal
 
     writer = StoreWriter(store, game="coinrun", mode="append", shard_frames=128, chunk_frames=32,
                          commit_interval_s=3600)
