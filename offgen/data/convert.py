@@ -6,7 +6,7 @@ the main thread hands the episodes to :class:`~offgen.data.writer.StoreWriter`. 
 there: each episode goes in with its :class:`~offgen.data.legacy.LegacyFrames`, and the writer's
 compression threads decode them (cast to uint8, exactness check, CHW -> HWC) straight into the chunk
 buffer they then compress, while the data is still in cache. Compared with decoding each episode into
-its own array and copying it into the writer, this saves a copy of every frame and ~20% of the CPU
+its own array and copying it into the writer, this saves a copy of every frame and ~13% of the CPU
 time. Episodes of at most ~8k frames wait for the writer (at most ~400 MB of inflated ``.npz``
 floats; mapped ``.npy`` pages are page cache), so memory does not grow with the dataset.
 
@@ -212,7 +212,7 @@ def _run(
         dynamic_ncols=True,
     )
     threads = max(1, workers)
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="offgen-decode") as pool:
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="offgen-open") as pool:
         pending: deque[tuple[Future[tuple[Episode, LegacyFrames]], int]] = deque()
         waiting_frames = 0
         try:
