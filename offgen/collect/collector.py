@@ -311,8 +311,9 @@ def collect(
                     bar.update(keep)
                     now = time.monotonic()
                     if now - last_post > 0.5:
+                        # Strings: tqdm prints round numbers as "3e+4".
                         bar.set_postfix(
-                            episodes=episodes, mean_return=f"{return_sum / episodes:.2f}"
+                            episodes=f"{episodes:,}", mean_return=f"{return_sum / episodes:.2f}"
                         )
                         last_post = now
                     if now - last_flush >= commit_every_s:
@@ -323,7 +324,7 @@ def collect(
             finally:
                 stream.close()
                 bar.set_postfix(
-                    episodes=episodes, mean_return=f"{return_sum / max(episodes, 1):.2f}"
+                    episodes=f"{episodes:,}", mean_return=f"{return_sum / max(episodes, 1):.2f}"
                 )
                 bar.close()
         mean = return_sum / episodes if episodes else None

@@ -240,7 +240,8 @@ def _write_next(
     episode, frames = future.result()
     writer.write(episode, frames=frames)
     bar.update(1)
-    bar.set_postfix(transitions=writer.num_transitions, refresh=False)
+    # A string: tqdm prints round numbers as "3e+4".
+    bar.set_postfix(transitions=f"{writer.num_transitions:,}", refresh=False)
     if on_episode is not None:
         on_episode(writer.num_episodes)
     return count

@@ -41,6 +41,8 @@ def test_convert_list_info_verify_replay(
     done = run("convert", str(legacy_folder), "--game", "coinrun", "--dataset", "1M_E")
     assert done.returncode == 0, done.stderr
     assert "6 episodes" in done.stdout and "6 converted" in done.stdout
+    steps = sum(e.length for e in procgen_episodes[:6])
+    assert f"transitions={steps:,}" in done.stderr  # the progress bar, with digit grouping
     again = run("convert", str(legacy_folder), "--game", "coinrun", "--dataset", "1M_E")
     assert again.returncode == 2
     assert (
