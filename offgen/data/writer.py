@@ -357,7 +357,7 @@ class StoreWriter:
         self._steps += episode.length
         if time.monotonic() - self._last_commit >= self.commit_interval_s:
             self._commit()
-        elif self._sealing and self._sealing[0][0].done():
+        else:
             self._reap_sealed(wait=False)
         return episode_id
 
