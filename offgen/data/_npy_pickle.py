@@ -8,6 +8,10 @@ strict interpreter that never imports or calls anything: the only globals it acc
 are accepted only in the exact shapes numpy produces; each array's bytes become an
 ``np.frombuffer`` view of the mapping.
 
+:func:`mapped_offset` tells where such a view's bytes lie in its file, so that large arrays (the
+frames) can be read with ``pread`` into a small, cache-resident buffer instead of through the
+mapping: a mapping faults every page in and out again, and raises ``SIGBUS`` if the file shrinks.
+
 Anything else (another opcode, a different shape of call, a truncated file) makes
 :func:`read_pickled_npy` return ``None`` so the caller can use the restricted unpickler, which
 reports what exactly is wrong (and refuses unsafe files).
@@ -24,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["read_pickled_npy"]
+__all__ = ["mapped_offset", "read_pickled_npy"]
 
 _RECONSTRUCT = "reconstruct"
 _NDARRAY = "ndarray"
@@ -298,3 +302,22 @@ def read_pickled_npy(path: Path) -> dict[str, npt.NDArray[Any]] | None:
             return None
         out[key] = value
     return out
+
+
+def mapped_offset(array: npt.NDArray[Any]) -> int | None:
+    """The byte offset in its file of a C-contiguous array returned by :func:`read_pickled_npy`.
+
+    Returns:
+        The offset, or ``None`` when ``array`` is not a contiguous view of a file mapping (for
+        example an array the restricted unpickler built in memory).
+    """
+    base: Any = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    if not isinstance(base, mmap.mmap) or not array.flags.c_contiguous:
+        return None
+    # The mapping covers the whole file from byte 0, so addresses in it are file offsets.
+    start = int(np.frombuffer(base, dtype=np.uint8, count=0).ctypes.data)
+    return int(array.ctypes.data) - start

@@ -1,0 +1,3 @@
+from typing import Any
+
+def chw_float32_to_hwc_uint8(src: Any, dst: Any, frames: int, pixels: int, /) -> int: ...
