@@ -49,9 +49,7 @@ from offgen.registry import resolve_game
 def _load_compiled_decode() -> Callable[[Any, Any, int, int], int] | None:
     try:
         from offgen._decode import chw_float32_to_hwc_uint8
-    except (
-        ImportError
-    ):  # pragma: no cover - built without a C compiler: numpy gives the same frames
+    except ImportError:  # pragma: no cover - built without a C compiler (numpy path, same frames)
         return None
     return chw_float32_to_hwc_uint8
 
@@ -407,6 +405,8 @@ def _check_frames_shape(obs: npt.NDArray[Any], source: Path) -> None:
 def _decode_into(obs: npt.NDArray[Any], out: npt.NDArray[np.uint8], source: Path) -> None:
     """Cast stored frames (CHW or HWC, any numeric dtype) into ``out`` (HWC uint8), exactly."""
     count = obs.shape[0]
+    if count == 0:
+        return
     if obs.shape[1:] == FRAME_SHAPE_HWC:
         with np.errstate(invalid="ignore"):
             np.copyto(out, obs, casting="unsafe")
