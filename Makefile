@@ -7,7 +7,7 @@ export OFFGEN_HOME ?= $(HOME)/.cache/offgen
 
 install: $(VENV)/.offgen-installed
 
-$(VENV)/.offgen-installed: pyproject.toml scripts/install.sh
+$(VENV)/.offgen-installed: pyproject.toml setup.py offgen/_decode.c scripts/install.sh
 	VENV=$(VENV) bash scripts/install.sh
 	touch $@
 

@@ -14,6 +14,14 @@ if ! dpkg -s libqt5gui5 >/dev/null 2>&1; then
     || echo "offgen install: WARNING could not install libqt5gui5; environments will not start (apt-get install libqt5gui5)" >&2
 fi
 
+# A C compiler builds offgen._decode (faster legacy conversion); without one pip skips it.
+if ! command -v cc >/dev/null 2>&1; then
+  echo "offgen install: installing gcc (builds offgen's optional decode kernel)"
+  as_root apt-get update -qq || true
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
+    || echo "offgen install: no C compiler; offgen will use its numpy decode (same results, slower)" >&2
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
