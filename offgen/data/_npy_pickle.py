@@ -8,9 +8,10 @@ strict interpreter that never imports or calls anything: the only globals it acc
 are accepted only in the exact shapes numpy produces; each array's bytes become an
 ``np.frombuffer`` view of the mapping.
 
-:func:`mapped_offset` tells where such a view's bytes lie in its file, so that large arrays (the
-frames) can be read with ``pread`` into a small, cache-resident buffer instead of through the
-mapping: a mapping faults every page in and out again, and raises ``SIGBUS`` if the file shrinks.
+:func:`mapped_region` tells where such a view's bytes lie in its file, and which file that was, so
+that large arrays (the frames) can be read with ``pread`` into a small, cache-resident buffer
+instead of through the mapping: a mapping faults every page in and out again, and raises
+``SIGBUS`` if the file shrinks.
 
 Anything else (another opcode, a different shape of call, a truncated file) makes
 :func:`read_pickled_npy` return ``None`` so the caller can use the restricted unpickler, which
@@ -20,6 +21,7 @@ reports what exactly is wrong (and refuses unsafe files).
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["mapped_offset", "read_pickled_npy"]
+__all__ = ["FileRegion", "file_identity", "mapped_region", "read_pickled_npy"]
 
 _RECONSTRUCT = "reconstruct"
 _NDARRAY = "ndarray"
@@ -44,6 +46,29 @@ _DTYPE_CODES = frozenset(
     {"b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "O8"}
 )
 _MAX_OPS = 100_000  # an episode pickle has a few hundred opcodes
+
+
+FileIdentity = tuple[int, int, int, int]
+"""``st_dev, st_ino, st_size, st_mtime_ns``: a file that is replaced or rewritten gets another."""
+
+
+def file_identity(stat: os.stat_result) -> FileIdentity:
+    """The :data:`FileIdentity` of a file's ``stat`` (or ``fstat``) result."""
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class FileRegion:
+    """Where an array's bytes lie in its file, and which file it was when it was mapped."""
+
+    offset: int
+    identity: FileIdentity
+
+
+class _FileMap(mmap.mmap):
+    """A read-only map of a whole file that remembers the identity of the file it maps."""
+
+    identity: FileIdentity
 
 
 class _Unsupported(Exception):
@@ -282,7 +307,8 @@ def read_pickled_npy(path: Path) -> dict[str, npt.NDArray[Any]] | None:
             if shape != () or not dtype.hasobject:
                 return None
             start = handle.tell()
-            buffer = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            buffer = _FileMap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            buffer.identity = file_identity(os.fstat(handle.fileno()))
         # Read ahead the whole file: it is about to be read front to back (a no-op when cached).
         for advice in ("MADV_SEQUENTIAL", "MADV_WILLNEED"):
             if hasattr(mmap, advice):
@@ -304,20 +330,21 @@ def read_pickled_npy(path: Path) -> dict[str, npt.NDArray[Any]] | None:
     return out
 
 
-def mapped_offset(array: npt.NDArray[Any]) -> int | None:
-    """The byte offset in its file of a C-contiguous array returned by :func:`read_pickled_npy`.
+def mapped_region(array: npt.NDArray[Any]) -> FileRegion | None:
+    """Where in its file a C-contiguous array returned by :func:`read_pickled_npy` lies.
 
     Returns:
-        The offset, or ``None`` when ``array`` is not a contiguous view of a file mapping (for
-        example an array the restricted unpickler built in memory).
+        The region (the identity is that of the file as it was mapped), or ``None`` when ``array``
+        is not a contiguous view of such a mapping (for example an array the restricted
+        unpickler built in memory).
     """
     base: Any = array
     while isinstance(base, np.ndarray):
         base = base.base
     if isinstance(base, memoryview):
         base = base.obj
-    if not isinstance(base, mmap.mmap) or not array.flags.c_contiguous:
+    if not isinstance(base, _FileMap) or not array.flags.c_contiguous:
         return None
     # The mapping covers the whole file from byte 0, so addresses in it are file offsets.
     start = int(np.frombuffer(base, dtype=np.uint8, count=0).ctypes.data)
-    return int(array.ctypes.data) - start
+    return FileRegion(int(array.ctypes.data) - start, base.identity)

@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from offgen._io import atomic_open
-from offgen.data._npy_pickle import mapped_offset, read_pickled_npy
+from offgen.data._npy_pickle import FileRegion, file_identity, mapped_region, read_pickled_npy
 from offgen.data.schema import FRAME_SHAPE_CHW, FRAME_SHAPE_HWC, Episode, frames_placeholder
 from offgen.errors import CorruptStoreError, SchemaError, UnsafeFileError
 from offgen.registry import resolve_game
@@ -448,18 +448,6 @@ def _decode_into(obs: npt.NDArray[Any], out: npt.NDArray[np.uint8], source: Path
 
 
 @dataclass(frozen=True)
-class _FileRegion:
-    """Where a ``.npy`` file's frames lie, and the file's identity when it was opened."""
-
-    offset: int
-    identity: tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
-
-
-def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
-    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
-
-@dataclass(frozen=True)
 class LegacyFrames:
     """A legacy episode's frames as stored, decoded on demand (a
     :class:`~offgen.data.schema.FrameSource`).
@@ -479,7 +467,7 @@ class LegacyFrames:
 
     stored: npt.NDArray[Any]
     source: Path
-    region: _FileRegion | None = None
+    region: FileRegion | None = None
 
     def __len__(self) -> int:
         return int(self.stored.shape[0])
@@ -498,14 +486,14 @@ class LegacyFrames:
         self.fill(0, out)
         return out
 
-    def _read_into(self, region: _FileRegion, start: int, out: npt.NDArray[np.uint8]) -> None:
+    def _read_into(self, region: FileRegion, start: int, out: npt.NDArray[np.uint8]) -> None:
         frame_shape = self.stored.shape[1:]
         frame_bytes = self.stored[0].nbytes
         block = np.empty((min(len(out), _BLOCK_FRAMES), *frame_shape), dtype=self.stored.dtype)
         raw = block.reshape(-1).view(np.uint8).data
         fd = os.open(self.source, os.O_RDONLY)
         try:
-            if _identity(os.fstat(fd)) != region.identity:
+            if file_identity(os.fstat(fd)) != region.identity:
                 raise CorruptStoreError(
                     f"{self.source}: the file changed while it was being converted; run the "
                     "conversion again (it resumes where it stopped)"
@@ -559,11 +547,6 @@ def open_legacy_episode(
         name: LegacyName | None = LegacyName.parse(file.name)
     except SchemaError:
         name = None
-    try:
-        # Taken before the file is mapped: a file replaced after this is caught when read.
-        opened = os.stat(file)
-    except FileNotFoundError as exc:
-        raise CorruptStoreError(f"{file}: file missing") from exc
     arrays = legacy_arrays(file)
     actions = arrays["actions"].reshape(-1)
     steps = actions.shape[0]
@@ -592,9 +575,7 @@ def open_legacy_episode(
         )
     except SchemaError as exc:
         raise SchemaError(f"{file}: {exc}") from exc
-    offset = mapped_offset(observations)
-    region = None if offset is None else _FileRegion(offset, _identity(opened))
-    return episode, LegacyFrames(observations, file, region)
+    return episode, LegacyFrames(observations, file, mapped_region(observations))
 
 
 def _checked_actions(actions: npt.NDArray[Any], source: Path) -> npt.NDArray[np.uint8]:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import offgen.data.legacy as legacy
-from offgen.data._npy_pickle import mapped_offset, read_pickled_npy
+from offgen.data._npy_pickle import FileRegion, file_identity, mapped_region, read_pickled_npy
 from offgen.errors import CorruptStoreError, SchemaError
 
 PATHS = ["compiled", "numpy"]
@@ -122,18 +122,19 @@ def _frames(count: int, seed: int = 0) -> np.ndarray:
     return rng.integers(0, 256, (count, 3, 64, 64)).astype(np.float32)
 
 
-def test_mapped_offset_is_the_position_in_the_file(tmp_path: Path) -> None:
+def test_mapped_region_is_the_position_in_the_file(tmp_path: Path) -> None:
     path = _save_npy(tmp_path / "20230101T000000_0_40_3_0.00.npy", _frames(41))
     arrays = read_pickled_npy(path)
     assert arrays is not None
     raw = path.read_bytes()
     for array in arrays.values():
-        offset = mapped_offset(array)
-        assert offset is not None
-        stored = np.frombuffer(raw, array.dtype, count=array.size, offset=offset)
+        region = mapped_region(array)
+        assert region is not None
+        assert region.identity == file_identity(path.stat())
+        stored = np.frombuffer(raw, array.dtype, count=array.size, offset=region.offset)
         np.testing.assert_array_equal(stored.reshape(array.shape), array)
-    assert mapped_offset(np.zeros(3)) is None
-    assert mapped_offset(arrays["observations"][:, 1]) is None  # not contiguous
+    assert mapped_region(np.zeros(3)) is None
+    assert mapped_region(arrays["observations"][:, 1]) is None  # not contiguous
 
 
 def test_npy_frames_are_read_from_the_file(tmp_path: Path, decode_path: str) -> None:
@@ -163,7 +164,7 @@ def test_npy_shrunk_after_opening_is_an_error_not_a_crash(tmp_path: Path) -> Non
     with pytest.raises(CorruptStoreError, match=r"changed while it was being converted"):
         source.decode()
     # A region that runs past the end of an unchanged file (a lying header): a short read.
-    region = legacy._FileRegion(path.stat().st_size - 100, legacy._identity(path.stat()))
+    region = FileRegion(path.stat().st_size - 100, file_identity(path.stat()))
     short = legacy.LegacyFrames(source.stored, path, region)
     with pytest.raises(CorruptStoreError, match=r"frames end before the header says"):
         short.decode()
