@@ -32,6 +32,7 @@ from offgen.data.format import (
     parse_manifest,
     verify_manifest,
 )
+from offgen.data.remote import open_sequential, url_filesystem, url_zarr_store
 from offgen.data.schema import Episode
 from offgen.data.table import EpisodeTable, decode_records
 from offgen.errors import CorruptStoreError, DatasetNotFoundError, IncompleteStoreError
@@ -71,9 +72,7 @@ class OffgenStore:
         self._storage_options = dict(storage_options or {})
         self._present_chunks: dict[str, set[int]] = {}
         if is_url(location):
-            import fsspec
-
-            self._fs, self._path = fsspec.core.url_to_fs(self.location, **self._storage_options)
+            self._fs, self._path = url_filesystem(self.location, self._storage_options)
         else:
             self._fs = None
             self._path = str(Path(str(location).removeprefix("file://")).expanduser())
@@ -126,9 +125,7 @@ class OffgenStore:
         if self._fs is None:
             store: Any = zarr.storage.LocalStore(self._path, read_only=True)
         else:
-            store = zarr.storage.FsspecStore.from_url(
-                self.location, storage_options=self._storage_options, read_only=True
-            )
+            store = url_zarr_store(self.location, self._storage_options)
         try:
             return zarr.open_group(store=store, mode="r")
         except Exception as exc:
@@ -357,7 +354,7 @@ class OffgenStore:
             try:
                 if check_hashes:
                     hasher = hashlib.sha256()
-                    with self._fs.open(path, "rb", block_size=1 << 22) as handle:
+                    with open_sequential(self._fs, path) as handle:
                         size = hash_stream(hasher, handle, 1 << 22)
                     digest = hasher.hexdigest()
                 else:
