@@ -6,10 +6,13 @@ file or name involved and says what to do next, and is printed by the CLI withou
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "ChecksumError",
     "CorruptStoreError",
     "DatasetNotFoundError",
+    "DiskSpaceError",
     "DownloadError",
     "EnvSpecError",
     "EnvironmentUnavailableError",
@@ -21,6 +24,7 @@ __all__ = [
     "StoreExistsError",
     "UnknownNameError",
     "UnsafeFileError",
+    "os_error_message",
 ]
 
 
@@ -83,5 +87,36 @@ class EnvSpecError(OffgenError, ValueError):
     """
 
 
+class DiskSpaceError(OffgenError, OSError):
+    """Not enough free disk space for a download or an extraction; says how much is needed."""
+
+
 class DownloadError(OffgenError):
     """A download failed after retries; the message names the URL and what was tried."""
+
+
+# What to do about the machine's own refusals, by errno. The CLI prints these as one line.
+_OS_FIXES = {
+    errno.ENOSPC: "the disk is full: free space or choose an output on another disk, then rerun "
+    "the same command (finished episodes and downloaded bytes are kept and resumed)",
+    errno.EDQUOT: "your disk quota is exhausted: free space or choose another output, then rerun",
+    errno.EROFS: "the file system is read-only: choose an output on a writable disk",
+    errno.EACCES: "permission denied: choose an output you can write, or fix its permissions",
+    errno.EPERM: "operation not permitted: choose an output you own",
+    errno.ENOTDIR: "a file stands where a folder is needed: choose another path or move the file",
+    errno.EISDIR: "a folder stands where a file is needed: choose another path",
+    errno.EEXIST: "something already exists there: choose another path or remove it",
+    errno.ENAMETOOLONG: "the path is too long: choose a shorter one",
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an error the operating system raised: the path, what happened, what to do.
+
+    Used by the command line so that a full disk, a read-only file system or a file standing where
+    an output folder should be is one actionable line, not a traceback.
+    """
+    where = exc.filename if exc.filename is not None else "offgen"
+    what = exc.strerror or type(exc).__name__
+    fix = _OS_FIXES.get(exc.errno or -1, "check the path and the disk, then rerun")
+    return f"{where}: {what} ({fix})"

@@ -19,7 +19,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
 
-from offgen.errors import OffgenError
+from offgen.errors import OffgenError, os_error_message
 
 __all__ = ["app", "collect_main", "download_main", "main", "run_app"]
 
@@ -55,6 +55,11 @@ def run_app(application: Callable[..., object], prog_name: str) -> None:
         application(prog_name=prog_name)
     except OffgenError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except (
+        OSError
+    ) as exc:  # the machine refused: full disk, read-only file system, a file in the way
+        typer.secho(f"error: {os_error_message(exc)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.secho("interrupted; rerun the same command to resume", err=True)

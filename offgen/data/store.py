@@ -110,6 +110,11 @@ class OffgenStore:
             data = self._fs.cat_file(f"{self._path.rstrip('/')}/{rel}")
             assert isinstance(data, bytes)
             return data
+        except (NotADirectoryError, IsADirectoryError) as exc:
+            raise DatasetNotFoundError(
+                f"{self.location}: not an offgen store ({exc.strerror} at {exc.filename}). Give "
+                "the store's folder (the one holding info.json)."
+            ) from exc
         except FileNotFoundError as exc:
             if missing_hint:
                 raise DatasetNotFoundError(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from offgen.errors import CorruptStoreError, OffgenError, UnsafeFileError
+from offgen.errors import CorruptStoreError, DiskSpaceError, UnsafeFileError
 
 __all__ = [
     "DiskSpaceError",
@@ -40,10 +40,6 @@ __all__ = [
 
 _MIN_FREE_ENV = "OFFGEN_MIN_FREE_BYTES"
 _DEFAULT_MIN_FREE = 1 << 30  # keep 1 GiB for the rest of the system
-
-
-class DiskSpaceError(OffgenError, OSError):
-    """Not enough free disk space for an extraction; the message says how much is needed."""
 
 
 def min_free_bytes() -> int:

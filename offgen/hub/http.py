@@ -29,6 +29,7 @@ import requests
 
 from offgen._io import atomic_write_json, fsync_dir
 from offgen.errors import DownloadError
+from offgen.hub.extract import check_free_space
 
 __all__ = [
     "DownloadResult",
@@ -197,6 +198,8 @@ def _fetch_http(
                 meta.unlink(missing_ok=True)
         if total is not None and on_total:
             on_total(total)
+        if total is not None:
+            check_free_space(part.parent, total - offset, what=f"downloading {url}")
         received = offset
         try:
             with open(part, "ab" if offset else "wb") as handle:
@@ -227,6 +230,7 @@ def _copy_local(
     if not source.is_file():
         raise _Fatal(f"{source}: no such file")
     total = source.stat().st_size
+    check_free_space(part.parent, total, what=f"copying {source}")
     if on_total:
         on_total(total)
     if part.exists() and progress:
