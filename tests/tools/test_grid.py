@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from offgen_tools.errors import GridError
 from offgen_tools.sweeps.commands import parse_indices, render
-from offgen_tools.sweeps.grid import Grid, GridError, SeedRule, load_sweep
+from offgen_tools.sweeps.grid import Grid, SeedRule, load_sweep
 
 # The policy-params README example: 1 x 3 x 3 x 4 x 1 x 1 = 36 settings.
 SEED_PARAMS = {

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from offgen_tools.runs.datastore import BLOCK_LEN, RecordReader, WandbFileError, write_records
+from offgen_tools.errors import FilterError, WandbFileError
+from offgen_tools.runs.datastore import BLOCK_LEN, RecordReader, write_records
 from offgen_tools.runs.engine import RunQuery
-from offgen_tools.runs.filters import FilterError, match_filters
+from offgen_tools.runs.filters import match_filters
 from offgen_tools.runs.offline import OfflineSource, find_run_files, read_history, read_run_info
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from offgen_tools.errors import ResultError, SubmitError
 from offgen_tools.sweeps import RunResult, combine, read_result, write_result
 from offgen_tools.sweeps.analysis import best_setting, bootstrap_band, iqm, rank_settings, score_run
 from offgen_tools.sweeps.cli import app
-from offgen_tools.sweeps.results import ResultError, load_combined
-from offgen_tools.sweeps.submit import Resources, SubmitError, pack, submit
+from offgen_tools.sweeps.results import load_combined
+from offgen_tools.sweeps.submit import Resources, pack, submit
 from typer.testing import CliRunner
 
 JOB = Path(__file__).with_name("sweep_job.py")

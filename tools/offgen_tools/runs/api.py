@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from offgen_tools._optional import require
 from offgen_tools.runs.filters import Filters
 from offgen_tools.runs.model import RunInfo, Series
 from offgen_tools.runs.retry import RetryPolicy, call_with_retry, is_rate_limited
@@ -20,9 +21,7 @@ def default_api() -> Any:
     Returns:
         A ``wandb.Api`` instance.
     """
-    import wandb
-
-    return wandb.Api(timeout=60)
+    return require("wandb", "wandb").Api(timeout=60)
 
 
 class ApiSource:

@@ -20,6 +20,8 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from offgen_tools.errors import WandbFileError
+
 HEADER_IDENT = b":W&B"
 HEADER_MAGIC = 0xBEE1
 SUPPORTED_VERSIONS = (0,)
@@ -31,10 +33,6 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 _CHUNK = struct.Struct("<IHB")
 _FILE_HEADER = struct.Struct("<4sHB")
 _TYPE_CRC = [zlib.crc32(bytes([t])) & 0xFFFFFFFF for t in range(LAST + 1)]
-
-
-class WandbFileError(ValueError):
-    """A ``.wandb`` file has an unknown header, version, or corrupt records."""
 
 
 class RecordReader:

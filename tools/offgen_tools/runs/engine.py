@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from tqdm import tqdm
 
@@ -61,7 +61,7 @@ class RunQuery:
     """
 
     def __init__(
-        self, source: Any, *, cache: HistoryCache | None = None, max_workers: int = 8
+        self, source: RunSource, *, cache: HistoryCache | None = None, max_workers: int = 8
     ) -> None:
         """Create an engine.
 
@@ -73,7 +73,7 @@ class RunQuery:
         if max_workers < 1:
             raise ValueError(f"max_workers must be >= 1, got {max_workers}")
         self.source = source
-        self.cache = cache if getattr(source, "cacheable", False) else None
+        self.cache = cache if source.cacheable else None
         self.max_workers = max_workers
 
     def select(self, filters: Filters | None = None) -> list[RunInfo]:

@@ -18,13 +18,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from offgen_tools.errors import FilterError
+
 _MISSING = object()
 
 Filters = Mapping[str, Any]
-
-
-class FilterError(ValueError):
-    """A filter dictionary uses an operator or shape this evaluator does not know."""
 
 
 def and_filters(*parts: Filters | None) -> dict[str, Any]:

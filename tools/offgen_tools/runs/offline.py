@@ -8,23 +8,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from offgen_tools._optional import require
 from offgen_tools.runs.datastore import RecordReader
 from offgen_tools.runs.filters import Filters, match_filters
 from offgen_tools.runs.model import RunInfo, Series
 
-_pb: Any
-try:  # The protobuf schema ships with the wandb package (extra "wandb").
-    from wandb.proto import wandb_internal_pb2 as _pb
-except ImportError:  # pragma: no cover - exercised only without the extra
-    _pb = None
-
 
 def _require_pb() -> Any:
-    if _pb is None:  # pragma: no cover
-        raise RuntimeError(
-            "reading .wandb files needs the wandb package: pip install 'offgen[wandb]'"
-        )
-    return _pb
+    # The record schema ships with the wandb package (extra "wandb").
+    return require("wandb.proto.wandb_internal_pb2", "wandb")
 
 
 def find_run_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -103,18 +95,9 @@ def _set_nested(target: dict[str, Any], keys: Sequence[str], value: Any) -> None
     node[keys[-1]] = value
 
 
+# A history record without parsing it: optional field 1 ``num`` (varint, tag 0x08), then the
+# oneof, where ``history`` is field 2 (tag 0x12).
 _HISTORY = re.compile(rb"(?:\x08[\x80-\xff]{0,9}[\x00-\x7f])?\x12", re.DOTALL)
-
-
-def _is_history(data: bytes) -> bool:
-    # Record: field 1 ``num`` (varint, tag 0x08) then the oneof; ``history`` is field 2 (tag 0x12).
-    i = 0
-    if data[:1] == b"\x08":
-        i = 1
-        while i < len(data) and data[i] & 0x80:
-            i += 1
-        i += 1
-    return data[i : i + 1] == b"\x12"
 
 
 class OfflineSource:

@@ -1,6 +1,7 @@
 """Sweeps by index: grids, commands, submission, results, best settings and plots."""
 
-from offgen_tools.sweeps.grid import Grid, GridError, SeedRule, Setting, SweepConfig, load_sweep
+from offgen_tools.errors import GridError
+from offgen_tools.sweeps.grid import Grid, SeedRule, Setting, SweepConfig, load_sweep
 from offgen_tools.sweeps.results import Combined, RunResult, combine, read_result, write_result
 
 __all__ = [

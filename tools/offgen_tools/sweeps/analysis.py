@@ -10,7 +10,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from offgen_tools.sweeps.results import Combined, ResultError
+from offgen_tools.errors import ResultError
+from offgen_tools.sweeps.results import Combined
 
 Criterion = Literal["last", "auc"]
 Statistic = Literal["mean", "iqm"]

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from offgen_tools.errors import GridError, ResultError, SubmitError
 from offgen_tools.sweeps.analysis import rank_settings
 from offgen_tools.sweeps.commands import (
     commands_for,
@@ -16,10 +17,10 @@ from offgen_tools.sweeps.commands import (
     save_commands,
     sweep_indices,
 )
-from offgen_tools.sweeps.grid import GridError, SeedRule, SweepConfig, load_sweep
+from offgen_tools.sweeps.grid import SeedRule, SweepConfig, load_sweep
 from offgen_tools.sweeps.plot import plot_best
-from offgen_tools.sweeps.results import Combined, ResultError, combine, load_combined
-from offgen_tools.sweeps.submit import Resources, SubmitError, submit
+from offgen_tools.sweeps.results import Combined, combine, load_combined
+from offgen_tools.sweeps.submit import Resources, submit
 
 app = typer.Typer(
     help=(

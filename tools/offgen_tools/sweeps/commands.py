@@ -12,7 +12,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from offgen_tools.sweeps.grid import Grid, GridError, Setting
+from offgen_tools.errors import GridError
+from offgen_tools.sweeps.grid import Grid, Setting
 
 
 def parse_indices(spec: str) -> list[int]:

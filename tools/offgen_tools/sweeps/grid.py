@@ -27,16 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from offgen_tools.errors import GridError
+
 IndexOrder = Literal["first-fastest", "last-fastest"]
 INDEX_ORDERS: tuple[str, ...] = ("first-fastest", "last-fastest")
 TOGETHER_PREFIX = "$together"
 
 #: Top-level keys of a sweep file that configure the sweep rather than name parameters.
 SWEEP_KEYS = ("parameters", "index_order", "seed_rule", "slurm", "command")
-
-
-class GridError(ValueError):
-    """A grid configuration is invalid."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from offgen_tools._optional import require
 from offgen_tools.sweeps.analysis import (
     Criterion,
     Statistic,
@@ -45,10 +46,8 @@ def plot_best(
     Returns:
         The PNG and PDF paths.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "plots").use("Agg")
+    plt = require("matplotlib.pyplot", "plots")
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     try:

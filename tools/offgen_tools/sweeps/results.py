@@ -30,13 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from offgen_tools.errors import ResultError
+
 RESULT_FORMAT = "offgen-sweep-result/1"
 COMBINED_FORMAT = "offgen-sweep-combined/1"
 _NAME = re.compile(r"^index_(\d+)\.(json|npz)$")
-
-
-class ResultError(ValueError):
-    """A result file is missing fields or has an unknown format."""
 
 
 @dataclass(frozen=True)

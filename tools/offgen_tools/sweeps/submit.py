@@ -12,11 +12,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from offgen_tools._optional import require
+from offgen_tools.errors import SubmitError
+
 EXECUTORS = ("slurm", "local", "debug")
-
-
-class SubmitError(ValueError):
-    """Invalid submission settings."""
 
 
 @dataclass(frozen=True)
@@ -155,11 +154,7 @@ def make_executor(executor: str, folder: str | Path, resources: Resources) -> An
     """
     if executor not in EXECUTORS:
         raise SubmitError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
-    try:
-        import submitit
-    except ImportError as exc:  # pragma: no cover
-        raise SubmitError("submission needs submitit: pip install 'offgen[slurm]'") from exc
-    ex = submitit.AutoExecutor(folder=str(folder), cluster=executor)
+    ex = require("submitit", "slurm").AutoExecutor(folder=str(folder), cluster=executor)
     params = resources.executor_parameters()
     if executor != "slurm":
         params = {k: v for k, v in params.items() if not k.startswith("slurm_")}

@@ -9,14 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
+from offgen_tools.errors import ConfigError, LayoutError
 from offgen_tools.runs.api import ApiSource, default_api
 from offgen_tools.runs.cache import HistoryCache
-from offgen_tools.runs.engine import RunQuery
+from offgen_tools.runs.engine import RunQuery, RunSource
 from offgen_tools.runs.offline import OfflineSource
 from offgen_tools.wandb_export.exporter import export_experiment
-from offgen_tools.wandb_export.layouts import BUILTIN_LAYOUTS, Layout, LayoutError, load_layouts
+from offgen_tools.wandb_export.layouts import BUILTIN_LAYOUTS, Layout, load_layouts
 from offgen_tools.wandb_export.presets import download, options_from
-from offgen_tools.wandb_export.yaml_config import ConfigError, load_config
+from offgen_tools.wandb_export.yaml_config import load_config
 
 #: Options that take several values (``--levels 1 2 3``, as in the original scripts).
 LIST_FLAGS = frozenset(
@@ -117,7 +118,7 @@ def _query(
     cache_dir: Path | None,
     no_cache: bool,
 ) -> RunQuery:
-    source: Any
+    source: RunSource
     if offline_dirs:
         source = OfflineSource(offline_dirs, project=project)
     else:

@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from offgen_tools._optional import require
+from offgen_tools.errors import LayoutError
+
 ENVS = (
     "armament_burden",
     "volcanic_venture",
@@ -41,10 +44,6 @@ FORBIDDEN_TAGS = ("TEST",)
 #: Run-config keys of the original experiments.
 BASE_CONFIG_KEYS = {"env": "env", "algo": "algo", "level": "level", "seed": "seed"}
 SPECIAL_FIELDS = ("tag", "metric", "suffix")
-
-
-class LayoutError(ValueError):
-    """A layout definition is invalid."""
 
 
 @dataclass(frozen=True)
@@ -180,12 +179,7 @@ def load_layouts(path: str | Path) -> dict[str, Layout]:
     """
     path = Path(path)
     text = path.read_text()
-    if path.suffix == ".json":
-        data = json.loads(text)
-    else:
-        import yaml
-
-        data = yaml.safe_load(text)
+    data = json.loads(text) if path.suffix == ".json" else require("yaml", "wandb").safe_load(text)
     if not isinstance(data, Mapping) or not data:
         raise LayoutError(f"{path}: expected a mapping of layout name to layout")
     out: dict[str, Layout] = {}

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from offgen_tools._optional import require
+from offgen_tools.errors import ConfigError
 from offgen_tools.runs.filters import and_filters
 
 REQUIRED = ("entity", "project", "fields", "output_path")
@@ -32,10 +34,6 @@ OPTIONAL = (
     "offline_dirs",
 )
 DEFAULT_SAMPLES = 12000
-
-
-class ConfigError(ValueError):
-    """An exporter configuration error; the message names the experiment and key."""
 
 
 @dataclass(frozen=True)
@@ -254,8 +252,7 @@ def load_config(path: str | Path) -> list[Experiment]:
     Returns:
         The experiments.
     """
-    import yaml
-
+    yaml = require("yaml", "wandb")
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
