@@ -283,6 +283,7 @@ def test_custom_layout_file(wandb_runs: Path, tmp_path: Path) -> None:
     layouts = tmp_path / "layouts.yaml"
     layouts.write_text(
         "lr_sweep:\n"
+        "  base: tags\n"  # the seed project's config keys and defaults (offgen's are the default)
         "  path: '{env}/{algo}/lr_{lr}/seed_{seed}/{metric}{suffix}.json'\n"
         "  config_keys: {lr: lr}\n"
         "  defaults: {output: data/lr, algos: [PPOLag]}\n"

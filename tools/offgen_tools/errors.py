@@ -15,8 +15,11 @@ __all__ = [
     "LayoutError",
     "MissingDependencyError",
     "OffgenToolsError",
+    "OfflineRunsError",
+    "OptionError",
     "ResultError",
     "SubmitError",
+    "WandbApiError",
     "WandbFileError",
 ]
 
@@ -27,6 +30,18 @@ class OffgenToolsError(Exception):
 
 class MissingDependencyError(OffgenToolsError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class OptionError(OffgenToolsError, ValueError):
+    """A command-line or download option is invalid or does not apply; the message names it."""
+
+
+class OfflineRunsError(OffgenToolsError, FileNotFoundError):
+    """An offline-run path does not exist or holds no ``.wandb`` run files."""
+
+
+class WandbApiError(OffgenToolsError):
+    """The WandB public API could not be opened or refused a request (login, project, network)."""
 
 
 class FilterError(OffgenToolsError, ValueError):

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from offgen_tools._optional import require
+from offgen_tools.errors import WandbApiError
 from offgen_tools.runs.filters import Filters
 from offgen_tools.runs.model import RunInfo, Series
 from offgen_tools.runs.retry import RetryPolicy, call_with_retry, is_rate_limited
@@ -20,8 +21,19 @@ def default_api() -> Any:
 
     Returns:
         A ``wandb.Api`` instance.
+
+    Raises:
+        WandbApiError: When WandB refuses to open the API (no API key, bad host).
+        MissingDependencyError: Without the ``wandb`` extra.
     """
-    return require("wandb", "wandb").Api(timeout=60)
+    wandb = require("wandb", "wandb")
+    try:
+        return wandb.Api(timeout=60)
+    except wandb.errors.Error as exc:
+        raise WandbApiError(
+            f"cannot open the WandB API: {exc} (run `wandb login` or set WANDB_API_KEY; "
+            "for runs on disk pass --offline-dir)"
+        ) from exc
 
 
 class ApiSource:
@@ -78,7 +90,24 @@ class ApiSource:
 
         Yields:
             Runs in the server's order (oldest first).
+
+        Raises:
+            WandbApiError: When the listing fails for another reason than rate limiting
+                (unknown project, no access, network), with the API's message.
         """
+        try:
+            yield from self._runs(filters)
+        except WandbApiError:
+            raise
+        except Exception as exc:
+            # The API object is injected and raises its own types (wandb's CommError,
+            # ValueError for an unknown project, requests' errors): all mean the listing failed.
+            raise WandbApiError(
+                f"listing runs of WandB project {self.project!r} failed: "
+                f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            ) from exc
+
+    def _runs(self, filters: Filters | None) -> Iterator[RunInfo]:
         listing = self._list(filters)
         if hasattr(listing, "__getitem__"):
             # WandB's paginator: ``listing[i]`` loads pages as needed and keeps its state

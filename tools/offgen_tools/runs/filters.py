@@ -181,3 +181,18 @@ def _apply(op: str, value: Any, arg: Any) -> bool:
     if op == "$size":
         return isinstance(value, list | tuple) and len(value) == int(arg)
     raise FilterError(f"unknown filter operator {op!r}")
+
+
+def field_value(document: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """The value a filter on ``key`` compares, or ``default`` when the run lacks it.
+
+    Args:
+        document: The run as a document (see :meth:`RunInfo.document`).
+        key: Dotted field name (``config.env_name``, ``tags``, ``state``).
+        default: Returned when the field is absent.
+
+    Returns:
+        The value (a WandB config entry stored as ``{"value": x}`` is unwrapped).
+    """
+    value = _resolve(document, key)
+    return default if value is _MISSING else value

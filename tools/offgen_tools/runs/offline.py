@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from offgen_tools._optional import require
+from offgen_tools.errors import OfflineRunsError
 from offgen_tools.runs.datastore import RecordReader
 from offgen_tools.runs.filters import Filters, match_filters
 from offgen_tools.runs.model import RunInfo, Series
@@ -33,13 +34,16 @@ def find_run_files(paths: Iterable[str | Path]) -> list[Path]:
         Sorted, de-duplicated ``.wandb`` files.
 
     Raises:
-        FileNotFoundError: If a path does not exist.
+        OfflineRunsError: If a path does not exist or holds no run file.
     """
     found: dict[Path, Path] = {}
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            raise FileNotFoundError(f"offline run path {path} does not exist")
+            raise OfflineRunsError(
+                f"offline run folder {path} does not exist; pass the folder that holds "
+                "wandb/offline-run-*/ (or the wandb/ folder, or a run-*.wandb file)"
+            )
         if path.is_file():
             candidates = [path]
         else:
@@ -52,6 +56,11 @@ def find_run_files(paths: Iterable[str | Path]) -> list[Path]:
                         continue
                     candidates.extend(sorted(run_dir.glob("run-*.wandb")))
                 candidates.extend(sorted(base.glob("run-*.wandb")))
+        if not candidates:
+            raise OfflineRunsError(
+                f"no offline runs in {path}: expected wandb/offline-run-*/run-*.wandb under it "
+                "(runs written with WANDB_MODE=offline)"
+            )
         for candidate in candidates:
             found.setdefault(candidate.resolve(), candidate)
     return sorted(found.values())

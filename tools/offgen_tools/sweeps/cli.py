@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from offgen_tools.errors import GridError, ResultError, SubmitError
+from offgen_tools._cli import OneLineErrors, fail
+from offgen_tools.errors import GridError, ResultError
 from offgen_tools.sweeps.analysis import rank_settings
 from offgen_tools.sweeps.commands import (
     commands_for,
@@ -36,6 +37,7 @@ app = typer.Typer(
         "  offgen-sweep plot SAC=results/sac/data.json --metric eval_episode_rewards --out plots/pendulum --stat iqm"
     ),
     no_args_is_help=True,
+    cls=OneLineErrors,
     add_completion=False,
 )
 
@@ -70,11 +72,6 @@ IndicesOpt = Annotated[
 ]
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
-
-
 def _seed_rule(spec: str | None) -> SeedRule | None:
     if spec is None:
         return None
@@ -82,34 +79,25 @@ def _seed_rule(spec: str | None) -> SeedRule | None:
         return SeedRule("legacy")
     kind, _, offset = spec.partition(":")
     if kind != "offset":
-        _fail(f"--seed-rule must be 'offset[:N]' or 'legacy', got {spec!r}")
+        fail(f"--seed-rule must be 'offset[:N]' or 'legacy', got {spec!r}")
     try:
         return SeedRule("offset", int(offset or 0))
     except ValueError:
-        _fail(f"--seed-rule offset must be an integer, got {offset!r}")
-    raise AssertionError  # unreachable
+        fail(f"--seed-rule offset must be an integer, got {offset!r}")
 
 
 def _load(path: Path, order: str | None, seed_rule: str | None) -> SweepConfig:
-    try:
-        return load_sweep(path, order=order, seed_rule=_seed_rule(seed_rule))
-    except GridError as exc:
-        _fail(str(exc))
-    raise AssertionError
+    return load_sweep(path, order=order, seed_rule=_seed_rule(seed_rule))
 
 
 def _indices(sweep: SweepConfig, runs: int, indices: str | None) -> list[int]:
-    try:
-        return parse_indices(indices) if indices else sweep_indices(sweep.grid, runs)
-    except GridError as exc:
-        _fail(str(exc))
-    raise AssertionError
+    return parse_indices(indices) if indices else sweep_indices(sweep.grid, runs)
 
 
 def _template(sweep: SweepConfig, template: str | None) -> str:
     chosen = template or sweep.command
     if not chosen:
-        _fail("no command template: pass --template or add a 'command' key to the sweep file")
+        fail("no command template: pass --template or add a 'command' key to the sweep file")
     return str(chosen)
 
 
@@ -165,14 +153,14 @@ def show(
             for item in find:
                 name, sep, value = item.partition("=")
                 if not sep:
-                    _fail(f"--find takes name=value, got {item!r}")
+                    fail(f"--find takes name=value, got {item!r}")
                 wanted[name] = _parse_value(value)
             settings = grid.settings_matching(wanted)
             _echo_json({"settings": settings, "indices": grid.indices(wanted, runs)})
         else:
             _echo_json(grid.describe())
     except GridError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @app.command()
@@ -202,11 +190,7 @@ def commands(
       offgen-sweep commands sweep.json --runs 2 --run-local -j 2
     """
     sweep = _load(sweep_file, order, seed_rule)
-    try:
-        cmds = commands_for(sweep.grid, _template(sweep, template), _indices(sweep, runs, indices))
-    except GridError as exc:
-        _fail(str(exc))
-        return
+    cmds = commands_for(sweep.grid, _template(sweep, template), _indices(sweep, runs, indices))
     if save is not None:
         save_commands(cmds, save)
         typer.echo(f"wrote {len(cmds)} commands to {save}", err=True)
@@ -264,23 +248,19 @@ def submit_cmd(
       offgen-sweep submit sweep.json -i 0-3 --executor local --wait
     """
     sweep = _load(sweep_file, order, seed_rule)
-    try:
-        resources = Resources.from_config(sweep.slurm, f"{sweep_file}: key 'slurm'").override(
-            partition=partition,
-            time_min=time_min,
-            cpus_per_task=cpus_per_task,
-            mem_gb=mem_gb,
-            gpus_per_node=gpus_per_node,
-            array_parallelism=array_parallelism,
-            job_name=job_name,
-        )
-        cmds = commands_for(sweep.grid, _template(sweep, template), _indices(sweep, runs, indices))
-        submission = submit(
-            cmds, executor=executor, folder=folder, resources=resources, per_task=per_task
-        )
-    except (GridError, SubmitError) as exc:
-        _fail(str(exc))
-        return
+    resources = Resources.from_config(sweep.slurm, f"{sweep_file}: key 'slurm'").override(
+        partition=partition,
+        time_min=time_min,
+        cpus_per_task=cpus_per_task,
+        mem_gb=mem_gb,
+        gpus_per_node=gpus_per_node,
+        array_parallelism=array_parallelism,
+        job_name=job_name,
+    )
+    cmds = commands_for(sweep.grid, _template(sweep, template), _indices(sweep, runs, indices))
+    submission = submit(
+        cmds, executor=executor, folder=folder, resources=resources, per_task=per_task
+    )
     typer.echo(
         f"submitted {len(cmds)} commands as {len(submission.jobs)} array tasks "
         f"({executor}); job ids: {' '.join(submission.job_ids)}"
@@ -320,11 +300,7 @@ def combine_cmd(
 
       offgen-sweep combine results/pendulum --runs 10 -o combined.json
     """
-    try:
-        combined = combine(results_dir, runs=runs)
-    except ResultError as exc:
-        _fail(str(exc))
-        return
+    combined = combine(results_dir, runs=runs)
     out = output or results_dir / "data.json"
     combined.save(out)
     n_runs = sum(len(e["runs"]) for e in combined.experiment_data.values())
@@ -345,8 +321,7 @@ def _load_combined(path: Path) -> Combined:
             return combine(path)
         return load_combined(path)
     except (ResultError, OSError, json.JSONDecodeError, KeyError) as exc:
-        _fail(f"{path}: {exc}")
-    raise AssertionError
+        fail(f"{path}: {exc}")
 
 
 MetricOpt = Annotated[
@@ -382,19 +357,15 @@ def best(
       offgen-sweep best results/pendulum --criterion auc --top 3 --json
     """
     if criterion not in ("last", "auc"):
-        _fail(f"--criterion must be 'last' or 'auc', got {criterion!r}")
+        fail(f"--criterion must be 'last' or 'auc', got {criterion!r}")
     combined = _load_combined(combined_path)
-    try:
-        ranked = rank_settings(
-            combined,
-            metric,
-            criterion=criterion,  # type: ignore[arg-type]
-            last_k=last_k,
-            maximize=not minimize,
-        )
-    except ResultError as exc:
-        _fail(str(exc))
-        return
+    ranked = rank_settings(
+        combined,
+        metric,
+        criterion=criterion,  # type: ignore[arg-type]
+        last_k=last_k,
+        maximize=not minimize,
+    )
     shown = ranked[: max(1, top)]
     if as_json:
         _echo_json(
@@ -441,29 +412,25 @@ def plot(
       offgen-sweep plot SAC=results/sac PPO=results/ppo --metric eval_episode_rewards --stat iqm --out plots/cmp
     """
     if stat not in ("mean", "iqm"):
-        _fail(f"--stat must be 'mean' or 'iqm', got {stat!r}")
+        fail(f"--stat must be 'mean' or 'iqm', got {stat!r}")
     experiments: dict[str, Combined] = {}
     for item in inputs:
         label, sep, path = item.partition("=")
         if not sep:
             label, path = Path(item).stem, item
         experiments[label] = _load_combined(Path(path))
-    try:
-        paths = plot_best(
-            experiments,
-            metric,
-            out,
-            statistic=stat,  # type: ignore[arg-type]
-            criterion=criterion,  # type: ignore[arg-type]
-            last_k=last_k,
-            maximize=not minimize,
-            n_boot=n_boot,
-            confidence=confidence,
-            title=title,
-        )
-    except ResultError as exc:
-        _fail(str(exc))
-        return
+    paths = plot_best(
+        experiments,
+        metric,
+        out,
+        statistic=stat,  # type: ignore[arg-type]
+        criterion=criterion,  # type: ignore[arg-type]
+        last_k=last_k,
+        maximize=not minimize,
+        n_boot=n_boot,
+        confidence=confidence,
+        title=title,
+    )
     typer.echo("wrote " + " ".join(str(p) for p in paths))
 
 

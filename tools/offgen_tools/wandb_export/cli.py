@@ -9,13 +9,13 @@ from typing import Annotated, Any
 
 import typer
 
-from offgen_tools.errors import ConfigError, LayoutError
+from offgen_tools._cli import OneLineErrors, fail
 from offgen_tools.runs.api import ApiSource, default_api
 from offgen_tools.runs.cache import HistoryCache
 from offgen_tools.runs.engine import RunQuery, RunSource
 from offgen_tools.runs.offline import OfflineSource
 from offgen_tools.wandb_export.exporter import export_experiment
-from offgen_tools.wandb_export.layouts import BUILTIN_LAYOUTS, Layout, load_layouts
+from offgen_tools.wandb_export.layouts import BUILTIN_LAYOUTS, SELECTIONS, Layout, load_layouts
 from offgen_tools.wandb_export.presets import download, options_from
 from offgen_tools.wandb_export.yaml_config import load_config
 
@@ -46,8 +46,12 @@ API_FACTORY: Callable[[], Any] = default_api
 
 app = typer.Typer(
     help=(
-        "Download WandB metrics into folder layouts (presets) or export histories to NumPy/CSV.\n\n"
+        "Download WandB metrics into folder layouts or export histories to NumPy/CSV.\n\n"
+        "download: offgen's own runs (Procgen games, the baselines' algorithms). "
+        "tags, cost-scale, safety-bound: the seed project's presets.\n\n"
         "Examples:\n\n"
+        "  offgen-wandb download --project my-team/offgen --envs coinrun bigfish --algos bc cql\n\n"
+        "  offgen-wandb download --project offgen --offline-dir ./wandb\n\n"
         "  offgen-wandb tags --project safety-doom/experiments --wandb-tags NIPS\n\n"
         "  offgen-wandb cost-scale --project safety-doom/experiments --envs armament_burden volcanic_venture\n\n"
         "  offgen-wandb safety-bound --project safety-doom/experiments --hard-constraint --levels 1 2\n\n"
@@ -56,6 +60,7 @@ app = typer.Typer(
         "  offgen-wandb export config.yaml -e my_experiment1 my_experiment2 -o"
     ),
     no_args_is_help=True,
+    cls=OneLineErrors,
     add_completion=False,
 )
 
@@ -106,11 +111,6 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
-
-
 def _query(
     project: str,
     offline_dirs: Sequence[Path] | None,
@@ -135,7 +135,7 @@ def _samples(text: str) -> int | None:
     except ValueError:
         value = 0
     if value <= 0:
-        _fail(f"--samples must be 'all' or a positive integer, got {text!r}")
+        fail(f"--samples must be 'all' or a positive integer, got {text!r}")
     return value
 
 
@@ -144,20 +144,20 @@ ListOpt = list[str] | None
 
 def _run_layout(layout: Layout, params: dict[str, Any]) -> None:
     if params["hard_constraint"] and not layout.hard_constraint:
-        _fail(f"layout {layout.name!r} has no hard-constraint mode")
+        fail(f"layout {layout.name!r} has no hard-constraint mode")
     for name, ctor in (("levels", int), ("seeds", int)):
         values = params.get(name)
         if values is not None:
             try:
                 params[name] = [ctor(v) for v in values]
             except ValueError:
-                _fail(f"--{name} takes integers, got {values}")
+                fail(f"--{name} takes integers, got {values}")
     if params.get("config_key"):
         keys = dict(layout.config_keys)
         for item in params["config_key"]:
             name, sep, key = item.partition("=")
             if not sep or name not in keys:
-                _fail(
+                fail(
                     f"--config-key takes PLACEHOLDER=CONFIG_KEY with a placeholder in {sorted(keys)}, got {item!r}"
                 )
             keys[name] = key
@@ -183,28 +183,38 @@ def _run_layout(layout: Layout, params: dict[str, Any]) -> None:
         raise typer.Exit(1)
 
 
+def _shown(layout: Layout, flag: str) -> str:
+    """A selection flag's default for its help: the values, or what an empty one means."""
+    placeholder = dict(SELECTIONS).get(flag)
+    if placeholder is not None and placeholder not in layout.config_keys:
+        return f"not read by this layout: no {placeholder!r} config key"
+    values = layout.default(flag)
+    if not values:
+        return "default: none" if flag == "forbidden_tags" else "default: any"
+    return f"default: {' '.join(str(v) for v in values)}"
+
+
 def _layout_command(layout: Layout) -> Callable[..., None]:
     def command(
         project: Annotated[str, typer.Option("--project", help="WandB project, entity/project.")],
         levels: Annotated[
-            ListOpt, typer.Option("--levels", help="Levels (default: 1 2 3).")
+            ListOpt, typer.Option("--levels", help=f"Levels ({_shown(layout, 'levels')}).")
         ] = None,
-        seeds: Annotated[ListOpt, typer.Option("--seeds", help="Seeds (default: 1 2 3).")] = None,
+        seeds: Annotated[
+            ListOpt, typer.Option("--seeds", help=f"Seeds ({_shown(layout, 'seeds')}).")
+        ] = None,
         envs: Annotated[
-            ListOpt, typer.Option("--envs", help="Environments (default: all 6).")
+            ListOpt, typer.Option("--envs", help=f"Environments ({_shown(layout, 'envs')}).")
         ] = None,
         metrics: Annotated[
             ListOpt,
             typer.Option(
                 "--metrics",
-                help="Metrics as KEY or KEY=FILE_STEM (default: reward/reward=reward policy_stats/avg_cost=cost).",
+                help=f"Metrics as KEY or KEY=FILE_STEM ({_shown(layout, 'metrics')}).",
             ),
         ] = None,
         algos: Annotated[
-            ListOpt,
-            typer.Option(
-                "--algos", help=f"Algorithms (default: {' '.join(layout.default('algos'))})."
-            ),
+            ListOpt, typer.Option("--algos", help=f"Algorithms ({_shown(layout, 'algos')}).")
         ] = None,
         output: Annotated[
             Path | None,
@@ -217,7 +227,7 @@ def _layout_command(layout: Layout) -> Callable[..., None]:
             typer.Option(
                 "--wandb-tags",
                 "--wandb_tags",
-                help=f"Runs must carry one of these tags (default: {' '.join(layout.default('wandb_tags')) or 'none'}).",
+                help=f"Runs must carry one of these tags ({_shown(layout, 'wandb_tags')}).",
             ),
         ] = None,
         hard_constraint: Annotated[
@@ -241,14 +251,14 @@ def _layout_command(layout: Layout) -> Callable[..., None]:
         ] = None,
         states: Annotated[
             ListOpt,
-            typer.Option("--states", help="Run states (default: finished crashed running)."),
+            typer.Option("--states", help=f"Run states ({_shown(layout, 'states')})."),
         ] = None,
         forbidden_tags: Annotated[
             ListOpt,
             typer.Option(
                 "--forbidden-tags",
                 "--forbidden_tags",
-                help="Excluded unless also in --wandb-tags (default: TEST).",
+                help=f"Excluded unless also in --wandb-tags ({_shown(layout, 'forbidden_tags')}).",
             ),
         ] = None,
         tags_from_config: Annotated[
@@ -301,8 +311,13 @@ def _layout_command(layout: Layout) -> Callable[..., None]:
     ) -> None:
         _run_layout(layout, dict(locals()))
 
+    select = (
+        "--levels 1 2 --seeds 1 2 3"
+        if "level" in layout.config_keys
+        else "--envs coinrun --seeds 1 2"
+    )
     command.__doc__ = (
-        f"{layout.help}\n\nExamples:\n\n  offgen-wandb {layout.name} --project team/proj --levels 1 2 --seeds 1 2 3\n\n"
+        f"{layout.help}\n\nExamples:\n\n  offgen-wandb {layout.name} --project team/proj {select}\n\n"
         f"  offgen-wandb {layout.name} --project team/proj --offline-dir ./wandb --overwrite --legacy-lists"
     )
     return command
@@ -328,19 +343,18 @@ def layout_cmd(
 
       offgen-wandb layout --layout-file layouts.yaml --name lr_sweep --help-options
     """
-    try:
-        layouts = load_layouts(layout_file)
-    except LayoutError as exc:
-        _fail(str(exc))
-        return
+    layouts = load_layouts(layout_file)
     if name not in layouts:
-        _fail(f"{layout_file}: no layout {name!r}; available: {sorted(layouts)}")
+        fail(f"{layout_file}: no layout {name!r}; available: {sorted(layouts)}")
     sub = typer.Typer(add_completion=False)
     sub.command(name)(_layout_command(layouts[name]))
     args = list(ctx.args)
     if "--help-options" in args:
         args = ["--help"]
-    sub(args=args, prog_name=f"offgen-wandb layout --name {name}", standalone_mode=False)
+    # Not standalone, so the sub-command returns its exit status instead of exiting: pass it on.
+    status = sub(args=args, prog_name=f"offgen-wandb layout --name {name}", standalone_mode=False)
+    if isinstance(status, int) and status != 0:
+        raise typer.Exit(status)
 
 
 @app.command("export")
@@ -381,16 +395,12 @@ def export_cmd(
 
       offgen-wandb export config.yaml --offline-dir ./wandb
     """
-    try:
-        exps = load_config(config)
-    except ConfigError as exc:
-        _fail(str(exc))
-        return
+    exps = load_config(config)
     if experiments:
         known = {e.name for e in exps}
         unknown = sorted(set(experiments) - known)
         if unknown:
-            _fail(f"{config}: unknown experiment(s) {unknown}; available: {sorted(known)}")
+            fail(f"{config}: unknown experiment(s) {unknown}; available: {sorted(known)}")
         exps = [e for e in exps if e.name in experiments]
     failures = 0
     for exp in exps:

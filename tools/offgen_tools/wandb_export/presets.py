@@ -1,10 +1,11 @@
-"""Metric downloads into folder layouts (the tag-based, cost-scale and safety-bound presets).
+"""Metric downloads into folder layouts (offgen's runs, and the seed's presets).
 
-Runs are selected with server-side filters (algorithm, env, seed, level from the run config;
-tags; run state; hard-constraint mode; forbidden tags that really exclude), ``include_runs``
-forces named runs in, histories are downloaded concurrently, and every metric of every run
-becomes one JSON file. A run whose config lacks a key the layout needs is reported and
-skipped; a summary says what was written, skipped and why.
+Runs are selected with server-side filters (algorithm, env, seed, level from the run config,
+where the layout reads them; tags; run state; hard-constraint mode; forbidden tags that really
+exclude), ``include_runs`` forces named runs in, histories are downloaded concurrently, and
+every metric of every run becomes one JSON file. A run whose config lacks a key the layout
+needs is reported and skipped; a summary says what was written, skipped and why, and when no
+run matched, which filter removed them.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from offgen_tools.errors import OptionError
 from offgen_tools.runs.engine import RunQuery
-from offgen_tools.runs.filters import and_filters
+from offgen_tools.runs.filters import Filters, and_filters
+from offgen_tools.runs.funnel import FunnelStep, funnel
 from offgen_tools.runs.model import RunInfo, Series
-from offgen_tools.wandb_export.layouts import Layout
+from offgen_tools.wandb_export.layouts import SELECTIONS, Layout
 
 _STATE_PREFERENCE = {"finished": 0, "running": 1, "crashed": 2}
 
@@ -42,7 +45,7 @@ class MetricSpec:
         """Parse ``key=stem`` or ``key`` (stem: the part after the last ``/``)."""
         name, sep, stem = text.partition("=")
         if not name:
-            raise ValueError(f"empty metric name in {text!r}")
+            raise OptionError(f"--metrics: empty metric name in {text!r}; use KEY or KEY=FILE_STEM")
         return cls(name, stem if sep and stem else name.rsplit("/", 1)[-1])
 
 
@@ -53,10 +56,10 @@ class DownloadOptions:
     Attributes:
         project: ``entity/project``.
         output: Base output folder.
-        levels: Levels to download.
-        seeds: Seeds to download.
-        envs: Environments.
-        algos: Algorithms.
+        levels: Levels to download (empty: any).
+        seeds: Seeds to download (empty: any).
+        envs: Environments (empty: any).
+        algos: Algorithms (empty: any).
         metrics: Metrics and file stems.
         wandb_tags: Runs must carry one of these tags (none: no tag filter).
         states: Allowed run states.
@@ -119,6 +122,7 @@ class DownloadSummary:
         failed: Runs whose history download failed.
         empty: ``run: metric`` pairs never logged by the run (no file written).
         unmatched_tags: Requested tags that no selected run carries.
+        funnel: When no run matched: the project's runs left after each filter, in order.
     """
 
     runs_matched: int
@@ -128,6 +132,7 @@ class DownloadSummary:
     failed: tuple[SkippedRun, ...] = ()
     empty: tuple[str, ...] = ()
     unmatched_tags: tuple[str, ...] = ()
+    funnel: tuple[FunnelStep, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -139,12 +144,16 @@ class DownloadSummary:
             "failed": [vars(s) for s in self.failed],
             "empty": list(self.empty),
             "unmatched_tags": list(self.unmatched_tags),
+            "funnel": [vars(s) for s in self.funnel],
         }
 
     def render(self) -> str:
         """A human summary."""
-        lines = [
-            f"runs matched: {self.runs_matched}",
+        lines = [f"runs matched: {self.runs_matched}"]
+        if self.funnel:
+            lines.append("  which filter removed the project's runs:")
+            lines += [f"    {step.render()}" for step in self.funnel]
+        lines += [
             f"files written: {len(self.written)}",
             f"files already present (use --overwrite): {len(self.existing)}",
             f"runs skipped: {len(self.skipped)}",
@@ -160,8 +169,38 @@ class DownloadSummary:
         return "\n".join(lines)
 
 
+def filter_steps(layout: Layout, opts: DownloadOptions) -> list[tuple[str, Filters]]:
+    """The server-side (MongoDB-style) filters of a download, each with the flag that set it.
+
+    A selection flag filters only when it has values and the layout reads its placeholder.
+
+    Args:
+        layout: The layout (its config keys name the fields filtered on).
+        opts: The flags.
+
+    Returns:
+        ``(flag, filter)`` pairs, in the order they narrow the selection.
+    """
+    keys = layout.config_keys
+    steps: list[tuple[str, Filters]] = [("--states", {"state": {"$in": list(opts.states)}})]
+    for flag, placeholder in SELECTIONS:
+        values = list(getattr(opts, flag))
+        if values and placeholder in keys:
+            steps.append((f"--{flag}", {f"config.{keys[placeholder]}": {"$in": values}}))
+    if opts.wandb_tags:
+        steps.append(("--wandb-tags", {opts.tags_field: {"$in": list(opts.wandb_tags)}}))
+    forbidden = [t for t in opts.forbidden_tags if t not in opts.wandb_tags]
+    if forbidden:
+        steps.append(("--forbidden-tags", {opts.tags_field: {"$nin": forbidden}}))
+    if layout.hard_constraint:
+        hard_key = f"config.{opts.hard_constraint_key}"
+        hard: Filters = {hard_key: True} if opts.hard_constraint else {hard_key: {"$ne": True}}
+        steps.append(("--hard-constraint", hard))
+    return steps
+
+
 def build_filters(layout: Layout, opts: DownloadOptions) -> dict[str, Any]:
-    """The server-side (MongoDB-style) filters of a download.
+    """The server-side (MongoDB-style) filter of a download: every step, or a forced run.
 
     Args:
         layout: The layout (its config keys name the fields filtered on).
@@ -170,23 +209,7 @@ def build_filters(layout: Layout, opts: DownloadOptions) -> dict[str, Any]:
     Returns:
         The filter dictionary.
     """
-    keys = layout.config_keys
-    parts: list[dict[str, Any]] = [
-        {"state": {"$in": list(opts.states)}},
-        {f"config.{keys['algo']}": {"$in": list(opts.algos)}},
-        {f"config.{keys['env']}": {"$in": list(opts.envs)}},
-        {f"config.{keys['seed']}": {"$in": list(opts.seeds)}},
-        {f"config.{keys['level']}": {"$in": list(opts.levels)}},
-    ]
-    if opts.wandb_tags:
-        parts.append({opts.tags_field: {"$in": list(opts.wandb_tags)}})
-    forbidden = [t for t in opts.forbidden_tags if t not in opts.wandb_tags]
-    if forbidden:
-        parts.append({opts.tags_field: {"$nin": forbidden}})
-    if layout.hard_constraint:
-        hard_key = f"config.{opts.hard_constraint_key}"
-        parts.append({hard_key: True} if opts.hard_constraint else {hard_key: {"$ne": True}})
-    selected = and_filters(*parts)
+    selected = and_filters(*(f for _, f in filter_steps(layout, opts)))
     if not opts.include_runs:
         return selected
     forced = list(opts.include_runs)
@@ -289,6 +312,7 @@ def download(
         The summary.
     """
     runs = query.select(build_filters(layout, opts))
+    explained = () if runs else _explain_empty(layout, opts, query)
     skipped: list[SkippedRun] = []
     existing: list[str] = []
     plans: dict[Path, _Plan] = {}
@@ -352,7 +376,17 @@ def download(
         failed=tuple(failed),
         empty=tuple(empty),
         unmatched_tags=unmatched,
+        funnel=explained,
     )
+
+
+def _explain_empty(
+    layout: Layout, opts: DownloadOptions, query: RunQuery
+) -> tuple[FunnelStep, ...]:
+    # Only on an empty selection: list the whole project once and filter it locally.
+    every = query.select(None)
+    project = FunnelStep(f"--project {opts.project}: every run", len(every), 0)
+    return (project, *funnel(every, filter_steps(layout, opts)))
 
 
 def options_from(layout: Layout, project: str, overrides: Mapping[str, Any]) -> DownloadOptions:
@@ -365,7 +399,16 @@ def options_from(layout: Layout, project: str, overrides: Mapping[str, Any]) -> 
 
     Returns:
         The options.
+
+    Raises:
+        OptionError: A selection flag the layout cannot filter on, or an empty metric name.
     """
+    for flag, placeholder in SELECTIONS:
+        if overrides.get(flag) is not None and placeholder not in layout.config_keys:
+            raise OptionError(
+                f"layout {layout.name!r} reads no {placeholder!r} from the run config, so "
+                f"--{flag} does not apply (its config keys: {dict(layout.config_keys)})"
+            )
 
     def pick(name: str) -> Any:
         value = overrides.get(name)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offgen_tools._optional import require
+from offgen_tools._files import load_config_file
 from offgen_tools.errors import ConfigError
 from offgen_tools.runs.filters import and_filters
 
@@ -252,10 +252,5 @@ def load_config(path: str | Path) -> list[Experiment]:
     Returns:
         The experiments.
     """
-    yaml = require("yaml", "wandb")
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    return parse_config(data, str(path))
+    return parse_config(load_config_file(path, ConfigError), str(path))
