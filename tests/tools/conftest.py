@@ -100,6 +100,22 @@ def wandb_runs(tmp_path_factory: pytest.TempPathFactory, session_env: dict[str, 
 
 
 @pytest.fixture(scope="session")
+def offgen_wandb_runs(
+    tmp_path_factory: pytest.TempPathFactory, session_env: dict[str, str]
+) -> Path:
+    """Real WandB offline runs shaped like offgen's baselines (project ``offgen-baselines``)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("wandb")
+    root = tmp_path_factory.mktemp("offgen_wandb_runs")
+    env = {**os.environ, **session_env, "WANDB_DIR": str(root)}
+    script = str(HERE / "make_wandb_runs.py")
+    subprocess.run([sys.executable, script, "offgen"], env=env, cwd=root, check=True, timeout=300)
+    return root
+
+
+@pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A real single-node SLURM with accounting on localhost.
 

@@ -1,6 +1,7 @@
 """Create real WandB offline runs for the export tests (run in a subprocess with WANDB_MODE=offline).
 
 Usage: python make_wandb_runs.py normal       -> several finished/failed runs
+       python make_wandb_runs.py offgen       -> runs shaped like offgen's baselines
        python make_wandb_runs.py crash         -> logs many rows, prints LOGGED, then waits to be killed
 """
 
@@ -150,6 +151,41 @@ RUNS = [
 ]
 
 
+#: offgen's own runs (project ``offgen-baselines``): the config keys and metrics the baselines log.
+OFFGEN_PROJECT = "offgen-baselines"
+OFFGEN_RUNS = [
+    # name, config, metrics logged at steps 0, 100, 200
+    (
+        "bc-coinrun-s88",
+        {"env_name": "coinrun", "algo": "bc", "seed": 88, "xpid": "bc-lr5e-4", "lr": 0.0005},
+        ("eval/train_return", "eval/validation_return", "eval/test_return"),
+    ),
+    (
+        "cql-bigfish-s1",
+        {"env_name": "bigfish", "algo": "cql", "seed": 1, "xpid": "cql-a4", "lr": 0.0005},
+        ("eval/train_return", "eval/validation_return", "eval/test_return"),
+    ),
+    (
+        "ppo-coinrun-s0",
+        {"env_name": "coinrun", "algo": "ppo", "seed": 0, "xpid": "ppo-coinrun"},
+        ("train/mean_episode_return", "eval/test_return"),
+    ),
+    (
+        "dqn-coinrun-s0",  # not one of the baselines' algorithms
+        {"env_name": "coinrun", "algo": "dqn", "seed": 0, "xpid": "dqn"},
+        ("eval/test_return",),
+    ),
+]
+
+
+def offgen_runs() -> None:
+    for name, config, metrics in OFFGEN_RUNS:
+        run = wandb.init(project=OFFGEN_PROJECT, name=name, config=config, job_type="train")
+        for step in range(3):
+            run.log({m: float(step + i) for i, m in enumerate(metrics)}, step=step * 100)
+        run.finish()
+
+
 def normal() -> None:
     for name, config, tags, group, job_type, kwargs, code in RUNS:
         run = wandb.init(
@@ -184,4 +220,4 @@ def crash() -> None:
 
 
 if __name__ == "__main__":
-    {"normal": normal, "crash": crash}[sys.argv[1]]()
+    {"normal": normal, "crash": crash, "offgen": offgen_runs}[sys.argv[1]]()
