@@ -262,7 +262,7 @@ def _load_npy(path: Path) -> dict[str, Any]:
                 "legacy episode (keys observations, actions, rewards, dones)"
             )
         try:
-            obj = _RestrictedUnpickler(handle, str(path)).load()  # type: ignore[arg-type]
+            obj = _RestrictedUnpickler(handle, str(path)).load()
         except UnsafeFileError:
             raise
         except Exception as exc:
