@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from offgen_tools._nested import set_nested
 from offgen_tools._optional import require
 from offgen_tools.errors import OfflineRunsError
 from offgen_tools.runs.datastore import RecordReader
@@ -91,17 +92,6 @@ def _json(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
-
-
-def _set_nested(target: dict[str, Any], keys: Sequence[str], value: Any) -> None:
-    node = target
-    for part in keys[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[keys[-1]] = value
 
 
 # A history record without parsing it: optional field 1 ``num`` (varint, tag 0x08), then the
@@ -274,7 +264,7 @@ def _apply_config(config: dict[str, Any], item: Any) -> None:
     keys = list(item.nested_key) or [item.key]
     if keys[0] == "_wandb":
         return
-    _set_nested(config, keys, _json(item.value_json))
+    set_nested(config, keys, _json(item.value_json))
 
 
 def _needle(key: str) -> bytes | None:

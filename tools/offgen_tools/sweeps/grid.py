@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from offgen_tools._nested import set_nested
 from offgen_tools.errors import GridError
 
 IndexOrder = Literal["first-fastest", "last-fastest"]
@@ -208,7 +209,7 @@ class Grid:
         _strip_together(out)
         for axis, pos in zip(self.axes, self.digits(setting), strict=True):
             for path, value in zip(axis.paths, axis.values[pos], strict=True):
-                _assign(out, path, copy.deepcopy(value))
+                set_nested(out, path, copy.deepcopy(value))
         return out
 
     def resolve(self, index: int) -> Setting:
@@ -428,16 +429,6 @@ def _strip_together(node: dict[str, Any]) -> None:
             del node[key]
         elif isinstance(node[key], dict):
             _strip_together(node[key])
-
-
-def _assign(node: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for part in path[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[path[-1]] = value
 
 
 def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -140,6 +140,22 @@ def _samples(text: str) -> int | None:
 
 
 ListOpt = list[str] | None
+# The run-source options of every command.
+OfflineDirOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--offline-dir",
+        help="Read offline runs from these folders instead of the server "
+        "(export: overrides the config's offline_dirs).",
+    ),
+]
+WorkersOpt = Annotated[int, typer.Option("--workers", help="Concurrent history downloads.")]
+CacheDirOpt = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", help="History cache (default: $OFFGEN_TOOLS_CACHE)."),
+]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not use the history cache.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
 def _run_layout(layout: Layout, params: dict[str, Any]) -> None:
@@ -288,26 +304,14 @@ def _layout_command(layout: Layout) -> Callable[..., None]:
                 help="Write bare lists of floats (NaNs dropped, steps lost) like the original.",
             ),
         ] = False,
-        offline_dir: Annotated[
-            list[Path] | None,
-            typer.Option(
-                "--offline-dir", help="Read offline runs from these folders instead of the server."
-            ),
-        ] = None,
-        workers: Annotated[
-            int, typer.Option("--workers", help="Concurrent history downloads.")
-        ] = 8,
-        cache_dir: Annotated[
-            Path | None,
-            typer.Option("--cache-dir", help="History cache (default: $OFFGEN_TOOLS_CACHE)."),
-        ] = None,
-        no_cache: Annotated[
-            bool, typer.Option("--no-cache", help="Do not use the history cache.")
-        ] = False,
+        offline_dir: OfflineDirOpt = None,
+        workers: WorkersOpt = 8,
+        cache_dir: CacheDirOpt = None,
+        no_cache: NoCacheOpt = False,
         summary_json: Annotated[
             Path | None, typer.Option("--summary-json", help="Also write the summary as JSON.")
         ] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+        quiet: QuietOpt = False,
     ) -> None:
         _run_layout(layout, dict(locals()))
 
@@ -370,20 +374,11 @@ def export_cmd(
         list[str] | None,
         typer.Option("-e", "--experiments", help="Only these experiments (several after one -e)."),
     ] = None,
-    offline_dir: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--offline-dir", help="Read offline runs from these folders (overrides offline_dirs)."
-        ),
-    ] = None,
-    workers: Annotated[int, typer.Option("--workers", help="Concurrent history downloads.")] = 8,
-    cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="History cache folder.")
-    ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Do not use the history cache.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    offline_dir: OfflineDirOpt = None,
+    workers: WorkersOpt = 8,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Export run histories to NumPy (.npz) or CSV matrices (runs x steps, NaN-padded).
 
