@@ -377,7 +377,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     store = build_store(args.transitions)
     from offgen.data import OffgenDataset
-    from offgen.data.sampling import cache_location
+    from offgen.data.sampling.cache import cache_location
 
     sec = args.seconds
     ds = OffgenDataset.open(store)
@@ -440,7 +440,7 @@ def main() -> None:
     )
     ours_ram = _rate(lambda: next(ram), 256, sec) if ram is not None else float("nan")
     ram = None
-    ds._frames.pop("ram", None)
+    ds.release_frames()
     print(
         f"transitions/s: memmap {ours_mm:,.0f}  ram {ours_ram:,.0f}  bare numpy {bare_rate:,.0f}",
         flush=True,

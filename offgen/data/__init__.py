@@ -3,7 +3,8 @@
 from offgen.data.convert import convert_legacy
 from offgen.data.dataset import OffgenDataset
 from offgen.data.legacy import LegacyName, read_legacy_episode, write_npz_episode
-from offgen.data.sampling import TransitionBatch, WindowBatch, mix
+from offgen.data.mixing import mix
+from offgen.data.sampling import SamplerOptions, StreamOptions, TransitionBatch, WindowBatch
 from offgen.data.schema import (
     FRAME_SHAPE_CHW,
     FRAME_SHAPE_HWC,
@@ -27,7 +28,9 @@ __all__ = [
     "LegacyName",
     "OffgenDataset",
     "OffgenStore",
+    "SamplerOptions",
     "StoreWriter",
+    "StreamOptions",
     "TransitionBatch",
     "WindowBatch",
     "convert_legacy",

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from offgen.data.sampling.api import make_transitions, make_windows
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch
+from offgen.data.sampling.build import DecodedFrames, build_transitions, build_windows
+from offgen.data.sampling.frames import SelectedEpisodes
 from offgen.data.sampling.gather import Pad
+from offgen.data.sampling.options import SamplerOptions, resolve_options
 from offgen.data.sampling.rng import NO_SHARD, Shard
 from offgen.data.sampling.samplers import Sampler
 from offgen.data.sampling.splits import choose_heldout_levels
-from offgen.data.sampling.strategy import Strategy
-from offgen.data.schema import Episode, Layout
+from offgen.data.schema import Episode
 from offgen.data.store import OffgenStore
 from offgen.data.table import EpisodeTable
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from offgen.data.sampling.options import SamplerKeywords
 
 __all__ = ["OffgenDataset"]
 
@@ -37,8 +43,9 @@ class OffgenDataset:
             selection = np.arange(len(store.table), dtype=np.int64)
         self.selection = np.asarray(selection, dtype=np.int64)
         self.table: EpisodeTable = store.table.take(self.selection)
-        # Decoded frames and step index per strategy, shared by every sampler of this dataset.
-        self._frames: dict[str, Any] = {}
+        self._episodes = SelectedEpisodes(store, self.table.rows, self.selection)
+        # Decoded frames and step indexes, shared by every sampler of this dataset.
+        self._decoded = DecodedFrames()
 
     @classmethod
     def open(
@@ -128,32 +135,27 @@ class OffgenDataset:
         self,
         batch_size: int = 256,
         *,
-        seed: int = 0,
-        frame_stack: int = 1,
-        layout: Layout = "HWC",
-        strategy: Strategy = "auto",
-        replacement: bool = True,
-        memory_budget: int | str | None = None,
-        progress: bool = True,
-        **stream_options: Any,
+        options: SamplerOptions | None = None,
+        **keywords: Unpack[SamplerKeywords],
     ) -> Sampler[TransitionBatch]:
         """An infinite, seeded, resumable iterator of random transition batches.
 
         Args:
             batch_size: Transitions per batch.
-            seed: Seed; the same seed gives the same batches.
-            frame_stack: Frames per observation ``k``; stacks are padded at episode starts by
-                repeating the first frame.
-            layout: ``"HWC"`` (as stored) or ``"CHW"``.
-            strategy: ``"ram"``, ``"memmap"``, ``"stream"`` or ``"auto"`` (chosen by budget; see
-                ``docs/sampling.md``).
-            replacement: ``True``: uniform draws; ``False``: epochs, each step once per epoch.
-            memory_budget: Bytes (or ``"8G"``) ``auto`` may spend on decoded frames in RAM.
-            progress: Show progress bars while decoding.
-            **stream_options: ``pool_bytes``, ``unit_frames``, ``reuse`` of the stream strategy.
+            options: Sampler settings (:class:`~offgen.data.sampling.SamplerOptions`); defaults
+                when ``None``.
+            **keywords: Any field of ``SamplerOptions`` (``seed``, ``frame_stack``, ``layout``
+                ``"HWC"`` / ``"CHW"``, ``strategy`` ``"ram"`` / ``"memmap"`` / ``"stream"`` /
+                ``"auto"``, ``replacement``, ``memory_budget``, ``progress``) or of
+                ``StreamOptions`` (``pool_bytes``, ``unit_frames``, ``reuse``), replacing that
+                field of ``options``.
 
         Returns:
             A sampler yielding :class:`~offgen.data.sampling.TransitionBatch`.
+
+        Raises:
+            TypeError: If a keyword names no option.
+            ValueError: If a setting is out of range, or the selection holds no steps.
 
         Example:
             >>> sampler = ds.transitions(batch_size=256, seed=0, layout="CHW")  # doctest: +SKIP
@@ -161,17 +163,8 @@ class OffgenDataset:
             >>> batch.obs.shape, batch.next_obs.shape
             ((256, 3, 64, 64), (256, 3, 64, 64))
         """
-        return make_transitions(
-            self,
-            batch_size,
-            seed=seed,
-            frame_stack=frame_stack,
-            layout=layout,
-            strategy=strategy,
-            replacement=replacement,
-            memory_budget=memory_budget,
-            progress=progress,
-            **stream_options,
+        return build_transitions(
+            self._episodes, self._decoded, batch_size, resolve_options(options, keywords)
         )
 
     def windows(
@@ -179,16 +172,10 @@ class OffgenDataset:
         context: int = 10,
         batch_size: int = 512,
         *,
-        seed: int = 0,
         gamma: float = 1.0,
         pad: Pad = "left",
-        frame_stack: int = 1,
-        layout: Layout = "HWC",
-        strategy: Strategy = "auto",
-        replacement: bool = True,
-        memory_budget: int | str | None = None,
-        progress: bool = True,
-        **stream_options: Any,
+        options: SamplerOptions | None = None,
+        **keywords: Unpack[SamplerKeywords],
     ) -> Sampler[WindowBatch]:
         """Sequence windows of ``context`` steps for Decision Transformer / BCT.
 
@@ -199,37 +186,31 @@ class OffgenDataset:
         Args:
             context: Window length ``K``.
             batch_size: Windows per batch.
-            seed: Seed.
             gamma: Discount of the returns-to-go (1.0: undiscounted, as in DT).
             pad: ``"left"`` (real steps last, like the reference DT) or ``"right"``.
-            frame_stack: Frames per state.
-            layout: ``"HWC"`` or ``"CHW"``.
-            strategy: As :meth:`transitions`.
-            replacement: As :meth:`transitions` (epochs over window starts when ``False``).
-            memory_budget: As :meth:`transitions`.
-            progress: Show progress bars while decoding.
-            **stream_options: As :meth:`transitions`.
+            options: As :meth:`transitions` (``frame_stack`` gives frames per state;
+                ``replacement=False`` gives epochs over window starts).
+            **keywords: As :meth:`transitions`.
 
         Example:
             >>> batch = next(ds.windows(context=10, batch_size=512))  # doctest: +SKIP
             >>> batch.states.shape, batch.returns_to_go.shape, batch.mask.shape
             ((512, 10, 64, 64, 3), (512, 10), (512, 10))
         """
-        return make_windows(
-            self,
-            context,
-            batch_size,
-            seed=seed,
+        return build_windows(
+            self._episodes,
+            self._decoded,
+            context=context,
+            batch_size=batch_size,
             gamma=gamma,
             pad=pad,
-            frame_stack=frame_stack,
-            layout=layout,
-            strategy=strategy,
-            replacement=replacement,
-            memory_budget=memory_budget,
-            progress=progress,
-            **stream_options,
+            options=resolve_options(options, keywords),
         )
+
+    def release_frames(self) -> None:
+        """Forget the decoded frames this dataset's samplers share (those samplers keep theirs;
+        the next sampler decodes or maps them again)."""
+        self._decoded.release()
 
     def __repr__(self) -> str:
         return (

@@ -12,8 +12,8 @@ import pytest
 
 from offgen.data import StoreWriter
 from offgen.data.dataset import OffgenDataset
-from offgen.data.sampling import StrategyChoice, cache_location, choose_strategy, frame_cache_exists
-from offgen.data.sampling.strategy import parse_bytes
+from offgen.data.sampling.cache import cache_location, frame_cache_exists
+from offgen.data.sampling.strategy import StrategyChoice, choose_strategy, parse_bytes
 from sampling.conftest import Reference, mixed_episodes, write_store
 
 
@@ -175,7 +175,7 @@ def test_cache_view_with_and_without_prefaulted_pages(
     """A cache that fits in the page cache is mapped with every page present (MAP_POPULATE); a
     larger one is a plain memmap. Both give exactly the store's frames, read-only."""
     from offgen.data.sampling import cache as cache_module
-    from offgen.data.sampling import open_frame_cache
+    from offgen.data.sampling.cache import open_frame_cache
 
     monkeypatch.setattr(cache_module, "_fits_in_page_cache", lambda path: populate)
     frames = open_frame_cache(small_ds.store, progress=False)

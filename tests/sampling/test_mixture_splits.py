@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from offgen.data import mix
 from offgen.data.dataset import OffgenDataset
-from offgen.data.sampling import choose_heldout_levels, largest_remainder, mix
+from offgen.data.sampling import choose_heldout_levels
+from offgen.data.sampling.mixture import largest_remainder
 from offgen.data.store import OffgenStore
 from sampling.conftest import Reference, mixed_episodes, write_store
 

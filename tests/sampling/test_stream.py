@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from offgen.data.dataset import OffgenDataset
-from offgen.data.sampling import StreamSampler
+from offgen.data.sampling.stream import StreamSampler
 from sampling.conftest import Reference
 
 

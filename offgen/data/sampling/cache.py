@@ -1,6 +1,8 @@
 """The decoded-frame memmap cache: every frame of a store decoded once into a local ``.npy`` file.
 
-Location: ``$OFFGEN_HOME/cache/frames/<store fingerprint>/observations.npy`` plus a ``meta.json``.
+Location: ``$OFFGEN_HOME/cache/frames/<store fingerprint>/observations.npy`` (HWC, as stored) or
+``observations_chw.npy`` (CHW, built when a sampler asks for that layout, so batches need no
+transpose), plus a ``meta.json``.
 The fingerprint changes whenever the store's committed episodes change (an append, a rewrite), so
 a stale cache is never read; building a new cache for a store deletes the caches of its earlier
 fingerprints. The file is written to a temporary name and renamed when complete, under a file lock,
@@ -26,15 +28,15 @@ from tqdm.auto import tqdm
 
 from offgen._io import atomic_open, atomic_write_json
 from offgen.data.format import now_iso
-from offgen.data.sampling.frames import FRAME_BYTES
-from offgen.data.schema import FRAME_SHAPE_HWC
+from offgen.data.sampling.frames import FRAME_BYTES, frame_shape, read_in_layout
+from offgen.data.schema import Layout
 from offgen.data.store import OffgenStore
 from offgen.errors import CorruptStoreError
 from offgen.paths import cache_dir
 
 __all__ = ["cache_location", "frame_cache_exists", "open_frame_cache"]
 
-_FILE = "observations.npy"
+_FILES: dict[Layout, str] = {"HWC": "observations.npy", "CHW": "observations_chw.npy"}
 _META = "meta.json"
 
 
@@ -43,46 +45,50 @@ def cache_location(store: OffgenStore) -> Path:
     return cache_dir("frames", store.fingerprint)
 
 
-def _header_size(frames: int) -> int:
+def _header_size(frames: int, layout: Layout) -> int:
     import io
 
     buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, _header(frames))
+    np.lib.format.write_array_header_1_0(buf, _header(frames, layout))
     return buf.tell()
 
 
-def _header(frames: int) -> dict[str, Any]:
-    return {"descr": "|u1", "fortran_order": False, "shape": (frames, *FRAME_SHAPE_HWC)}
+def _header(frames: int, layout: Layout) -> dict[str, Any]:
+    return {"descr": "|u1", "fortran_order": False, "shape": (frames, *frame_shape(layout))}
 
 
-def _valid(directory: Path, store: OffgenStore) -> bool:
+def _valid(directory: Path, store: OffgenStore, layout: Layout) -> bool:
     try:
         meta = json.loads((directory / _META).read_bytes())
-        size = (directory / _FILE).stat().st_size
+        size = (directory / _FILES[layout]).stat().st_size
     except (OSError, ValueError):
         return False
     frames = store.num_frames_stored
     return bool(
         meta.get("fingerprint") == store.fingerprint
         and meta.get("frames") == frames
-        and size == _header_size(frames) + frames * FRAME_BYTES
+        and size == _header_size(frames, layout) + frames * FRAME_BYTES
     )
 
 
-def frame_cache_exists(store: OffgenStore) -> bool:
-    """Whether a complete, current frame cache exists for ``store``."""
-    return _valid(cache_location(store), store)
+def frame_cache_exists(store: OffgenStore, layout: Layout = "HWC") -> bool:
+    """Whether a complete, current frame cache of ``store`` in ``layout`` exists."""
+    return _valid(cache_location(store), store, layout)
 
 
-def open_frame_cache(store: OffgenStore, *, progress: bool = True) -> npt.NDArray[np.uint8]:
+def open_frame_cache(
+    store: OffgenStore, *, layout: Layout = "HWC", progress: bool = True
+) -> npt.NDArray[np.uint8]:
     """Memory-map the store's decoded frames, building the cache first if needed.
 
     Args:
         store: The store.
+        layout: Layout of the frames (one cache file per layout).
         progress: Show a progress bar while building.
 
     Returns:
-        A read-only ``(frames, 64, 64, 3)`` uint8 memmap indexed by store frame number.
+        A read-only ``(frames, 64, 64, 3)`` (or ``(frames, 3, 64, 64)``) uint8 memmap indexed by
+        store frame number.
 
     Raises:
         CorruptStoreError: If the store cannot be decoded, or the cache file is unreadable.
@@ -90,10 +96,10 @@ def open_frame_cache(store: OffgenStore, *, progress: bool = True) -> npt.NDArra
     directory = cache_location(store)
     directory.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(directory) + ".lock"):
-        if not _valid(directory, store):
-            _build(store, directory, progress)
+        if not _valid(directory, store, layout):
+            _build(store, directory, layout, progress)
             _remove_stale(store, directory)
-    path = directory / _FILE
+    path = directory / _FILES[layout]
     try:
         loaded = np.load(path, mmap_mode="r", allow_pickle=False)
         if not isinstance(loaded, np.memmap) or loaded.dtype != np.uint8:
@@ -130,14 +136,17 @@ def _populated_view(path: Path, frames: np.memmap[Any, Any]) -> npt.NDArray[np.u
     return view.reshape(frames.shape)
 
 
-def _build(store: OffgenStore, directory: Path, progress: bool) -> None:
-    if directory.exists():
-        shutil.rmtree(directory)  # a partial or stale directory of this fingerprint
-    directory.mkdir(parents=True)
+def _build(store: OffgenStore, directory: Path, layout: Layout, progress: bool) -> None:
+    name = _FILES[layout]
+    directory.mkdir(parents=True, exist_ok=True)
+    # Leftovers of a killed build of this layout; the other layout's file stays (it is checked on
+    # its own against meta.json).
+    for leftover in directory.glob(f".{name}.tmp-*"):
+        leftover.unlink(missing_ok=True)
     total = store.num_frames_stored
     step = int(store.info["codec"].get("shard_frames", 16384))
     with (
-        atomic_open(directory / _FILE, "wb") as handle,
+        atomic_open(directory / name, "wb") as handle,
         tqdm(
             total=total,
             unit="frame",
@@ -146,9 +155,9 @@ def _build(store: OffgenStore, directory: Path, progress: bool) -> None:
             leave=False,
         ) as bar,
     ):
-        np.lib.format.write_array_header_1_0(handle, _header(total))
+        np.lib.format.write_array_header_1_0(handle, _header(total, layout))
         for start in range(0, total, step):
-            block = store.read_frames(start, min(start + step, total))
+            block = read_in_layout(store, start, min(start + step, total), layout)
             handle.write(np.ascontiguousarray(block).data)
             bar.update(len(block))
     atomic_write_json(

@@ -1,6 +1,10 @@
-"""Vectorised gathers of transition and window batches from a frame array and a step index.
+"""What a sampler gathers at the positions it draws: transitions or windows.
 
-Every function here is pure: the frames may be a RAM array, the memmap cache or a stream pool.
+A sampler draws positions (steps of a :class:`StepIndex`) and hands them, with the frame array the
+index points into, to a :class:`Gather`; the same two gathers serve every frame source (the RAM
+array, the memmap cache, a stream pool), as d3rlpy's replay buffer takes a transition picker or a
+trajectory slicer. Frames are already in the requested layout (see :mod:`.frames`), so a gather
+only indexes them.
 
 Frame stacks: the stack of step ``t`` holds frames ``t-k+1 .. t`` of the same episode, oldest
 first; positions before the episode's first frame repeat the first frame (no zero frames, no frames
@@ -9,19 +13,32 @@ of the previous episode). ``next_obs`` is the stack of step ``t + 1``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch
-from offgen.data.sampling.index import StepIndex
-from offgen.data.schema import Layout
+from offgen.data.sampling.index import I64, StepIndex
 
-__all__ = ["Pad", "gather_transitions", "gather_windows", "window_offsets"]
+__all__ = ["Gather", "Pad", "TransitionGather", "WindowGather", "window_offsets"]
 
 Pad = Literal["left", "right"]
-I64 = npt.NDArray[np.int64]
+B_co = TypeVar("B_co", TransitionBatch, WindowBatch, covariant=True)
+
+
+class Gather(Protocol[B_co]):
+    """Builds one batch from the steps at ``positions`` of ``index`` in ``frames``."""
+
+    @property
+    def kind(self) -> str:
+        """``"transitions"`` or ``"windows"`` (recorded in state dicts)."""
+        ...
+
+    def __call__(self, frames: npt.NDArray[np.uint8], index: StepIndex, positions: I64) -> B_co:
+        """The batch of ``len(positions)`` rows."""
+        ...
 
 
 def _stack(frame: I64, first: I64, k: int) -> I64:
@@ -33,49 +50,40 @@ def _stack(frame: I64, first: I64, k: int) -> I64:
     return out
 
 
-def _take(frames: npt.NDArray[np.uint8], idx: I64, layout: Layout) -> npt.NDArray[np.uint8]:
-    out = frames[idx]
-    if layout == "CHW":
-        out = np.ascontiguousarray(np.moveaxis(out, -1, -3))
-    return np.asarray(out, dtype=np.uint8)
+@dataclass(frozen=True, eq=False)
+class TransitionGather:
+    """Transitions ``(obs, action, reward, next_obs, terminated, truncated)``.
 
-
-def gather_transitions(
-    frames: npt.NDArray[np.uint8],
-    index: StepIndex,
-    positions: I64,
-    actions: npt.NDArray[Any],
-    rewards: npt.NDArray[np.float32],
-    *,
-    frame_stack: int = 1,
-    layout: Layout = "HWC",
-) -> TransitionBatch:
-    """Transitions at step ``positions`` of ``index``.
-
-    Args:
-        frames: Frame array the index points into.
-        index: The step index.
-        positions: ``(B,)`` step positions in ``[0, index.num_steps)``.
+    Attributes:
         actions: All actions of the store, by store step.
         rewards: All rewards of the store, by store step.
         frame_stack: Frames per observation (``k``).
-        layout: ``"HWC"`` or ``"CHW"`` frames in the batch.
     """
-    ep, t, step = index.locate(positions)
-    frame = index.frame[positions]
-    first = index.ep_frame[ep]
-    last = t == index.ep_length[ep] - 1
-    return TransitionBatch(
-        obs=_take(frames, _stack(frame, first, frame_stack), layout),
-        action=actions[step].astype(np.int64),
-        reward=rewards[step].astype(np.float32, copy=False),
-        next_obs=_take(frames, _stack(frame + 1, first, frame_stack), layout),
-        terminated=last & index.ep_terminated[ep],
-        truncated=last & index.ep_truncated[ep],
-        episode=index.ep_table[ep],
-        timestep=t,
-        source=np.zeros(len(positions), dtype=np.int64),
-    )
+
+    kind: ClassVar[str] = "transitions"
+    actions: npt.NDArray[Any]
+    rewards: npt.NDArray[np.float32]
+    frame_stack: int = 1
+
+    def __call__(
+        self, frames: npt.NDArray[np.uint8], index: StepIndex, positions: I64
+    ) -> TransitionBatch:
+        """Transitions at step ``positions`` of ``index``."""
+        ep, t, step = index.locate(positions)
+        frame = index.frame[positions]
+        first = index.ep_frame[ep]
+        last = t == index.ep_length[ep] - 1
+        return TransitionBatch(
+            obs=frames[_stack(frame, first, self.frame_stack)],
+            action=self.actions[step].astype(np.int64),
+            reward=self.rewards[step].astype(np.float32, copy=False),
+            next_obs=frames[_stack(frame + 1, first, self.frame_stack)],
+            terminated=last & index.ep_terminated[ep],
+            truncated=last & index.ep_truncated[ep],
+            episode=index.ep_table[ep],
+            timestep=t,
+            source=np.zeros(len(positions), dtype=np.int64),
+        )
 
 
 def window_offsets(
@@ -99,47 +107,54 @@ def window_offsets(
     return steps.astype(np.int64), mask
 
 
-def gather_windows(
-    frames: npt.NDArray[np.uint8],
-    index: StepIndex,
-    positions: I64,
-    actions: npt.NDArray[Any],
-    rewards: npt.NDArray[np.float32],
-    rtg: npt.NDArray[np.float32],
-    *,
-    context: int,
-    frame_stack: int = 1,
-    layout: Layout = "HWC",
-    pad: Pad = "left",
-) -> WindowBatch:
-    """Windows of ``context`` steps starting at step ``positions`` of ``index``.
+@dataclass(frozen=True, eq=False)
+class WindowGather:
+    """Windows of ``context`` steps with returns-to-go, timesteps and a padding mask.
 
-    Args:
-        frames: Frame array the index points into.
-        index: The step index.
-        positions: ``(B,)`` positions of each window's first step.
+    Attributes:
         actions: All actions of the store, by store step.
         rewards: All rewards of the store, by store step.
-        rtg: Returns-to-go of the store, by store step.
+        rtg: Returns-to-go of the store, by store step (see :func:`.index.returns_to_go`).
         context: Window length ``K``.
-        frame_stack: Frames per state.
-        layout: ``"HWC"`` or ``"CHW"``.
         pad: Side padded when the episode ends inside the window (see :func:`window_offsets`).
+        frame_stack: Frames per state.
+
+    Raises:
+        ValueError: If ``context < 1`` or ``pad`` is neither ``"left"`` nor ``"right"``.
     """
-    ep, t, _ = index.locate(positions)
-    steps, mask = window_offsets(t, index.ep_length[ep], context, pad)
-    first = index.ep_frame[ep][:, None]
-    frame = first + steps
-    states = _take(frames, _stack(frame, np.broadcast_to(first, frame.shape), frame_stack), layout)
-    states[~mask] = 0
-    store_step = index.ep_step[ep][:, None] + steps
-    return WindowBatch(
-        states=states,
-        actions=np.where(mask, actions[store_step], 0).astype(np.int64),
-        rewards=np.where(mask, rewards[store_step], 0).astype(np.float32),
-        returns_to_go=np.where(mask, rtg[store_step], 0).astype(np.float32),
-        timesteps=steps,
-        mask=mask,
-        episode=index.ep_table[ep],
-        source=np.zeros(len(positions), dtype=np.int64),
-    )
+
+    kind: ClassVar[str] = "windows"
+    actions: npt.NDArray[Any]
+    rewards: npt.NDArray[np.float32]
+    rtg: npt.NDArray[np.float32]
+    context: int
+    pad: Pad = "left"
+    frame_stack: int = 1
+
+    def __post_init__(self) -> None:
+        if self.context < 1:
+            raise ValueError(f"context must be >= 1, got {self.context}")
+        if self.pad not in ("left", "right"):
+            raise ValueError(f"pad must be 'left' or 'right', got {self.pad!r}")
+
+    def __call__(
+        self, frames: npt.NDArray[np.uint8], index: StepIndex, positions: I64
+    ) -> WindowBatch:
+        """Windows starting at step ``positions`` of ``index``."""
+        ep, t, _ = index.locate(positions)
+        steps, mask = window_offsets(t, index.ep_length[ep], self.context, self.pad)
+        first = index.ep_frame[ep][:, None]
+        frame = first + steps
+        states = frames[_stack(frame, np.broadcast_to(first, frame.shape), self.frame_stack)]
+        states[~mask] = 0
+        store_step = index.ep_step[ep][:, None] + steps
+        return WindowBatch(
+            states=states,
+            actions=np.where(mask, self.actions[store_step], 0).astype(np.int64),
+            rewards=np.where(mask, self.rewards[store_step], 0).astype(np.float32),
+            returns_to_go=np.where(mask, self.rtg[store_step], 0).astype(np.float32),
+            timesteps=steps,
+            mask=mask,
+            episode=index.ep_table[ep],
+            source=np.zeros(len(positions), dtype=np.int64),
+        )

@@ -7,11 +7,13 @@ Shards (DataLoader workers x distributed ranks) get distinct keys, hence distinc
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["NO_SHARD", "Shard", "batch_rng", "epoch_rng"]
+__all__ = ["NO_SHARD", "Shard", "batch_rng", "check_state", "epoch_rng"]
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,23 @@ def batch_rng(seed: int, shard: Shard, batch: int, stream: int = 0) -> np.random
 def epoch_rng(seed: int, epoch: int, stream: int = 0) -> np.random.Generator:
     """Generator shared by all shards for epoch ``epoch`` (the same permutation everywhere)."""
     return np.random.default_rng([seed, 2, stream, epoch])
+
+
+def check_state(saved: Mapping[str, Any], mine: Mapping[str, Any], keys: Sequence[str]) -> None:
+    """Refuse a saved sampler state whose ``keys`` differ from this sampler's (lists and tuples
+    compare equal: a state may have gone through JSON).
+
+    Raises:
+        ValueError: Naming the first key that differs.
+    """
+    for key in keys:
+        got, want = saved.get(key), mine[key]
+        if isinstance(got, tuple):
+            got = list(got)
+        if isinstance(want, tuple):
+            want = list(want)
+        if got != want:
+            raise ValueError(
+                f"state_dict mismatch on {key!r}: saved {saved.get(key)!r}, this sampler has "
+                f"{mine[key]!r}; build the sampler with the same data and settings"
+            )

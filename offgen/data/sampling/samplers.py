@@ -1,4 +1,4 @@
-"""Random-access samplers over decoded frames (the ``ram`` and ``memmap`` strategies).
+"""Random-access sampling over decoded frames (the ``ram`` and ``memmap`` strategies).
 
 A sampler is an infinite iterator of batches. Batch ``k`` depends only on ``(seed, shard, k)``, so
 ``state_dict()`` is the batch counter and ``load_state_dict`` resumes the exact stream.
@@ -9,6 +9,8 @@ Two sampling modes:
 * ``replacement=False``: epochs; each epoch is one permutation of all steps (the same on every
   shard), shard ``i`` of ``n`` takes every ``n``-th element of it, cut to ``N // n`` so that all
   shards yield the same number of batches; the last batch of an epoch may be smaller.
+
+What a batch holds (transitions or windows) is the injected :class:`~.gather.Gather`.
 """
 
 from __future__ import annotations
@@ -21,22 +23,15 @@ import numpy as np
 import numpy.typing as npt
 
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch
-from offgen.data.sampling.gather import Pad, gather_transitions, gather_windows
-from offgen.data.sampling.index import StepIndex
-from offgen.data.sampling.rng import NO_SHARD, Shard, batch_rng, epoch_rng
+from offgen.data.sampling.gather import Gather
+from offgen.data.sampling.index import I64, StepIndex
+from offgen.data.sampling.rng import NO_SHARD, Shard, batch_rng, check_state, epoch_rng
 from offgen.data.sampling.strategy import StrategyChoice
-from offgen.data.schema import Layout
 
-__all__ = ["IndexedSampler", "Sampler", "TransitionSampler", "WindowSampler"]
+__all__ = ["IndexedSampler", "Sampler"]
 
 B_co = TypeVar("B_co", TransitionBatch, WindowBatch, covariant=True)
 B = TypeVar("B", TransitionBatch, WindowBatch)
-I64 = npt.NDArray[np.int64]
-
-
-def _norm(value: Any) -> Any:
-    """Lists and tuples compare equal (a state may have gone through JSON)."""
-    return list(value) if isinstance(value, list | tuple) else value
 
 
 class Sampler(Protocol[B_co]):
@@ -66,44 +61,43 @@ class Sampler(Protocol[B_co]):
 
 
 class IndexedSampler(Generic[B]):
-    """Common machinery of :class:`TransitionSampler` and :class:`WindowSampler`."""
+    """Batches gathered at random (or epoch-permuted) steps of frames held in RAM or a memmap.
 
-    kind = "indexed"
+    Args:
+        frames: Decoded frames, in the batch layout, that ``index`` points into.
+        index: The selected steps.
+        gather: What a batch holds (transitions or windows).
+        batch_size: Positions per batch.
+        seed: Seed.
+        replacement: Uniform draws (``True``) or epochs (``False``).
+        shard: Which shard of the stream to produce.
+        strategy: The strategy that put the frames where they are (for ``repr`` and logs).
+    """
 
     def __init__(
         self,
         frames: npt.NDArray[np.uint8],
         index: StepIndex,
-        actions: npt.NDArray[Any],
-        rewards: npt.NDArray[np.float32],
+        gather: Gather[B],
         *,
         batch_size: int,
         seed: int = 0,
         replacement: bool = True,
-        frame_stack: int = 1,
-        layout: Layout = "HWC",
         shard: Shard = NO_SHARD,
-        strategy: StrategyChoice | None = None,
+        strategy: StrategyChoice,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if frame_stack < 1:
-            raise ValueError(f"frame_stack must be >= 1, got {frame_stack}")
-        if layout not in ("HWC", "CHW"):
-            raise ValueError(f"layout must be 'HWC' or 'CHW', got {layout!r}")
         if index.num_steps == 0:
             raise ValueError("nothing to sample: the selection holds no steps")
         self.frames = frames
         self.index = index
-        self.actions = actions
-        self.rewards = rewards
+        self.gather: Gather[B] = gather
         self.batch_size = batch_size
         self.seed = int(seed)
         self.replacement = replacement
-        self.frame_stack = frame_stack
-        self.layout: Layout = layout
         self.shard = shard
-        self.strategy = strategy or StrategyChoice("ram", "given frames")
+        self.strategy = strategy
         self._k = 0
         self._perm: tuple[int, I64] | None = None
 
@@ -137,10 +131,7 @@ class IndexedSampler(Generic[B]):
     # ------------------------------------------------------------------ iteration
     def batch(self, k: int) -> B:
         """Batch number ``k`` (pure: does not move the iterator)."""
-        return self._gather(self._positions(k))
-
-    def _gather(self, positions: I64) -> B:
-        raise NotImplementedError
+        return self.gather(self.frames, self.index, self._positions(k))
 
     def __iter__(self) -> Iterator[B]:
         return self
@@ -153,7 +144,7 @@ class IndexedSampler(Generic[B]):
     def state_dict(self) -> dict[str, Any]:
         """Position in the stream plus what must match to resume it."""
         return {
-            "kind": self.kind,
+            "kind": self.gather.kind,
             "batches": self._k,
             "seed": self.seed,
             "batch_size": self.batch_size,
@@ -167,13 +158,7 @@ class IndexedSampler(Generic[B]):
         Raises:
             ValueError: If the state was saved by a sampler of other data or settings.
         """
-        mine = self.state_dict()
-        for key in ("kind", "seed", "batch_size", "shard", "positions"):
-            if _norm(state.get(key)) != _norm(mine[key]):
-                raise ValueError(
-                    f"state_dict mismatch on {key!r}: saved {state.get(key)!r}, this sampler has "
-                    f"{mine[key]!r}; build the sampler with the same data and settings"
-                )
+        check_state(state, self.state_dict(), ("kind", "seed", "batch_size", "shard", "positions"))
         self._k = int(state["batches"])
 
     def with_shard(self, index: int, count: int) -> IndexedSampler[B]:
@@ -186,72 +171,7 @@ class IndexedSampler(Generic[B]):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(strategy={self.strategy.strategy!r}, "
+            f"IndexedSampler(kind={self.gather.kind!r}, strategy={self.strategy.strategy!r}, "
             f"positions={self.num_positions}, batch_size={self.batch_size}, seed={self.seed}, "
             f"shard={self.shard.index}/{self.shard.count})"
-        )
-
-
-class TransitionSampler(IndexedSampler[TransitionBatch]):
-    """Random transition batches ``(obs, action, reward, next_obs, terminated, truncated)``."""
-
-    kind = "transitions"
-
-    def _gather(self, positions: I64) -> TransitionBatch:
-        return gather_transitions(
-            self.frames,
-            self.index,
-            positions,
-            self.actions,
-            self.rewards,
-            frame_stack=self.frame_stack,
-            layout=self.layout,
-        )
-
-
-class WindowSampler(IndexedSampler[WindowBatch]):
-    """Windows of ``context`` steps with returns-to-go, timesteps and a padding mask.
-
-    Args:
-        rtg: Returns-to-go of every store step (see :func:`returns_to_go`).
-        context: Window length ``K``.
-        pad: ``"left"`` (default, as the reference Decision Transformer) or ``"right"``.
-        **kwargs: As :class:`IndexedSampler`.
-    """
-
-    kind = "windows"
-
-    def __init__(
-        self,
-        frames: npt.NDArray[np.uint8],
-        index: StepIndex,
-        actions: npt.NDArray[Any],
-        rewards: npt.NDArray[np.float32],
-        rtg: npt.NDArray[np.float32],
-        *,
-        context: int,
-        pad: Pad = "left",
-        **kwargs: Any,
-    ) -> None:
-        if context < 1:
-            raise ValueError(f"context must be >= 1, got {context}")
-        if pad not in ("left", "right"):
-            raise ValueError(f"pad must be 'left' or 'right', got {pad!r}")
-        super().__init__(frames, index, actions, rewards, **kwargs)
-        self.rtg = rtg
-        self.context = context
-        self.pad: Pad = pad
-
-    def _gather(self, positions: I64) -> WindowBatch:
-        return gather_windows(
-            self.frames,
-            self.index,
-            positions,
-            self.actions,
-            self.rewards,
-            self.rtg,
-            context=self.context,
-            frame_stack=self.frame_stack,
-            layout=self.layout,
-            pad=self.pad,
         )

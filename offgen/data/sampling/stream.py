@@ -20,109 +20,86 @@ import copy
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch
-from offgen.data.sampling.frames import FRAME_BYTES, iter_read_plan
-from offgen.data.sampling.gather import Pad, gather_transitions, gather_windows
-from offgen.data.sampling.index import StepIndex, returns_to_go
-from offgen.data.sampling.rng import NO_SHARD, Shard, batch_rng, epoch_rng
+from offgen.data.sampling.frames import (
+    FRAME_BYTES,
+    SelectedEpisodes,
+    frame_shape,
+    iter_read_plan,
+    read_in_layout,
+)
+from offgen.data.sampling.gather import Gather
+from offgen.data.sampling.index import I64, StepIndex
+from offgen.data.sampling.options import StreamOptions
+from offgen.data.sampling.rng import NO_SHARD, Shard, batch_rng, check_state, epoch_rng
 from offgen.data.sampling.strategy import StrategyChoice
-from offgen.data.schema import FRAME_SHAPE_HWC, Layout
-from offgen.data.store import OffgenStore
+from offgen.data.schema import Layout
 
-__all__ = ["DEFAULT_POOL_BYTES", "DEFAULT_UNIT_FRAMES", "StreamSampler"]
-
-DEFAULT_UNIT_FRAMES = 4096
-DEFAULT_POOL_BYTES = 1 << 30
-
-
-def _norm(value: Any) -> Any:
-    """Lists and tuples compare equal (a state may have gone through JSON)."""
-    return list(value) if isinstance(value, list | tuple) else value
-
+__all__ = ["StreamSampler"]
 
 B = TypeVar("B", TransitionBatch, WindowBatch)
-I64 = npt.NDArray[np.int64]
 
 
 class StreamSampler(Generic[B]):
     """Transitions or windows sampled from a bounded pool of store blocks.
 
     Args:
-        store: The store.
-        rows: Selected episode rows.
-        table_positions: Their table positions in the store.
-        kind: ``"transitions"`` or ``"windows"``.
+        episodes: The selected episodes.
+        gather: What a batch holds (transitions or windows).
         batch_size: Batch size.
         seed: Seed.
-        frame_stack: Frames per observation.
-        layout: ``"HWC"`` or ``"CHW"``.
-        context: Window length (windows only).
-        pad: Window padding side (windows only).
-        gamma: Return-to-go discount (windows only).
-        pool_bytes: Memory for the pool's frames (default 1 GiB).
-        unit_frames: Target store frames per unit.
-        reuse: Expected draws of each step while it is in the pool.
+        layout: Layout of the pool's frames (each unit is converted once, as it is read).
+        options: Pool size, unit size and reuse.
+        strategy: Why the stream strategy was chosen (for ``repr`` and logs).
         shard: Which shard of the units to stream.
     """
 
     def __init__(
         self,
-        store: OffgenStore,
-        rows: npt.NDArray[Any],
-        table_positions: I64,
+        episodes: SelectedEpisodes,
+        gather: Gather[B],
         *,
-        kind: Literal["transitions", "windows"],
         batch_size: int,
         seed: int = 0,
-        frame_stack: int = 1,
         layout: Layout = "HWC",
-        context: int = 10,
-        pad: Pad = "left",
-        gamma: float = 1.0,
-        pool_bytes: int = DEFAULT_POOL_BYTES,
-        unit_frames: int = DEFAULT_UNIT_FRAMES,
-        reuse: float = 1.0,
+        options: StreamOptions,
+        strategy: StrategyChoice,
         shard: Shard = NO_SHARD,
     ) -> None:
-        if batch_size < 1 or frame_stack < 1 or context < 1 or reuse <= 0:
-            raise ValueError("batch_size, frame_stack and context must be >= 1 and reuse > 0")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        rows = episodes.rows
         if len(rows) == 0:
             raise ValueError("nothing to sample: the selection holds no episodes")
-        self.store = store
+        self.store = episodes.store
         self.rows = rows
-        self.table_positions = np.asarray(table_positions, dtype=np.int64)
-        self.kind = kind
+        self.table_positions = episodes.positions
+        self.gather: Gather[B] = gather
         self.batch_size = batch_size
         self.seed = int(seed)
-        self.frame_stack = frame_stack
         self.layout: Layout = layout
-        self.context = context
-        self.pad: Pad = pad
-        self.reuse = float(reuse)
+        self.reuse = float(options.reuse)
         self.shard = shard
-        self.strategy = StrategyChoice("stream", "requested")
-        self.actions = store.actions
-        self.rewards = store.rewards
-        self.rtg = returns_to_go(self.rewards, rows, gamma) if kind == "windows" else None
+        self.strategy = strategy
         starts = rows["frame_offset"].astype(np.int64)
         counts = rows["length"].astype(np.int64) + 1
         self._units = [
             np.asarray(members, dtype=np.int64)
-            for _lo, _hi, members in iter_read_plan(starts, counts, unit_frames)
+            for _lo, _hi, members in iter_read_plan(starts, counts, options.unit_frames)
         ]
         self._unit_frames = np.array([int(counts[u].sum()) for u in self._units])
         self._unit_steps = self._unit_frames - np.array([len(u) for u in self._units])
         self.slot_frames = int(self._unit_frames.max())
-        self._max_slots = max(2, pool_bytes // (self.slot_frames * FRAME_BYTES))
+        self._max_slots = max(2, options.pool_bytes // (self.slot_frames * FRAME_BYTES))
         if len(self._units) < shard.count:
             raise ValueError(
-                f"{store.location}: only {len(self._units)} stream units for {shard.count} shards; "
-                "lower unit_frames or use fewer workers / ranks"
+                f"{self.store.location}: only {len(self._units)} stream units for {shard.count} "
+                "shards; lower unit_frames or use fewer workers / ranks"
             )
         self._per_shard = len(self._units) // shard.count
         self.slots = min(self._max_slots, self._per_shard)
@@ -167,11 +144,13 @@ class StreamSampler(Generic[B]):
 
     # ------------------------------------------------------------------ reading
     def _read_unit(self, unit: int) -> npt.NDArray[np.uint8]:
+        """The unit's frames in the pool's layout (converted here, in the read-ahead thread, once
+        per unit rather than once per batch)."""
         members = self._units[unit]
         starts = self.rows["frame_offset"][members].astype(np.int64)
         counts = self.rows["length"][members].astype(np.int64) + 1
         lo = int(starts.min())
-        block = self.store.read_frames(lo, int((starts + counts).max()))
+        block = read_in_layout(self.store, lo, int((starts + counts).max()), self.layout)
         if int(counts.sum()) == len(block):
             return block
         return np.concatenate(
@@ -192,7 +171,8 @@ class StreamSampler(Generic[B]):
 
     def _sync_pool(self) -> StepIndex:
         if self._pool is None:
-            self._pool = np.empty((self.slots * self.slot_frames, *FRAME_SHAPE_HWC), np.uint8)
+            shape = (self.slots * self.slot_frames, *frame_shape(self.layout))
+            self._pool = np.empty(shape, np.uint8)
         changed = False
         for slot, unit in enumerate(self._slot_unit):
             if self._loaded[slot] != unit:
@@ -227,35 +207,10 @@ class StreamSampler(Generic[B]):
         rng = batch_rng(self.seed, self.shard, self._k, stream=1)
         positions = rng.integers(0, index.num_steps, self.batch_size)
         assert self._pool is not None
-        out: Any
-        if self.kind == "transitions":
-            out = gather_transitions(
-                self._pool,
-                index,
-                positions,
-                self.actions,
-                self.rewards,
-                frame_stack=self.frame_stack,
-                layout=self.layout,
-            )
-        else:
-            assert self.rtg is not None
-            out = gather_windows(
-                self._pool,
-                index,
-                positions,
-                self.actions,
-                self.rewards,
-                self.rtg,
-                context=self.context,
-                frame_stack=self.frame_stack,
-                layout=self.layout,
-                pad=self.pad,
-            )
+        out = self.gather(self._pool, index, positions)
         self._k += 1
         self._advance_schedule()
-        result: B = out
-        return result
+        return out
 
     def batch(self, k: int) -> B:
         """Batch number ``k``; moves the stream to ``k + 1`` (a pool cannot seek for free)."""
@@ -266,7 +221,7 @@ class StreamSampler(Generic[B]):
     def state_dict(self) -> dict[str, Any]:
         """Position in the stream plus what must match to resume it."""
         return {
-            "kind": f"stream-{self.kind}",
+            "kind": f"stream-{self.gather.kind}",
             "batches": self._k,
             "seed": self.seed,
             "batch_size": self.batch_size,
@@ -277,13 +232,9 @@ class StreamSampler(Generic[B]):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume after ``state["batches"]`` batches (replays the pool schedule, then reads it)."""
-        mine = self.state_dict()
-        for key in ("kind", "seed", "batch_size", "shard", "units", "slots"):
-            if _norm(state.get(key)) != _norm(mine[key]):
-                raise ValueError(
-                    f"state_dict mismatch on {key!r}: saved {state.get(key)!r}, this sampler has "
-                    f"{mine[key]!r}; build the sampler with the same data and settings"
-                )
+        check_state(
+            state, self.state_dict(), ("kind", "seed", "batch_size", "shard", "units", "slots")
+        )
         self._reset_schedule()
         for _ in range(int(state["batches"])):
             self._k += 1
@@ -314,7 +265,7 @@ class StreamSampler(Generic[B]):
 
     def __repr__(self) -> str:
         return (
-            f"StreamSampler(kind={self.kind!r}, units={len(self._units)}, slots={self.slots}, "
+            f"StreamSampler(kind={self.gather.kind!r}, units={len(self._units)}, slots={self.slots}, "
             f"slot_frames={self.slot_frames}, batch_size={self.batch_size}, seed={self.seed}, "
             f"shard={self.shard.index}/{self.shard.count})"
         )
