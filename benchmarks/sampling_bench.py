@@ -10,12 +10,15 @@ from envpool with a uniform random policy, then measures:
    process, and the cache file's size;
 3. DT windows (K=10, batch 512, uint8) vs a bare numpy gather of the same windows and vs the
    predecessor's window sampler (linear scan of episode ends per sample, float32 conversion);
-4. the stream strategy's peak RssAnon and throughput, on the whole store and on half of it.
+4. the stream strategy's peak RssAnon and throughput, on the whole store and on half of it;
+5. CHW batches against HWC batches (transitions B=256 and windows K=10 B=512) on every strategy,
+   in alternating slices in one process (``--only layout`` runs this part alone).
 
 Usage::
 
     python benchmarks/sampling_bench.py --transitions 100000
     python benchmarks/sampling_bench.py              # 1M transitions (12.3 GB decoded)
+    python benchmarks/sampling_bench.py --transitions 30000 --seconds 2 --only layout
 """
 
 from __future__ import annotations
@@ -291,6 +294,61 @@ def child_ours_subset(store: str, transitions: int, seconds: float) -> dict[str,
     return {"peak_anon": probe.stop(), "rate": rate, "steps": ds.num_transitions}
 
 
+def layout_rows(ds: Any, seconds: float) -> list[tuple[str, str, str, str]]:
+    """CHW vs HWC batch rates per strategy and job, measured in alternating slices.
+
+    The stream pool is capped at a quarter of the store's decoded frames so that it keeps
+    evicting and reading units (the regime the stream strategy exists for) on small stores too.
+    """
+    from offgen.data import SamplerOptions, StreamOptions
+
+    pool = min(1 << 30, ds.store.num_frames_stored * 12288 // 4)
+    rows = []
+    for strategy in ("ram", "memmap", "stream"):
+        for job, items in (("transitions B=256", 256), ("windows K=10 B=512", 512)):
+            samplers = []
+            for layout in ("HWC", "CHW"):
+                options = SamplerOptions(
+                    layout=layout,  # type: ignore[arg-type]
+                    strategy=strategy,  # type: ignore[arg-type]
+                    progress=False,
+                    stream=StreamOptions(pool_bytes=pool),
+                )
+                samplers.append(
+                    ds.transitions(256, options=options)
+                    if items == 256
+                    else ds.windows(10, 512, options=options)
+                )
+            steps = [sampler.__next__ for sampler in samplers]
+            rates = _compare(steps, items, 2 * seconds)
+            for sampler in samplers:
+                getattr(sampler, "close", lambda: None)()  # the stream's read-ahead thread
+            del samplers, steps
+            ds.release_frames()
+            gc.collect()
+            print(
+                f"{strategy} {job}: HWC {rates[0]:,.0f}/s  CHW {rates[1]:,.0f}/s  "
+                f"CHW/HWC {rates[1] / rates[0]:.2f}",
+                flush=True,
+            )
+            rows.append(
+                (
+                    f"5. CHW vs HWC, {strategy}, {job}",
+                    f"{rates[1]:,.0f} vs {rates[0]:,.0f} /s",
+                    f"{rates[1] / rates[0]:.2f}x",
+                    ">= 0.8x",
+                )
+            )
+    return rows
+
+
+def _print_rows(n_steps: int, rows: list[tuple[str, str, str, str]]) -> None:
+    print(f"\n| measurement ({n_steps:,}-transition store) | value | ratio | target |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
 def run_child(*args: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
@@ -358,6 +416,9 @@ def main() -> None:
     )
     parser.add_argument("--hf-transitions", type=int, default=20_000, help="subset for HF datasets")
     parser.add_argument("--seconds", type=float, default=5.0, help="time per measurement")
+    parser.add_argument(
+        "--only", choices=["all", "layout"], default="all", help="run every part, or part 5 alone"
+    )
     parser.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -388,6 +449,9 @@ def main() -> None:
         flush=True,
     )
     rows: list[tuple[str, str, str, str]] = []
+    if args.only == "layout":
+        _print_rows(n_steps, layout_rows(ds, sec))
+        return
 
     # 1. transitions. The bare baselines run first on a plain RAM copy of the decoded frames
     # (12.3 GB at 1M); that copy is then freed so the memmap's page cache can hold the same frames
@@ -586,10 +650,9 @@ def main() -> None:
         )
     )
 
-    print(f"\n| measurement ({n_steps:,}-transition store) | value | ratio | target |")
-    print("|---|---|---|---|")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    # 5. layouts
+    rows.extend(layout_rows(ds, sec))
+    _print_rows(n_steps, rows)
 
 
 if __name__ == "__main__":

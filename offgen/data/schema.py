@@ -14,8 +14,9 @@ An :class:`Episode` is one Procgen episode of ``T`` steps:
 
 Why HWC: consecutive 64x64x3 frames compress 1.3-1.4x better with zstd in HWC than in CHW on our
 measurements (the three colour planes of a pixel are stored together), and HWC is what envpool's
-renderer and image tools use. Samplers convert to CHW on request (``layout="CHW"``), after sampling,
-so only the batch is transposed.
+renderer and image tools use. Samplers convert to CHW on request (``layout="CHW"``) once, as they
+decode frames (the RAM array, a memmap cache file per layout, each stream unit), so CHW batches
+cost what HWC batches cost.
 """
 
 from __future__ import annotations
