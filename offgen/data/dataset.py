@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -13,18 +13,13 @@ from offgen.data.sampling.batches import TransitionBatch, WindowBatch
 from offgen.data.sampling.build import DecodedFrames, build_transitions, build_windows
 from offgen.data.sampling.frames import SelectedEpisodes
 from offgen.data.sampling.gather import Pad
-from offgen.data.sampling.options import SamplerOptions, resolve_options
+from offgen.data.sampling.options import SamplerKeywords, SamplerOptions, resolve_options
 from offgen.data.sampling.rng import NO_SHARD, Shard
 from offgen.data.sampling.samplers import Sampler
 from offgen.data.sampling.splits import choose_heldout_levels
 from offgen.data.schema import Episode
 from offgen.data.store import OffgenStore
 from offgen.data.table import EpisodeTable
-
-if TYPE_CHECKING:
-    from typing import Unpack
-
-    from offgen.data.sampling.options import SamplerKeywords
 
 __all__ = ["OffgenDataset"]
 

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Unpack
 
 from offgen.data.dataset import OffgenDataset
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch
 from offgen.data.sampling.gather import Pad
 from offgen.data.sampling.mixture import MixtureSampler, largest_remainder
-from offgen.data.sampling.options import SamplerOptions, resolve_options
+from offgen.data.sampling.options import SamplerKeywords, SamplerOptions, resolve_options
 from offgen.data.sampling.samplers import Sampler
-
-if TYPE_CHECKING:
-    from typing import Unpack
-
-    from offgen.data.sampling.options import SamplerKeywords
 
 __all__ = ["mix"]
 

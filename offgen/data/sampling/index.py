@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["I64", "StepIndex", "returns_to_go"]
+__all__ = ["StepIndex", "returns_to_go"]
 
 I64 = npt.NDArray[np.int64]
 """The integer array type of positions, frames and steps."""
