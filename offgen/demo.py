@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     png = return_histogram(stats, store.parent / f"{store.name}_returns.png")
     print(f"   return histogram: {png}")
 
-    print("\n3. sampling (memmap strategy: decoded once into a reusable cache)")
+    print("\n3. sampling (memmap strategy: decoded once, in CHW, into a reusable cache)")
     sampler = ds.transitions(batch_size=256, seed=0, strategy="memmap", layout="CHW")
     batch = next(sampler)
     print(
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         next(sampler)
     rate = args.batches * 256 / (time.perf_counter() - start)
     print(f"   {rate:,.0f} transitions/s (batch 256, one process)")
-    windows = ds.windows(context=10, batch_size=512, seed=0, strategy="memmap")
+    windows = ds.windows(context=10, batch_size=512, seed=0, strategy="memmap", layout="CHW")
     wbatch = next(windows)
     start = time.perf_counter()
     for _ in range(max(1, args.batches // 10)):
