@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import offgen.data.legacy as legacy
-from offgen.data._npy_pickle import FileRegion, file_identity, mapped_region, read_pickled_npy
+import offgen.data.legacy.frames as legacy_frames
+from offgen.data.legacy.npy_walk import FileRegion, file_identity, mapped_region, read_pickled_npy
 from offgen.errors import CorruptStoreError, SchemaError
 
 PATHS = ["compiled", "numpy"]
@@ -27,13 +28,13 @@ def decode_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         if not legacy.COMPILED_DECODE:
             pytest.skip("offgen._decode was not built (no C compiler)")
     else:
-        monkeypatch.setattr(legacy, "_compiled_decode", None)
+        monkeypatch.setattr(legacy_frames, "_compiled_decode", None)
     return str(request.param)
 
 
 def _decode(frames: np.ndarray) -> np.ndarray:
     out = np.empty((len(frames), 64, 64, 3), dtype=np.uint8)
-    legacy._decode_into(frames, out, Path("episode.npy"))
+    legacy_frames.decode_into(frames, out, Path("episode.npy"))
     return out
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import offgen.data.legacy as legacy
-from offgen.data._npy_pickle import read_pickled_npy
+import offgen.data.legacy.npy as legacy_npy
+from offgen.data.legacy.npy_walk import read_pickled_npy
 from offgen.errors import UnsafeFileError
 
 
@@ -46,8 +47,8 @@ def _write(path: Path, payload: Any, protocol: int | None = None) -> Path:
 
 def _restricted(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     with monkeypatch.context() as patch:
-        patch.setattr(legacy, "read_pickled_npy", lambda _path: None)
-        return legacy._load_npy(path)
+        patch.setattr(legacy_npy, "read_pickled_npy", lambda _path: None)
+        return legacy_npy.load_npy(path)
 
 
 @pytest.mark.parametrize("protocol", [None, 3, 4])
