@@ -222,3 +222,35 @@ def test_cli_keeps_numpy_blas_threads_from_spinning_unless_the_user_chose(
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == expected
+
+
+def _break_deflate_stream(npz: Path, member: str) -> None:
+    """Make ``member``'s deflate stream start with a reserved block type (inflate fails)."""
+    import zipfile
+
+    with zipfile.ZipFile(npz) as archive:
+        info = archive.getinfo(member)
+    data = bytearray(npz.read_bytes())
+    name_len, extra_len = np.frombuffer(data, "<u2", 2, info.header_offset + 26)
+    data[info.header_offset + 30 + int(name_len) + int(extra_len)] = 0xFF
+    npz.write_bytes(bytes(data))
+
+
+def test_convert_of_damaged_legacy_files_is_one_line_naming_the_file(legacy_folder: Path) -> None:
+    """Issue 12 item 4: inflate and .npy header failures were tracebacks naming no file."""
+    files = sorted((legacy_folder / "coinrun").glob("*.npz"))
+    _break_deflate_stream(files[2], "observations.npy")
+    broken = run("convert", str(legacy_folder), "-g", "coinrun", "-d", "1M_E")
+    last = broken.stderr.rstrip("\n").split("\n")[-1]  # after the progress bar
+    assert broken.returncode == 2 and last.startswith("error: ") and files[2].name in last
+    assert "Traceback" not in broken.stderr and "IsalError" in last
+
+    npy_folder = legacy_folder.parent / "npy" / "coinrun"
+    npy_folder.mkdir(parents=True)
+    header = b"{'descr': '|O', 'fortran_order': False, 'shape': (), "  # the dict never closes
+    bad = npy_folder / files[0].with_suffix(".npy").name
+    bad.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header)
+    refused = run("convert", str(npy_folder.parent), "-g", "coinrun", "-d", "1M_E", "--overwrite")
+    last = refused.stderr.rstrip("\n").split("\n")[-1]
+    assert refused.returncode == 2 and last.startswith("error: ") and bad.name in last
+    assert "Traceback" not in refused.stderr

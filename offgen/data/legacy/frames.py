@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from offgen.data.legacy._errors import corrupt
+from offgen.data.legacy._errors import corrupt, reading
 from offgen.data.legacy.npy_walk import FileRegion, file_identity
 from offgen.data.schema import FRAME_SHAPE_CHW, FRAME_SHAPE_HWC
 from offgen.errors import CorruptStoreError, SchemaError
@@ -149,7 +149,8 @@ class LegacyFrames:
         frame_bytes = self.stored[0].nbytes
         block = np.empty((min(len(out), _BLOCK_FRAMES), *frame_shape), dtype=self.stored.dtype)
         raw = block.reshape(-1).view(np.uint8).data
-        fd = os.open(self.source, os.O_RDONLY)
+        with reading(self.source, "cannot read its frames"):
+            fd = os.open(self.source, os.O_RDONLY)
         try:
             if file_identity(os.fstat(fd)) != region.identity:
                 raise CorruptStoreError(
@@ -160,7 +161,9 @@ class LegacyFrames:
                 count = min(_BLOCK_FRAMES, len(out) - first)
                 wanted = count * frame_bytes
                 position = region.offset + (start + first) * frame_bytes
-                if os.preadv(fd, [raw[:wanted]], position) != wanted:
+                with reading(self.source, "cannot read its frames"):
+                    got = os.preadv(fd, [raw[:wanted]], position)
+                if got != wanted:
                     raise corrupt(self.source, "its frames end before the header says")
                 decode_into(block[:count], out[first : first + count], self.source)
         finally:

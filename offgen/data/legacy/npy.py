@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from offgen.data.legacy._errors import MALFORMED, corrupt
 from offgen.data.legacy.npy_walk import read_pickled_npy
-from offgen.errors import CorruptStoreError, SchemaError, UnsafeFileError
+from offgen.errors import SchemaError, UnsafeFileError
 
 __all__ = ["load_npy"]
 
@@ -92,11 +93,9 @@ def load_npy(path: Path) -> dict[str, Any]:
                 else np.lib.format.read_array_header_2_0
             )
             header = read_header(handle)
-        except (ValueError, EOFError, SyntaxError) as exc:
-            raise CorruptStoreError(
-                f"{path}: not a readable .npy file ({exc}); it is truncated or corrupt. "
-                "Re-extract it from the dataset archive."
-            ) from exc
+        except MALFORMED as exc:
+            detail = " ".join(str(exc).split())
+            raise corrupt(path, f"not a readable .npy file ({detail})") from exc
         shape, _fortran, dtype = header
         if not dtype.hasobject:
             raise SchemaError(
@@ -107,11 +106,9 @@ def load_npy(path: Path) -> dict[str, Any]:
             obj = _RestrictedUnpickler(handle, str(path)).load()
         except UnsafeFileError:
             raise
-        except Exception as exc:
-            raise CorruptStoreError(
-                f"{path}: the pickled episode is truncated or corrupt "
-                f"({type(exc).__name__}: {exc}). Re-extract it from the dataset archive."
-            ) from exc
+        except Exception as exc:  # pickle raises anything for hostile bytes; never executes them
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise corrupt(path, f"the pickled episode is unreadable ({detail})") from exc
     if isinstance(obj, np.ndarray) and obj.dtype.hasobject and obj.shape == ():
         obj = obj.item()
     if not isinstance(obj, dict):

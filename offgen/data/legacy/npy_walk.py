@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from offgen.data.legacy._errors import MALFORMED
+
 __all__ = ["FileRegion", "file_identity", "mapped_region", "read_pickled_npy"]
 
 _RECONSTRUCT = "reconstruct"
@@ -313,11 +315,11 @@ def read_pickled_npy(path: Path) -> dict[str, npt.NDArray[Any]] | None:
         for advice in ("MADV_SEQUENTIAL", "MADV_WILLNEED"):
             if hasattr(mmap, advice):
                 buffer.madvise(getattr(mmap, advice))
-    except (OSError, ValueError, EOFError, SyntaxError):
+    except (OSError, *MALFORMED):
         return None
     try:
         result = _walk(buffer, start)
-    except (_Unsupported, struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError):
+    except (_Unsupported, IndexError, TypeError, *MALFORMED):
         return None
     if not isinstance(result, dict):
         return None

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from offgen.data.legacy._errors import corrupt
+from offgen.data.legacy._errors import MALFORMED, corrupt, reading
 from offgen.data.legacy.names import LEGACY_KEYS
 from offgen.errors import UnsafeFileError
 
@@ -43,8 +43,9 @@ def _npy_from_bytes(data: bytes, path: Path, key: str) -> npt.NDArray[Any]:
             else np.lib.format.read_array_header_2_0
         )
         shape, fortran, dtype = read(buffer)
-    except (ValueError, EOFError, SyntaxError) as exc:
-        raise corrupt(path, f"member {key}.npy has no valid .npy header ({exc})") from exc
+    except MALFORMED as exc:
+        detail = " ".join(str(exc).split())
+        raise corrupt(path, f"member {key}.npy has no valid .npy header ({detail})") from exc
     if dtype.hasobject:
         raise UnsafeFileError(
             f"{path}: member {key}.npy holds pickled objects, which offgen never loads; a legacy "
@@ -63,41 +64,34 @@ def load_npz(path: Path) -> dict[str, Any]:
 
     Raises:
         UnsafeFileError: If a member holds pickled objects.
-        CorruptStoreError: If the archive or a member is truncated, corrupt or fails its CRC.
-        FileNotFoundError: If the file does not exist.
+        CorruptStoreError: If the file is missing, or the archive or a member is truncated,
+            corrupt or fails its CRC.
     """
     inflater = _inflater()
     out: dict[str, Any] = {}
-    try:
-        with open(path, "rb") as handle:
-            archive = zipfile.ZipFile(handle)
-            for member in archive.infolist():
-                key = member.filename.removesuffix(".npy")
-                if key not in LEGACY_KEYS:
-                    continue
-                if member.file_size > _MAX_MEMBER:
-                    raise corrupt(path, f"member {member.filename} claims {member.file_size} B")
-                if member.compress_type == zipfile.ZIP_DEFLATED and not member.flag_bits & 1:
-                    handle.seek(member.header_offset)
-                    magic, name_len, extra_len = _LOCAL_HEADER.unpack(handle.read(30))
-                    if magic != b"PK\x03\x04":
-                        raise corrupt(path, f"bad zip entry header for {member.filename}")
-                    handle.seek(member.header_offset + 30 + name_len + extra_len)
-                    raw = handle.read(member.compress_size)
-                    if len(raw) != member.compress_size:
-                        raise corrupt(path, f"member {member.filename} is cut short")
-                    stream = inflater.decompressobj(-15)
-                    # max_length bounds memory even if the header lies about the size.
-                    data = stream.decompress(raw, member.file_size + 1)
-                else:  # stored (np.savez) or unusual members: let zipfile do it
-                    data = archive.read(member)
-                if len(data) != member.file_size or inflater.crc32(data) != member.CRC:
-                    raise corrupt(path, f"member {member.filename} fails its CRC-32 check")
-                out[key] = _npy_from_bytes(data, path, key)
-    except (zipfile.BadZipFile, EOFError, zlib.error, struct.error) as exc:
-        raise corrupt(path, f"unreadable .npz ({type(exc).__name__}: {exc})") from exc
-    except OSError as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise corrupt(path, f"unreadable .npz ({type(exc).__name__}: {exc})") from exc
+    with reading(path, "unreadable .npz", also=(inflater.error,)), open(path, "rb") as handle:
+        archive = zipfile.ZipFile(handle)
+        for member in archive.infolist():
+            key = member.filename.removesuffix(".npy")
+            if key not in LEGACY_KEYS:
+                continue
+            if member.file_size > _MAX_MEMBER:
+                raise corrupt(path, f"member {member.filename} claims {member.file_size} B")
+            if member.compress_type == zipfile.ZIP_DEFLATED and not member.flag_bits & 1:
+                handle.seek(member.header_offset)
+                magic, name_len, extra_len = _LOCAL_HEADER.unpack(handle.read(30))
+                if magic != b"PK\x03\x04":
+                    raise corrupt(path, f"bad zip entry header for {member.filename}")
+                handle.seek(member.header_offset + 30 + name_len + extra_len)
+                raw = handle.read(member.compress_size)
+                if len(raw) != member.compress_size:
+                    raise corrupt(path, f"member {member.filename} is cut short")
+                stream = inflater.decompressobj(-15)
+                # max_length bounds memory even if the header lies about the size.
+                data = stream.decompress(raw, member.file_size + 1)
+            else:  # stored (np.savez) or unusual members: let zipfile do it
+                data = archive.read(member)
+            if len(data) != member.file_size or inflater.crc32(data) != member.CRC:
+                raise corrupt(path, f"member {member.filename} fails its CRC-32 check")
+            out[key] = _npy_from_bytes(data, path, key)
     return out

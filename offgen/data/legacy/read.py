@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from offgen.data.legacy._errors import reading
 from offgen.data.legacy.frames import LegacyFrames, check_frames_shape
 from offgen.data.legacy.names import LEGACY_KEYS, SUFFIXES, LegacyName
 from offgen.data.legacy.npy import load_npy
 from offgen.data.legacy.npy_walk import mapped_region
 from offgen.data.legacy.npz import load_npz
 from offgen.data.schema import Episode, frames_placeholder
-from offgen.errors import CorruptStoreError, SchemaError
+from offgen.errors import SchemaError
 from offgen.registry import resolve_game
 
 __all__ = ["legacy_arrays", "open_legacy_episode", "read_legacy_episode"]
@@ -33,10 +34,8 @@ def legacy_arrays(path: str | os.PathLike[str]) -> dict[str, npt.NDArray[Any]]:
     file = Path(path)
     if file.suffix not in SUFFIXES:
         raise SchemaError(f"{file}: not a legacy episode file (expected .npz or .npy)")
-    try:
+    with reading(file, "unreadable legacy episode file"):
         data = load_npy(file) if file.suffix == ".npy" else load_npz(file)
-    except FileNotFoundError as exc:
-        raise CorruptStoreError(f"{file}: file missing") from exc
     missing = [key for key in LEGACY_KEYS if key not in data]
     if missing:
         raise SchemaError(
