@@ -34,6 +34,12 @@ Killed at any point, rerunning the same command resumes and ends with exactly th
 """
 
 
+def _non_negative_seconds(value: float) -> float:
+    if not value >= 0:  # also refuses NaN
+        raise typer.BadParameter(f"must be a number of seconds >= 0, got {value}")
+    return value
+
+
 def _bool(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "y"):
@@ -124,7 +130,12 @@ def collect(
     ] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     commit_every: Annotated[
-        float, typer.Option("--commit-every", help="Seconds between commits (0: every episode).")
+        float,
+        typer.Option(
+            "--commit-every",
+            help="Seconds between commits (0: every episode).",
+            callback=_non_negative_seconds,
+        ),
     ] = 10.0,
 ) -> None:
     """Collect a Procgen dataset with a behaviour policy (exact budget, resumable)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -292,6 +293,10 @@ def convert(
         bool, typer.Option("--overwrite", help="Replace an existing store.")
     ] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Decode threads.")] = 2,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Convert episodes longer than the game's time limit."),
+    ] = False,
 ) -> None:
     """Convert the predecessor's per-episode files into an offgen store."""
     from offgen.data.convert import convert_legacy
@@ -308,9 +313,13 @@ def convert(
             )
         destination = dataset_dir(resolve_dataset(dataset).name, resolve_game(game).name)
     mode: WriteMode = "append" if resume else "overwrite" if overwrite else "create"
-    result = convert_legacy(
-        source, destination, game=game, dataset=dataset, mode=mode, workers=workers
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        result = convert_legacy(
+            source, destination, game=game, dataset=dataset, mode=mode, workers=workers, force=force
+        )
+    for warning in caught:
+        typer.secho(f"warning: {warning.message}", fg=typer.colors.YELLOW, err=True)
     rate = result.converted and (result.transitions / max(result.seconds, 1e-9))
     typer.echo(
         f"{result.store}: {result.episodes:,} episodes, {result.transitions:,} transitions "

@@ -204,6 +204,8 @@ def collect(
         raise ValueError(f"slot_policy has {len(slots)} entries for {num_envs} environments")
     if budget < 1 or not 0 <= shard_index < num_shards:
         raise ValueError("budget must be >= 1 and 0 <= shard_index < num_shards")
+    if not commit_every_s >= 0:  # also refuses NaN
+        raise ValueError(f"commit_every_s must be >= 0 seconds, got {commit_every_s}")
     my_budget = shard_budget(budget, shard_index, num_shards)
     config = _collection_config(
         spec,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,10 +35,11 @@ from offgen._allocator import tune_allocator
 from offgen._io import atomic_write_bytes
 from offgen.data.format import EPISODES
 from offgen.data.legacy import LegacyFrames, LegacyName, find_legacy_files, open_legacy_episode
+from offgen.data.legacy.names import split_duplicates
 from offgen.data.schema import Episode
 from offgen.data.table import decode_records
 from offgen.data.writer import StoreWriter, WriteMode
-from offgen.errors import StoreExistsError
+from offgen.errors import SchemaError, StoreExistsError
 from offgen.registry import DatasetSpec, resolve_dataset, resolve_game
 
 __all__ = ["SOURCES_FILE", "ConvertResult", "convert_legacy"]
@@ -59,6 +61,8 @@ class ConvertResult:
         converted: Episodes converted by this call.
         skipped: Episodes already present (resumed conversion).
         seconds: Wall time of this call.
+        duplicates: Source files not converted because another file holds the same episode
+            (see :func:`offgen.data.legacy.names.split_duplicates`).
     """
 
     store: Path
@@ -67,6 +71,7 @@ class ConvertResult:
     converted: int
     skipped: int
     seconds: float
+    duplicates: tuple[str, ...] = ()
 
 
 def _check_resume(store: Path, names: list[LegacyName], committed: int) -> None:
@@ -124,6 +129,7 @@ def convert_legacy(
     workers: int = 2,
     progress: bool = True,
     on_episode: Callable[[int], None] | None = None,
+    force: bool = False,
 ) -> ConvertResult:
     """Stream a folder of legacy episode files into an offgen store.
 
@@ -137,6 +143,7 @@ def convert_legacy(
         workers: Threads opening (and, for ``.npz``, inflating) files ahead of the writer.
         progress: Show a tqdm progress bar on stderr.
         on_episode: Called with the episode count after each written episode (tests, UIs).
+        force: Convert episodes longer than ``game``'s time limit instead of refusing them.
 
     Returns:
         A summary of the conversion.
@@ -147,13 +154,28 @@ def convert_legacy(
         UnsafeFileError, CorruptStoreError, SchemaError: A source file is unsafe, damaged or
             malformed (the message names it). Committed episodes stay; fix or remove the file and
             rerun with ``mode="append"``.
+        SchemaError: A file name says an episode is longer than ``game`` allows (the files are
+            another game's; nothing is written), unless ``force``.
+
+    Files that repeat an episode already present under another name are skipped with a warning
+    (:class:`UserWarning`) and listed in :attr:`ConvertResult.duplicates`.
     """
     started = time.perf_counter()
     tune_allocator()  # decoded episodes reuse heap memory instead of faulting in fresh pages
     game_spec = resolve_game(game)
     spec = resolve_dataset(dataset) if dataset is not None else None
     src = Path(source)
-    files = find_legacy_files(src, game_spec.name)
+    files, duplicates = split_duplicates(find_legacy_files(src, game_spec.name))
+    if duplicates:
+        dropped, kept = duplicates[0]
+        warnings.warn(
+            f"{src}: {len(duplicates)} file(s) repeat an episode present under another name (same "
+            f"index, length, level seed and return), e.g. {dropped.name} repeats {kept.name}; "
+            "converting one copy of each (the .npz, else the earliest)",
+            stacklevel=2,
+        )
+    if not force:
+        _check_lengths(src, files, game_spec.name, game_spec.max_episode_steps)
     names = [name for name, _ in files]
     policy_id = f"legacy:{spec.name}" if spec is not None else "legacy"
     store = Path(destination)
@@ -185,7 +207,21 @@ def convert_legacy(
         converted=episodes - skipped,
         skipped=skipped,
         seconds=time.perf_counter() - started,
+        duplicates=tuple(path.name for path, _kept in duplicates),
     )
+
+
+def _check_lengths(
+    source: Path, files: list[tuple[LegacyName, Path]], game: str, limit: int
+) -> None:
+    too_long = [(name, path) for name, path in files if name.length > limit]
+    if too_long:
+        name, path = max(too_long, key=lambda item: item[0].length)
+        raise SchemaError(
+            f"{source}: {len(too_long)} of {len(files)} episodes are longer than {game}'s limit of "
+            f"{limit} steps (e.g. {path.name}: {name.length} steps), so they are not {game} data. "
+            "Check --game, or pass --force (force=True) to convert them anyway."
+        )
 
 
 def _run(

@@ -131,6 +131,9 @@ def test_cli_subprocess_collect_and_merge(tmp_path: Path) -> None:
           "--num_levels", "3", "--policy", "random"], "num_levels=3"),
         (["--game", "coinrun", "--distribution_mode", "memory", "--policy", "random"],
          "available in: easy, hard, exploration"),
+        # issue 12 item 6: a negative commit interval was accepted
+        (["--game", "coinrun", "--policy", "random", "--commit-every", "-1"], "seconds >= 0"),
+        (["--game", "coinrun", "--policy", "random", "--commit-every", "nan"], "seconds >= 0"),
     ],
 )  # fmt: skip
 def test_cli_bad_arguments(tmp_path: Path, args: list[str], message: str) -> None:

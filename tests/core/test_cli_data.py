@@ -254,3 +254,24 @@ def test_convert_of_damaged_legacy_files_is_one_line_naming_the_file(legacy_fold
     last = refused.stderr.rstrip("\n").split("\n")[-1]
     assert refused.returncode == 2 and last.startswith("error: ") and bad.name in last
     assert "Traceback" not in refused.stderr
+
+
+def test_convert_warns_of_duplicates_and_refuses_another_games_lengths(legacy_folder: Path) -> None:
+    """Issue 12 item 6, as a user types it."""
+    files = sorted((legacy_folder / "coinrun").glob("*.npz"))
+    with np.load(files[0]) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    np.save(files[0].with_suffix(".npy"), np.array(arrays, dtype=object), allow_pickle=True)
+    done = run("convert", str(legacy_folder), "-g", "coinrun", "-d", "1M_E")
+    assert done.returncode == 0, done.stderr
+    assert "6 episodes" in done.stdout
+    assert "warning: " in done.stderr and "repeat an episode" in done.stderr
+
+    name = files[1].name.split("_")
+    name[2] = "600"  # the name claims more steps than maze allows
+    files[1].rename(files[1].with_name("_".join(name)))
+    maze_store = legacy_folder.parent / "maze_store"
+    refused = run("convert", str(legacy_folder / "coinrun"), str(maze_store), "-g", "maze")
+    last = refused.stderr.rstrip("\n").split("\n")[-1]
+    assert refused.returncode == 2 and "maze's limit of 500" in last and "--force" in last
+    assert "Traceback" not in refused.stderr and not maze_store.exists()

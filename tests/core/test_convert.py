@@ -138,3 +138,38 @@ def test_a_bad_frame_stops_conversion_and_resume_finishes_it(tmp_path: Path) -> 
     dataset = offgen.load(store, game="coinrun")
     for i, episode in enumerate(episodes):
         assert_same_episode(dataset.episode(i), episode)
+
+
+def test_the_same_episode_twice_is_converted_once_with_a_warning(tmp_path: Path) -> None:
+    """Issue 12 item 6: a .npy beside its .npz, or a copy under another timestamp, counted twice."""
+    rng = np.random.default_rng(7)
+    episodes = [smooth_episode(rng, int(rng.integers(10, 40))) for _ in range(4)]
+    paths = [
+        write_npz_episode(tmp_path / "src", e, i, timestamp="20230101T000000")
+        for i, e in enumerate(episodes)
+    ]
+    beside = _as_predecessor_npy(paths[1])  # the .npy beside its .npz
+    later = write_npz_episode(tmp_path / "src", episodes[3], 3, timestamp="20240101T000000")
+    with pytest.warns(UserWarning, match=r"2 file\(s\) repeat an episode") as caught:
+        result = convert_legacy(
+            tmp_path / "src", tmp_path / "store", game="coinrun", progress=False
+        )
+    assert len(caught) == 1
+    assert result.episodes == 4 and result.duplicates == (beside.name, later.name)
+    assert result.transitions == sum(e.length for e in episodes)
+    sources = (tmp_path / "store" / SOURCES_FILE).read_text().split()
+    assert sources == [p.name for p in paths]  # the .npz, and the earliest copy
+
+
+def test_episodes_longer_than_the_game_allows_are_refused_unless_forced(tmp_path: Path) -> None:
+    """Issue 12 item 6: coinrun's 1000-step episodes converted as maze (limit 500)."""
+    rng = np.random.default_rng(8)
+    write_npz_episode(tmp_path / "src", smooth_episode(rng, 20, game="maze"), 0)
+    write_npz_episode(tmp_path / "src", smooth_episode(rng, 501, game="coinrun"), 1)
+    with pytest.raises(SchemaError, match=r"1 of 2 episodes are longer than maze's limit of 500"):
+        convert_legacy(tmp_path / "src", tmp_path / "store", game="maze", progress=False)
+    assert not (tmp_path / "store").exists()  # refused before anything was written
+    forced = convert_legacy(
+        tmp_path / "src", tmp_path / "store", game="maze", progress=False, force=True
+    )
+    assert forced.episodes == 2 and forced.transitions == 521

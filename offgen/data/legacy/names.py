@@ -11,7 +11,14 @@ from pathlib import Path
 from offgen.errors import CorruptStoreError, SchemaError
 from offgen.registry import resolve_game
 
-__all__ = ["LEGACY_KEYS", "SUFFIXES", "TIMESTAMP", "LegacyName", "find_legacy_files"]
+__all__ = [
+    "LEGACY_KEYS",
+    "SUFFIXES",
+    "TIMESTAMP",
+    "LegacyName",
+    "find_legacy_files",
+    "split_duplicates",
+]
 
 LEGACY_KEYS = ("observations", "actions", "rewards", "dones")
 """The arrays of a legacy episode file, in the order the predecessor wrote them."""
@@ -106,3 +113,29 @@ def find_legacy_files(
         )
     found.sort(key=lambda item: (item[0].index, item[0].timestamp, item[1].name))
     return found
+
+
+def split_duplicates(
+    files: list[tuple[LegacyName, Path]],
+) -> tuple[list[tuple[LegacyName, Path]], list[tuple[Path, Path]]]:
+    """Keep one file per episode of :func:`find_legacy_files`' list.
+
+    Two files are the same episode when their names agree on index, length, level seed and return
+    (a ``.npy`` written beside its ``.npz``, or a copy under another timestamp). Of each group the
+    ``.npz`` (its members are CRC-checked) is kept, else the earliest timestamp.
+
+    Returns:
+        The kept files, in the order given, and each dropped file with the file kept instead.
+    """
+    groups: dict[tuple[int, int, int, float], list[tuple[LegacyName, Path]]] = {}
+    for item in files:
+        name = item[0]
+        key = (name.index, name.length, name.level_seed, name.episode_return)
+        groups.setdefault(key, []).append(item)
+    dropped: list[tuple[Path, Path]] = []
+    kept_paths: set[Path] = set()
+    for group in groups.values():
+        keep = min(group, key=lambda item: (item[0].suffix != "npz", item[0].timestamp, item[1]))
+        kept_paths.add(keep[1])
+        dropped += [(path, keep[1]) for _name, path in group if path != keep[1]]
+    return [item for item in files if item[1] in kept_paths], dropped
