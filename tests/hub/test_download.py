@@ -364,3 +364,19 @@ def test_cli_npz_archives_download_convert_load_and_legacy_format(
         assert (folder / src.name).read_bytes() == src.read_bytes()
     again = _cli("-d", "1M_S", "-g", "maze", "--format", "legacy", "--base-url", base, "-q")
     assert again.returncode == 0 and "maze\tpresent" in again.stdout
+
+
+def test_cli_damaged_episode_file_in_archive_is_one_line_naming_it(
+    mirror: ArchiveServer, short_episodes: list[Episode], tmp_path: Path
+) -> None:
+    """Issue 12 item 4: a damaged .npy inside an intact archive ended in a traceback."""
+    files = write_legacy_files(short_episodes, tmp_path / "work" / "coinrun")
+    header = b"{'descr': '|O', 'fortran_order': False, 'shape': (), "  # the dict never closes
+    files[1].write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header)
+    with tarfile.open(mirror.root / SCHEME1_COINRUN, "w:xz") as tar:
+        for f in files:
+            tar.add(f, arcname=f"coinrun/{f.name}")
+    proc = _cli("-d", "1M_E", "-g", "coinrun", "-q", base=mirror.url("DGRL"))
+    last = proc.stderr.rstrip("\n").split("\n")[-1]
+    assert proc.returncode == 2 and last.startswith("error: ") and files[1].name in last
+    assert "Traceback" not in proc.stderr

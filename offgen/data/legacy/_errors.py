@@ -46,12 +46,13 @@ def reading(path: Path, what: str, also: tuple[type[Exception], ...] = ()) -> It
     Offgen's own errors pass through; a missing file, a read error or malformed bytes
     (:data:`MALFORMED` and ``also``) become a :class:`~offgen.errors.CorruptStoreError`.
     """
+    failures: tuple[type[Exception], ...] = (*MALFORMED, *also, OSError)
     try:
         yield
     except OffgenError:
         raise
     except FileNotFoundError as exc:
         raise CorruptStoreError(f"{path}: file missing") from exc
-    except (*MALFORMED, *also, OSError) as exc:
+    except failures as exc:
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())
         raise corrupt(path, f"{what} ({detail})") from exc

@@ -77,6 +77,11 @@ class _Unsupported(Exception):
     """The pickle is not in the exact shape numpy writes; use the restricted unpickler."""
 
 
+# Either way the restricted unpickler then reads the file and says what exactly is wrong.
+_UNREADABLE: tuple[type[Exception], ...] = (OSError, *MALFORMED)
+_NOT_NUMPYS: tuple[type[Exception], ...] = (_Unsupported, IndexError, TypeError, *MALFORMED)
+
+
 @dataclass
 class _Payload:
     offset: int
@@ -315,11 +320,11 @@ def read_pickled_npy(path: Path) -> dict[str, npt.NDArray[Any]] | None:
         for advice in ("MADV_SEQUENTIAL", "MADV_WILLNEED"):
             if hasattr(mmap, advice):
                 buffer.madvise(getattr(mmap, advice))
-    except (OSError, *MALFORMED):
+    except _UNREADABLE:
         return None
     try:
         result = _walk(buffer, start)
-    except (_Unsupported, IndexError, TypeError, *MALFORMED):
+    except _NOT_NUMPYS:
         return None
     if not isinstance(result, dict):
         return None
