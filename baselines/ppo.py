@@ -393,7 +393,8 @@ class Trainer:
         writer = StoreWriter(
             self.run_dir / "dataset",
             game=self.spec.game,
-            mode="append",
+            # A fresh run replaces a dataset left by an attempt that never saved rolling/.
+            mode="append" if self.update else "overwrite",
             dataset="training_log",
             env_options=self.spec.to_dict(),
             provenance={"collector": "baselines.ppo", "xpid": self.cfg.xpid},
@@ -556,6 +557,10 @@ def train(cfg: PPOConfig) -> Path:
     """
     run_dir, state = _prepare_run_dir(cfg)
     split = train_split_name(cfg.start_level, cfg.num_levels)
+    finals = sorted((run_dir / "final").glob("model_*.pt"))
+    if state is not None and state.update >= cfg.num_updates and finals:
+        print(f"{run_dir}: already complete ({state.update} updates)", file=sys.stderr)
+        return finals[-1]
     trainer = Trainer(cfg, run_dir, state)
     config = dataclasses.asdict(cfg)
     logger = RunLogger(
