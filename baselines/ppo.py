@@ -555,6 +555,7 @@ def train(cfg: PPOConfig) -> Path:
         OffgenError: On bad settings, an unwritable folder, a resume with different settings, a
             missing GPU (each with a one-line message).
     """
+    select_device(cfg.device)  # a missing GPU is reported before anything is created
     run_dir, state = _prepare_run_dir(cfg)
     split = train_split_name(cfg.start_level, cfg.num_levels)
     finals = sorted((run_dir / "final").glob("model_*.pt"))

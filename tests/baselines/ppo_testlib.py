@@ -1,8 +1,25 @@
-"""Helpers shared by the baselines tests (tests/baselines is on sys.path under pytest)."""
+"""Helpers and fixtures of the baselines tests: tiny real PPO runs.
+
+dodgeball is used because random episodes there end in ~70 steps, so tiny rollouts finish some.
+This folder has no ``conftest.py`` and no ``__init__.py`` on purpose: as a package its name would
+shadow the ``baselines`` package under test, and a second rootless ``conftest`` module would
+shadow ``tests/conftest.py``. pytest puts this folder on ``sys.path``, so tests import this module.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
+
+pytest.importorskip("envpool")
+torch = pytest.importorskip("torch")
+
+from baselines.ppo import main  # noqa: E402
+
+# One torch thread: on the shared 2-core CI machine torch's default threads fight envpool's.
+torch.set_num_threads(1)
 
 GAME = "dodgeball"
 SECRET = "offgen-test-secret-value-7d1f"
@@ -31,3 +48,13 @@ def tiny_args(saving_dir: Path, xpid: str = "tiny", **overrides: object) -> list
     }
     flags.update(overrides)
     return [f"--{k}={v}" for k, v in flags.items()]
+
+
+def finished_tiny_run(saving: Path) -> Path:
+    """Train one tiny run with --save_dataset (an env var holds a 'secret'); its run folder."""
+    os.environ["OFFGEN_TEST_WANDB_API_KEY"] = SECRET
+    try:
+        assert main([*tiny_args(saving), "--save_dataset"]) == 0
+    finally:
+        del os.environ["OFFGEN_TEST_WANDB_API_KEY"]
+    return saving / GAME / "tiny"

@@ -8,14 +8,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from ppo_testlib import SECRET, finished_tiny_run, tiny_args
 
 import offgen
 from baselines.common import load_training_state
+from baselines.ppo import main
 from offgen.collect import discover_checkpoints
 from offgen.policies import load_policy
-from ppo_testlib import SECRET
 
-NAME_RETURN = r"-?\d+\.\d\d"
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return finished_tiny_run(tmp_path_factory.mktemp("ppo_runs"))
 
 
 def test_layout_matches_the_predecessor(tiny_run: Path) -> None:
@@ -23,7 +27,9 @@ def test_layout_matches_the_predecessor(tiny_run: Path) -> None:
     archives = sorted(p.name for p in (tiny_run / "checkpoint").glob("*.pt"))
     assert [a.split("_")[1] for a in archives] == ["2", "4"]
     for name in archives:
-        assert pytest.approx(float(name.removesuffix(".pt").split("_")[2])) is not None
+        measured = torch.load(tiny_run / "checkpoint" / name, weights_only=True)["eval"]
+        assert name == f"model_{name.split('_')[1]}_{measured['returns']['test']:.2f}.pt"
+        assert measured["episodes_per_split"] == 2 and measured["action"] == "sample"
     finals = list((tiny_run / "final").glob("model_*.pt"))
     assert len(finals) == 1
     # No temporary files of the atomic writes are left behind.
@@ -83,8 +89,32 @@ def test_ratio_mode_discovers_the_run(tiny_run: Path) -> None:
 def test_saved_dataset_tags_episodes_with_the_update(tiny_run: Path) -> None:
     ds = offgen.load(tiny_run / "dataset")
     assert len(ds) > 0
-    policies = {p["id"]: p for p in json.loads((tiny_run / "dataset" / "policies.json").read_text())}
+    policies = {
+        p["id"]: p for p in json.loads((tiny_run / "dataset" / "policies.json").read_text())
+    }
     versions = {int(pid.split("@")[1]) for pid in policies}
     assert versions <= {0, 1, 2, 3}
     assert all(p["kind"] == "training" for p in policies.values())
     assert ds.info["env"]["game"] == "dodgeball"
+
+
+def error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("offgen-ppo: error: ") and "\n" not in err, err
+    return err
+
+
+def test_resume_with_changed_settings_names_them(
+    tiny_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saving = tiny_run.parent.parent
+    argv = tiny_args(saving, lr=0.001, num_steps=8, device="cpu", torch_threads=2)
+    err = error_line(capsys, [*argv, "--save_dataset", "--resume"])
+    assert "lr: 0.0005 -> 0.001" in err and "num_steps: 16 -> 8" in err
+    assert "torch_threads" not in err  # how a run executes may change on resume
+
+
+def test_existing_run_needs_resume(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = error_line(capsys, [*tiny_args(tiny_run.parent.parent), "--save_dataset"])
+    assert "pass --resume" in err
