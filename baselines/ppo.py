@@ -26,7 +26,7 @@ import shutil
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ from offgen.errors import OffgenError
 from offgen.policies import build_impala
 from offgen.registry import resolve_game
 
-__all__ = ["PPOConfig", "main", "train"]
+__all__ = ["PPOConfig", "Trainer", "main", "run_update", "train"]
 
 
 def _flag(default: Any, help: str) -> Any:
@@ -543,11 +543,6 @@ def _eval_record(cfg: PPOConfig, episodes: int, returns: dict[str, float]) -> di
     }
 
 
-def _iterate(trainer: Trainer) -> Iterator[int]:
-    while trainer.update < trainer.cfg.num_updates:
-        yield trainer.update + 1
-
-
 def train(cfg: PPOConfig) -> Path:
     """Train (or resume) one run; returns the final checkpoint's path.
 
@@ -573,44 +568,52 @@ def train(cfg: PPOConfig) -> Path:
         resume_update=trainer.update if state is not None else None,
         use_wandb=cfg.log_wandb,
     )
-    rolling = run_dir / "rolling" / "model.pt"
     try:
         trainer.threads.acting_mode()
         with Progress(cfg.num_updates, trainer.update, cfg.batch_size, enabled=cfg.progress) as bar:
-            for update in _iterate(trainer):
-                trainer.collect()
-                losses = trainer.learn()
-                start = time.perf_counter()
-                metrics = _step_metrics(trainer, losses, bar)
-                if update % cfg.archive_interval == 0:
-                    returns = trainer.evaluate(cfg.eval_episodes, [split, "test"])
-                    metrics |= {
-                        "eval/train_return": returns[split],
-                        "eval/test_return": returns["test"],
-                    }
-                    save_policy(
-                        run_dir / "checkpoint" / archive_name(update, returns["test"]),
-                        trainer.model,
-                        update=update,
-                        extra={"eval": _eval_record(cfg, cfg.eval_episodes, returns)},
-                    )
-                if update % cfg.log_interval == 0 or "eval/test_return" in metrics:
-                    logger.log(metrics, step=update * cfg.batch_size)
-                if trainer.recorder is not None:
-                    trainer.recorder.writer.flush()
-                save_training_state(
-                    rolling,
-                    trainer.model,
-                    trainer.optimizer,
-                    update=update,
-                    config=config,
-                    trainer=trainer.trainer_state(),
-                )
-                trainer.timings["log"] += time.perf_counter() - start
+            while trainer.update < cfg.num_updates:
+                run_update(trainer, logger, bar, split)
         return _finish(trainer, logger, split)
     finally:
         trainer.close()
         logger.close()
+
+
+def run_update(trainer: Trainer, logger: RunLogger, bar: Progress, split: str) -> None:
+    """Collect, learn, then archive / log / save ``rolling/`` in the order that makes resume exact.
+
+    The CSV row is written before ``rolling/`` (a resume drops rows after the saved update), and an
+    archive before ``rolling/`` too (a resume deletes archives after the saved update and redoes
+    them), so a kill at any point leaves every update recorded exactly once after the resume.
+    """
+    cfg = trainer.cfg
+    trainer.collect()
+    losses = trainer.learn()
+    start = time.perf_counter()
+    update = trainer.update
+    metrics = _step_metrics(trainer, losses, bar)
+    if update % cfg.archive_interval == 0:
+        returns = trainer.evaluate(cfg.eval_episodes, [split, "test"])
+        metrics |= {"eval/train_return": returns[split], "eval/test_return": returns["test"]}
+        save_policy(
+            trainer.run_dir / "checkpoint" / archive_name(update, returns["test"]),
+            trainer.model,
+            update=update,
+            extra={"eval": _eval_record(cfg, cfg.eval_episodes, returns)},
+        )
+    if update % cfg.log_interval == 0 or "eval/test_return" in metrics:
+        logger.log(metrics, step=update * cfg.batch_size)
+    if trainer.recorder is not None:
+        trainer.recorder.writer.flush()
+    save_training_state(
+        trainer.run_dir / "rolling" / "model.pt",
+        trainer.model,
+        trainer.optimizer,
+        update=update,
+        config=dataclasses.asdict(cfg),
+        trainer=trainer.trainer_state(),
+    )
+    trainer.timings["log"] += time.perf_counter() - start
 
 
 def _step_metrics(trainer: Trainer, losses: dict[str, float], bar: Progress) -> dict[str, Any]:
