@@ -51,10 +51,21 @@ def tiny_args(saving_dir: Path, xpid: str = "tiny", **overrides: object) -> list
 
 
 def finished_tiny_run(saving: Path) -> Path:
-    """Train one tiny run with --save_dataset (an env var holds a 'secret'); its run folder."""
+    """Train one tiny run with --save_dataset, and --log_wandb in offline mode when wandb is
+    installed, while an environment variable holds a 'secret'; its run folder."""
+    import importlib.util
+
+    wandb = importlib.util.find_spec("wandb") is not None
+    saved = {k: os.environ.get(k) for k in ("OFFGEN_TEST_WANDB_API_KEY", "WANDB_MODE")}
     os.environ["OFFGEN_TEST_WANDB_API_KEY"] = SECRET
+    os.environ["WANDB_MODE"] = "offline"
     try:
-        assert main([*tiny_args(saving), "--save_dataset"]) == 0
+        argv = [*tiny_args(saving), "--save_dataset", f"--log_wandb={wandb}"]
+        assert main(argv) == 0
     finally:
-        del os.environ["OFFGEN_TEST_WANDB_API_KEY"]
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return saving / GAME / "tiny"

@@ -81,6 +81,15 @@ def test_metadata_has_settings_and_no_environment(tiny_run: Path) -> None:
     assert meta["config"]["xpid"] == "tiny"
 
 
+def test_wandb_offline_logs_under_the_run_folder(tiny_run: Path) -> None:
+    pytest.importorskip("wandb")
+    runs = list((tiny_run / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    for path in runs[0].rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
 def test_ratio_mode_discovers_the_run(tiny_run: Path) -> None:
     kinds = sorted(c.kind for c in discover_checkpoints(tiny_run))
     assert kinds == ["checkpoint", "checkpoint", "final", "rolling"]
