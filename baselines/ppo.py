@@ -25,7 +25,6 @@ import math
 import shutil
 import sys
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -350,7 +349,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, eps=cfg.eps)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.normaliser = ReturnNormaliser(cfg.num_processes, cfg.gamma)
-        self.recent: deque[float] = deque(maxlen=100)
+        # Returns of the episodes finished since the last logged row (the logging contract).
+        self.finished: list[float] = []
         self.update = 0
         if resume_state is not None:
             self._restore(resume_state)
@@ -377,14 +377,14 @@ class Trainer:
         trainer = state.trainer
         self.normaliser.load_state_dict(trainer["normaliser"])
         self.generator.set_state(trainer["generator"])
-        self.recent.extend(float(r) for r in trainer["recent_returns"])
+        self.finished = [float(r) for r in trainer["finished_returns"]]
 
     def trainer_state(self) -> dict[str, Any]:
         """What ``rolling/model.pt`` needs beyond weights and optimizer (plain values/tensors)."""
         return {
             "normaliser": self.normaliser.state_dict(),
             "generator": self.generator.get_state(),
-            "recent_returns": list(self.recent),
+            "finished_returns": list(self.finished),
             "env_steps": self.update * self.cfg.batch_size,
         }
 
@@ -421,7 +421,7 @@ class Trainer:
             done = np.logical_or(term, trunc)
             self.episode_returns += reward
             for ret in self.episode_returns[done]:
-                self.recent.append(float(ret))
+                self.finished.append(float(ret))
             self.episode_returns[done] = 0.0
             norm = self.normaliser(reward.astype(np.float64), done, valid)
             if self.recorder is not None:
@@ -529,7 +529,7 @@ def _finish(trainer: Trainer, logger: RunLogger, split: str) -> Path:
         "final_val_ret": returns.get("validation", math.nan),
     }
     write_evaluation(trainer.run_dir, record, _eval_record(cfg, cfg.final_eval_episodes, returns))
-    logger.summary({"eval/train_return": returns[split], "eval/test_return": returns["test"]})
+    logger.summary({f"eval/{'train' if s == split else s}_return": r for s, r in returns.items()})
     return path
 
 
@@ -603,6 +603,7 @@ def run_update(trainer: Trainer, logger: RunLogger, bar: Progress, split: str) -
         )
     if update % cfg.log_interval == 0 or "eval/test_return" in metrics:
         logger.log(metrics, step=update * cfg.batch_size)
+        trainer.finished.clear()
     if trainer.recorder is not None:
         trainer.recorder.writer.flush()
     save_training_state(
@@ -617,13 +618,13 @@ def run_update(trainer: Trainer, logger: RunLogger, bar: Progress, split: str) -
 
 
 def _step_metrics(trainer: Trainer, losses: dict[str, float], bar: Progress) -> dict[str, Any]:
-    mean_return = float(np.mean(trainer.recent)) if trainer.recent else math.nan
+    mean_return = float(np.mean(trainer.finished)) if trainer.finished else math.nan
     rate = bar.advance(mean_return)
     return {
         "update": trainer.update,
         "env_steps": trainer.update * trainer.cfg.batch_size,
         "train/mean_episode_return": mean_return,
-        "train/episodes": len(trainer.recent),
+        "train/episodes": len(trainer.finished),
         **losses,
         "time/steps_per_s": rate,
         **{f"time/{k}_s": v for k, v in trainer.timings.items()},

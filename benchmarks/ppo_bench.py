@@ -73,7 +73,7 @@ def bare_update(cfg: PPOConfig, threads: ThreadPlan) -> float:
     rollout.actions.random_(0, 15)
     rollout.valid.fill_(True)
     generator = torch.Generator().manual_seed(0)
-    ppo_update(model, optimizer, rollout, cfg, generator)  # warm-up
+    ppo_update(model, optimizer, rollout, dataclasses.replace(cfg, ppo_epoch=1), generator)
     start = time.perf_counter()
     ppo_update(model, optimizer, rollout, cfg, generator)
     threads.acting_mode()
@@ -130,6 +130,7 @@ def main() -> None:
         xpid="bench",
     )
     threads = ThreadPlan.choose(args.torch_threads)
+    torch.set_flush_denormal(True)  # as the trainer does; small-batch steps crawl without it
     print(f"{args.game}: {args.num_envs} envs x {args.num_steps} steps, threads {threads}")
     env_s = bare_env(base, min(args.num_steps, 64))
     inf_s = bare_inference(base, threads)

@@ -53,7 +53,7 @@ def test_rolling_holds_the_resume_state(tiny_run: Path) -> None:
     state = load_training_state(tiny_run / "rolling" / "model.pt")
     assert state.update == 4
     assert state.config["env_name"] == "dodgeball" and state.config["seed"] == 3
-    assert set(state.trainer) >= {"normaliser", "generator", "recent_returns", "env_steps"}
+    assert set(state.trainer) >= {"normaliser", "generator", "finished_returns", "env_steps"}
     assert state.trainer["env_steps"] == 256
     # Adam took exactly updates x epochs x minibatches steps.
     steps = {int(s["step"]) for s in state.optimizer_state_dict["state"].values()}
