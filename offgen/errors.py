@@ -16,6 +16,7 @@ __all__ = [
     "DownloadError",
     "EnvSpecError",
     "EnvironmentUnavailableError",
+    "EvaluationError",
     "FormatVersionError",
     "IncompleteStoreError",
     "MissingDependencyError",
@@ -93,6 +94,10 @@ class DiskSpaceError(OffgenError, OSError):
 
 class DownloadError(OffgenError):
     """A download failed after retries; the message names the URL and what was tried."""
+
+
+class EvaluationError(OffgenError):
+    """An evaluation cannot run or its results cannot be compared; the message says what to fix."""
 
 
 # What to do about the machine's own refusals, by errno. The CLI prints these as one line.
