@@ -32,7 +32,12 @@ app = typer.Typer(
 )
 
 # Command modules; each defines register(app). Missing ones (features not built yet) are skipped.
-_COMMAND_MODULES = ("offgen.cli.data", "offgen.cli.collect", "offgen.cli.hub")
+_COMMAND_MODULES = (
+    "offgen.cli.data",
+    "offgen.cli.collect",
+    "offgen.cli.hub",
+    "offgen.cli.evaluate",
+)
 
 
 def _register_all() -> None:

@@ -14,7 +14,11 @@ Example:
 
 from offgen.evaluation.actions import ActionMode
 from offgen.evaluation.api import evaluate
-from offgen.evaluation.environment import EvalEnvironment, environment_of
+from offgen.evaluation.environment import (
+    EvalEnvironment,
+    environment_of,
+    registered_environment,
+)
 from offgen.evaluation.plan import plan_levels
 from offgen.evaluation.policy import resolve_policy
 from offgen.evaluation.report import (
@@ -40,5 +44,6 @@ __all__ = [
     "evaluate",
     "normalised_return",
     "plan_levels",
+    "registered_environment",
     "resolve_policy",
 ]

@@ -20,7 +20,7 @@ from offgen.data.schema import NUM_ACTIONS
 from offgen.errors import UnknownNameError
 from offgen.policies.base import Policy, sample_categorical
 
-__all__ = ["ActionMode", "DistributionPolicy", "choose_actions"]
+__all__ = ["ActionMode", "DistributionPolicy", "choose_actions", "describe_actions"]
 
 Kind = Literal["greedy", "sample", "epsilon"]
 
@@ -95,6 +95,14 @@ class ActionMode:
 
     def __str__(self) -> str:
         return f"epsilon:{self.eps:g}" if self.kind == "epsilon" else self.kind
+
+
+def describe_actions(policy: Policy, mode: ActionMode) -> str:
+    """What the report states about the actions: the mode, or that the policy chose itself."""
+    if isinstance(policy, DistributionPolicy):
+        return str(mode)
+    own = "policy's own act() (no action distribution exposed)"
+    return f"{own} + epsilon:{mode.eps:g}" if mode.kind == "epsilon" else own
 
 
 def choose_actions(

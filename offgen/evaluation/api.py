@@ -9,8 +9,8 @@ from typing import Any
 
 import offgen
 from offgen.envs.procgen import LevelRange, resolve_split
-from offgen.errors import EvaluationError
-from offgen.evaluation.actions import ActionMode
+from offgen.errors import EvaluationError, UnknownNameError
+from offgen.evaluation.actions import ActionMode, describe_actions
 from offgen.evaluation.environment import EvalEnvironment
 from offgen.evaluation.plan import plan_levels
 from offgen.evaluation.policy import resolve_policy
@@ -37,7 +37,13 @@ def parse_splits(splits: str | Sequence[str]) -> tuple[str, ...]:
         name = raw.strip().lower().replace("-", "_")
         if not name:
             continue
-        resolve_split(name)
+        try:
+            resolve_split(name)
+        except UnknownNameError as exc:
+            raise UnknownNameError(
+                f"unknown split {raw.strip()!r}; use train, validation, test, full or level_<K> "
+                "(e.g. level_40), comma-separated"
+            ) from exc
         name = "validation" if name == "val" else name
         if name not in out:
             out.append(name)
@@ -135,4 +141,6 @@ def evaluate(
         "seconds": round(time.perf_counter() - started, 3),
         "offgen_version": offgen.__version__,
     }
-    return EvaluationReport(where.game, actor.policy_id, str(mode), seed, results, settings)
+    return EvaluationReport(
+        where.game, actor.policy_id, describe_actions(actor, mode), seed, results, settings
+    )

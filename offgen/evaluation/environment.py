@@ -31,7 +31,7 @@ from offgen.envs.procgen import EnvSpec, LevelRange, make_env, resolve_split
 from offgen.errors import EnvSpecError, UnknownNameError
 from offgen.registry import resolve_dataset, resolve_game
 
-__all__ = ["EvalEnvironment", "FrameStacker", "environment_of"]
+__all__ = ["EvalEnvironment", "FrameStacker", "environment_of", "registered_environment"]
 
 _TRAIN = LevelRange(0, 200)
 
@@ -154,6 +154,20 @@ def environment_of(
         source = f"registry:{registered.name}"
     train = LevelRange(int(env["start_level"]), int(env["num_levels"]))
     return EvalEnvironment(game, mode, train, layout, frame_stack, source)
+
+
+def registered_environment(
+    name: str, game: str, *, frame_stack: int = 1, layout: Layout = "HWC"
+) -> EvalEnvironment:
+    """The environment of a published dataset by name (``expert_1M``, ``level_40_E``, ...), for
+    evaluating without its files: the registry knows every published dataset's level range.
+
+    Raises:
+        UnknownNameError: For an unknown dataset or game.
+    """
+    spec = resolve_dataset(name)
+    levels = LevelRange(spec.start_level, spec.num_levels)
+    return EvalEnvironment(game, "easy", levels, layout, frame_stack, f"registry:{spec.name}")
 
 
 class FrameStacker:
