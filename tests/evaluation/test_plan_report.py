@@ -6,6 +6,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ class _Probs:
     """A distribution policy: action 3 most likely, others share the rest."""
 
     policy_id = "probs"
-    metadata: dict[str, object] = {}
+    metadata: ClassVar[dict[str, object]] = {}
 
     def probabilities(self, obs: np.ndarray) -> np.ndarray:
         p = np.full((len(obs), 15), 0.3 / 14)
