@@ -25,6 +25,9 @@ from offgen.evaluation import (  # noqa: E402
 )
 from offgen.policies import RandomPolicy, build_impala, save_checkpoint  # noqa: E402
 
+# One inference thread, as evaluate() uses: torch's default threads fight envpool's on 2 cores.
+torch.set_num_threads(1)
+
 CLI = [sys.executable, "-m", "offgen", "evaluate"]
 RIGHT_UP = 8
 
