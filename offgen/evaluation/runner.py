@@ -14,6 +14,7 @@ every episode identically on a rerun.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +38,7 @@ _ENV_ID = np.zeros(1, dtype=np.int32)
 class _Slot:
     """One environment playing one planned episode (mutable bookkeeping, internal)."""
 
-    env: object
+    env: Any
     episode: int
     level_seed: int
     rng: np.random.Generator
@@ -48,7 +49,8 @@ class _Slot:
     def draws(self) -> npt.NDArray[np.float64]:
         if self.t >= len(self.uniforms):
             self.uniforms = np.concatenate([self.uniforms, self.rng.random((_UNIFORM_BLOCK, 2))])
-        return self.uniforms[self.t]
+        row: npt.NDArray[np.float64] = self.uniforms[self.t]
+        return row
 
 
 def _open_slot(
@@ -120,21 +122,21 @@ def play_planned_episodes(
             _check_actions(policy, actions, busy.size)
             for slot, act in zip(active, actions, strict=True):
                 sent[0] = act
-                slot.env.send(sent, _ENV_ID)  # type: ignore[attr-defined]
+                slot.env.send(sent, _ENV_ID)
             for i, slot in zip(busy, active, strict=True):
-                obs, reward, terminated, truncated, _info = slot.env.recv()  # type: ignore[attr-defined]
+                obs, reward, terminated, truncated, _info = slot.env.recv()
                 slot.t += 1
                 slot.total += float(reward[0])
                 if terminated[0] or truncated[0]:
                     results[slot.episode] = EpisodeResult(slot.level_seed, slot.total, slot.t)
-                    slot.env.close()  # type: ignore[attr-defined]
+                    slot.env.close()
                     slots[i] = None
                 else:
                     stacker.push(int(i), obs[0])
     finally:
-        for slot in slots:
-            if slot is not None:
-                slot.env.close()  # type: ignore[attr-defined]
+        for leftover in slots:
+            if leftover is not None:
+                leftover.env.close()
     return [r for r in results if r is not None]
 
 
