@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from offgen.errors import UnknownNameError
-from offgen.registry import GAMES, DatasetSpec, GameSpec, resolve_dataset, resolve_game
+from offgen.registry import GAMES, DatasetSpec, GameSpec, resolve_game, resolve_target
 
 if TYPE_CHECKING:
     from offgen.data.dataset import OffgenDataset
@@ -35,31 +35,22 @@ def _locate(spec: DatasetSpec, game: GameSpec) -> Path:
 def resolve_location(name_or_path: str | os.PathLike[str], game: str | None = None) -> str:
     """Where ``name_or_path`` lives: a URL or path as given, or a registered name's local store.
 
-    A string that is a registered dataset name (or alias) and has no path separator is a name; any
-    other string is a path or URL.
+    Names and paths are told apart by :func:`offgen.registry.resolve_target`.
 
     Raises:
         UnknownNameError: If a bare name is neither a dataset nor an existing path, or ``game`` is
             unknown or missing for a name.
         DatasetNotFoundError: If a registered dataset is not present locally.
     """
-    text = os.fspath(name_or_path)
-    is_name = isinstance(name_or_path, str) and "/" not in text and os.sep not in text
-    if is_name and not text.startswith((".", "~")):
-        try:
-            spec = resolve_dataset(text)
-        except UnknownNameError:
-            if not Path(text).exists():
-                raise
-        else:
-            if game is None:
-                raise UnknownNameError(
-                    f"dataset {spec.name!r} needs a game (CLI: --game coinrun; Python: "
-                    f"offgen.load({text!r}, game='coinrun')). "
-                    f"Games: {', '.join(GAMES)}."
-                )
-            return str(_locate(spec, resolve_game(game)))
-    return text
+    target = resolve_target(name_or_path)
+    if target.spec is None:
+        return target.text
+    if game is None:
+        raise UnknownNameError(
+            f"dataset {target.spec.name!r} needs a game (CLI: --game coinrun; Python: "
+            f"offgen.load({target.text!r}, game='coinrun')). Games: {', '.join(GAMES)}."
+        )
+    return str(_locate(target.spec, resolve_game(game)))
 
 
 def load(

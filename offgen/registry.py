@@ -13,7 +13,9 @@ every game, so :attr:`SourceArchive.all_games` is true for them.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from offgen.errors import UnknownNameError
@@ -25,9 +27,11 @@ __all__ = [
     "DatasetSpec",
     "GameSpec",
     "SourceArchive",
+    "Target",
     "normalized_return",
     "resolve_dataset",
     "resolve_game",
+    "resolve_target",
 ]
 
 Behaviour = Literal["expert", "mixed", "suboptimal"]
@@ -295,3 +299,60 @@ def resolve_game(name: str) -> GameSpec:
 def normalized_return(game: str, episode_return: float) -> float:
     """Normalised return of ``episode_return`` in ``game`` (see :meth:`GameSpec.normalized_return`)."""
     return resolve_game(game).normalized_return(episode_return)
+
+
+TargetKind = Literal["registered", "path"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a user's dataset argument names: a registered dataset, or a store path / URL.
+
+    Attributes:
+        kind: ``"registered"`` (a published dataset; see :attr:`spec`) or ``"path"`` (a store
+            directory or a URL fsspec understands, in :attr:`text`).
+        text: The argument as given (``os.fspath`` of a path).
+        spec: The registered dataset, for ``kind == "registered"``.
+    """
+
+    kind: TargetKind
+    text: str
+    spec: DatasetSpec | None = None
+
+
+def _looks_like_path(text: str) -> bool:
+    """A path or URL by its spelling: a separator, a scheme, or a leading ``.`` / ``~``."""
+    return "/" in text or os.sep in text or text.startswith((".", "~"))
+
+
+def resolve_target(name_or_path: str | os.PathLike[str]) -> Target:
+    """Decide whether ``name_or_path`` is a dataset name or a store path / URL.
+
+    The one rule every entry point uses (``offgen.load``, ``offgen info / verify / push / card``):
+
+    * an :class:`os.PathLike` is a path;
+    * a string spelled like a path (a ``/`` or the OS separator, a leading ``.`` or ``~``, a URL) is
+      a path;
+    * a registered name or alias is that dataset, even where a folder of that name exists (write
+      ``./expert_1M`` for the folder);
+    * any other string is a path if it exists, else an unknown name.
+
+    Raises:
+        UnknownNameError: A bare string that is neither a name nor an existing path; the message
+            suggests the closest name.
+
+    Example:
+        >>> resolve_target("1M_E").spec.name
+        'expert_1M'
+        >>> resolve_target("./stores/coinrun").kind
+        'path'
+    """
+    text = os.fspath(name_or_path)
+    if not isinstance(name_or_path, str) or _looks_like_path(text):
+        return Target("path", text)
+    try:
+        return Target("registered", text, spec=resolve_dataset(text))
+    except UnknownNameError:
+        if Path(text).exists():
+            return Target("path", text)
+        raise

@@ -349,18 +349,15 @@ Exit status 0: the store (and its archives) are intact; 2: what is damaged, with
 
 def _verify_download_archives(target: str, game: str | None, quick: bool) -> None:
     """For a registered dataset name: check its kept archives of ``game`` against the lockfile."""
-    from offgen.errors import UnknownNameError
     from offgen.hub.download import verify_archives
     from offgen.hub.lockfile import LOCKFILE_NAME
     from offgen.paths import datasets_root
-    from offgen.registry import resolve_dataset
+    from offgen.registry import resolve_target
 
-    # The rule offgen.load uses: a bare string without a path separator naming a dataset.
-    if game is None or "/" in target or os.sep in target or target.startswith((".", "~")):
+    if game is None:
         return
-    try:
-        spec = resolve_dataset(target)
-    except UnknownNameError:
+    spec = resolve_target(target).spec
+    if spec is None:
         return
     folder = datasets_root() / spec.name
     if not (folder / "archives").is_dir():

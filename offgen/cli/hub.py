@@ -103,20 +103,19 @@ def download(
 
 
 def _resolve_store(name: str, game: str, store: Path | None) -> tuple[str, str, Path]:
+    """(dataset, game, store folder) of a dataset name or a store folder given on the CLI."""
     from offgen.paths import dataset_dir
-    from offgen.registry import resolve_dataset, resolve_game
+    from offgen.registry import resolve_game, resolve_target
 
     game_name = resolve_game(game).name
-    try:
-        dataset = resolve_dataset(name).name
-    except Exception:
-        if store is None and Path(name).is_dir():
-            from offgen.data.store import OffgenStore
+    target = resolve_target(name)
+    if target.spec is not None:
+        return target.spec.name, game_name, store or dataset_dir(target.spec.name, game_name)
+    from offgen.data.store import OffgenStore
 
-            info = OffgenStore(name).info
-            return str(info.get("dataset") or Path(name).name), game_name, Path(name)
-        raise
-    return dataset, game_name, store or dataset_dir(dataset, game_name)
+    folder = store or Path(target.text)
+    info = OffgenStore(folder).info
+    return str(info.get("dataset") or Path(target.text).name), game_name, folder
 
 
 def push(

@@ -11,7 +11,15 @@ import pytest
 import offgen
 from offgen.errors import DatasetNotFoundError, UnknownNameError
 from offgen.paths import cache_dir, dataset_dir, offgen_home
-from offgen.registry import DATASETS, GAMES, normalized_return, resolve_dataset, resolve_game
+from offgen.registry import (
+    DATASETS,
+    GAMES,
+    Target,
+    normalized_return,
+    resolve_dataset,
+    resolve_game,
+    resolve_target,
+)
 
 from .conftest import build_store
 
@@ -145,3 +153,18 @@ def test_import_offgen_is_light() -> None:
     code = "import sys, offgen; offgen.load; print(sorted(m for m in ('numpy', 'zarr') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_one_rule_tells_names_from_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert resolve_target("1M_E") == Target("registered", "1M_E", resolve_dataset("expert_1M"))
+    (tmp_path / "expert_1M").mkdir()  # a folder of the same name: the name still wins
+    assert resolve_target("expert_1M").kind == "registered"
+    assert resolve_target("./expert_1M") == Target("path", "./expert_1M")
+    assert resolve_target(Path("expert_1M")) == Target("path", "expert_1M")
+    for spelled_as_path in ("stores/coinrun", "~/stores", "s3://bucket/coinrun", "/abs"):
+        assert resolve_target(spelled_as_path).kind == "path"
+    (tmp_path / "mystore").mkdir()
+    assert resolve_target("mystore") == Target("path", "mystore")
+    with pytest.raises(UnknownNameError, match="Did you mean 'expert_1M'"):
+        resolve_target("exprt_1M")
