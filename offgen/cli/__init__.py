@@ -31,7 +31,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Command modules; each defines register(app). Missing ones (features not built yet) are skipped.
+# Command modules; each defines register(app).
 _COMMAND_MODULES = (
     "offgen.cli.data",
     "offgen.cli.collect",
@@ -42,13 +42,7 @@ _COMMAND_MODULES = (
 
 def _register_all() -> None:
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(name).register(app)
 
 
 _register_all()

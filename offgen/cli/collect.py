@@ -141,7 +141,12 @@ def collect(
     """Collect a Procgen dataset with a behaviour policy (exact budget, resumable)."""
     from offgen.collect.collector import collect as run_collection
     from offgen.collect.ratio import achieved, discover_checkpoints, measure, plan
-    from offgen.envs.procgen import EnvSpec, check_available, resolve_split
+    from offgen.envs.procgen import (
+        EnvSpec,
+        check_available,
+        resolve_distribution_mode,
+        resolve_split,
+    )
     from offgen.policies import RandomPolicy, load_policy
     from offgen.policies.base import Policy
 
@@ -162,7 +167,7 @@ def collect(
     overridden = start_level is not None or num_levels is not None
     spec = EnvSpec(
         game,
-        distribution_mode,
+        resolve_distribution_mode(distribution_mode),
         levels.start_level if start_level is None else start_level,
         levels.num_levels if num_levels is None else num_levels,
         None if overridden else split,
@@ -191,7 +196,7 @@ def collect(
         if not 0.0 <= ratio <= 1.0:
             raise typer.BadParameter(f"--ratio must lie in [0, 1], got {ratio}")
         candidates = discover_checkpoints(ratio_checkpoint_dir)
-        eval_spec = EnvSpec.from_split(spec.game, eval_split, distribution_mode)
+        eval_spec = EnvSpec.from_split(spec.game, eval_split, spec.distribution_mode)
         measurements = []
         for cand in candidates:
             m = measure(cand.path, eval_spec, episodes=eval_episodes, seed=seed)

@@ -168,3 +168,21 @@ def test_one_rule_tells_names_from_paths(tmp_path: Path, monkeypatch: pytest.Mon
     assert resolve_target("mystore") == Target("path", "mystore")
     with pytest.raises(UnknownNameError, match="Did you mean 'expert_1M'"):
         resolve_target("exprt_1M")
+
+
+def test_public_names_resolve_lazily_without_heavy_imports() -> None:
+    heavy = ("numpy", "zarr", "torch", "huggingface_hub", "typer", "offgen.data", "offgen.hub.hf")
+    code = (
+        f"import sys, offgen, offgen.hub; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    import offgen.hub
+
+    for module in (offgen, offgen.hub):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{module.__name__}.{name}"
+    assert offgen.push_store is offgen.hub.push_store
+    assert offgen.hub.pull_store.__module__ == "offgen.hub.hf"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        offgen.nope  # noqa: B018
