@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,12 +53,29 @@ def _open(target: str, game: str | None, allow_incomplete: bool = False) -> Any:
 _LIST_EPILOG = """
 Examples:
 
-  offgen list              # every dataset, which games are in the local store and their sizes
+  offgen list              # every dataset, registered and your own, with the games present
 
   OFFGEN_HOME=/data/offgen offgen list
 
-Datasets live under $OFFGEN_HOME/datasets/<dataset>/<game> (default ~/.cache/offgen).
+Datasets live under $OFFGEN_HOME/datasets/<dataset>/<game> (default ~/.cache/offgen). Any
+store there is a dataset of that name (my_random, or namespaced my-lab/coinrun-random):
+offgen.load("my_random", game="coinrun") opens it.
 """
+
+
+def _present(folder: Path, games: Iterable[str]) -> str:
+    """``coinrun (1.2 MB), maze (3.4 MB, unfinished)`` for the stores of ``games`` in ``folder``."""
+    present = []
+    for game in games:
+        root = folder / game
+        if (root / "info.json").is_file():
+            try:
+                status = json.loads((root / "info.json").read_bytes()).get("status")
+            except (ValueError, AttributeError):
+                status = "damaged"
+            mark = {"complete": "", "writing": ", unfinished"}.get(status, ", damaged")
+            present.append(f"{game} ({_human(store_size(root))}{mark})")
+    return ", ".join(present) or "-"
 
 
 def list_datasets(
@@ -65,38 +83,43 @@ def list_datasets(
         bool, typer.Option("--games", help="Also list the 16 games with their time limits.")
     ] = False,
 ) -> None:
-    """List the known datasets and which of them are present locally."""
-    from offgen.paths import dataset_dir, datasets_root
-    from offgen.registry import DATASETS, GAMES
+    """List the registered datasets and your own, and which games are present locally."""
+    from offgen.paths import datasets_root
+    from offgen.registry import DATASETS, GAMES, local_datasets, registered_clash
 
     typer.echo(f"local store: {datasets_root()}")
     header = f"{'dataset':<21}{'alias':<12}{'behaviour':<12}{'steps/game':>12}  {'levels':<8}local"
     typer.echo(header)
     typer.echo("-" * len(header))
     for spec in DATASETS.values():
-        present = []
-        for game in GAMES:
-            root = dataset_dir(spec.name, game)
-            if (root / "info.json").is_file():
-                try:
-                    status = json.loads((root / "info.json").read_bytes()).get("status")
-                except (ValueError, AttributeError):
-                    status = "damaged"
-                mark = {"complete": "", "writing": ", unfinished"}.get(status, ", damaged")
-                present.append(f"{game} ({_human(store_size(root))}{mark})")
         last = spec.start_level + spec.num_levels - 1
         levels = f"{spec.start_level}-{last}" if last > spec.start_level else str(last)
         typer.echo(
             f"{spec.name:<21}{spec.legacy_category:<12}{spec.behaviour:<12}"
-            f"{spec.transitions_per_game:>12,}  {levels:<8}{', '.join(present) or '-'}"
+            f"{spec.transitions_per_game:>12,}  {levels:<8}"
+            f"{_present(datasets_root() / spec.name, GAMES)}"
         )
+    own = [d for d in local_datasets() if d.name not in DATASETS]
+    if own:
+        typer.echo(f"\n{'your datasets':<33}local")
+        typer.echo("-" * len(header))
+        for local in own:
+            clash = registered_clash(local.name)
+            where = _present(local.folder, local.games)
+            if clash is not None:
+                where = (
+                    f"ignored: {local.name!r} is a name of registered {clash.name}; rename "
+                    f"the folder ({where})"
+                )
+            typer.echo(f"{local.name:<33}{where}")
     if games:
         typer.echo("\ngame        max steps   normalised return (Rmin, Rmax)")
         for g in GAMES.values():
             typer.echo(f"{g.name:<12}{g.max_episode_steps:>9}   ({g.return_min}, {g.return_max})")
     typer.echo(
         "\nGet one: offgen download --dataset expert_1M --games coinrun, or convert files you "
-        "have: offgen convert <folder> --game coinrun --dataset expert_1M"
+        "have: offgen convert <folder> --game coinrun --dataset expert_1M. Your own: "
+        "offgen-collect --dataset my_random --output $OFFGEN_HOME/datasets/my_random/coinrun"
     )
 
 
@@ -211,6 +234,8 @@ Examples:
 
   offgen info expert_1M --game coinrun      # a dataset in the local store (aliases work: 1M_E)
 
+  offgen info my-lab/coinrun-random -g coinrun   # a dataset of your own ($OFFGEN_HOME/datasets)
+
   offgen info ./stores/coinrun              # any store directory
 
   offgen info s3://bucket/coinrun --json    # a remote store, machine-readable
@@ -218,7 +243,9 @@ Examples:
 
 
 def info(
-    target: Annotated[str, typer.Argument(help="Dataset name (with --game), store path or URL.")],
+    target: Annotated[
+        str, typer.Argument(help="Dataset name (with --game), hf://ORG/REPO, store path or URL.")
+    ],
     game: Annotated[str | None, typer.Option("--game", "-g", help="Game, e.g. coinrun.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     card: Annotated[
@@ -302,7 +329,7 @@ def convert(
     from offgen.data.convert import convert_legacy
     from offgen.data.writer import WriteMode
     from offgen.paths import dataset_dir
-    from offgen.registry import resolve_dataset, resolve_game
+    from offgen.registry import dataset_name, resolve_game
 
     if resume and overwrite:
         raise typer.BadParameter("choose one of --resume and --overwrite")
@@ -311,7 +338,7 @@ def convert(
             raise typer.BadParameter(
                 "give a DESTINATION folder, or --dataset to use the local store"
             )
-        destination = dataset_dir(resolve_dataset(dataset).name, resolve_game(game).name)
+        destination = dataset_dir(dataset_name(dataset), resolve_game(game).name)
     mode: WriteMode = "append" if resume else "overwrite" if overwrite else "create"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -334,6 +361,8 @@ Examples:
 
   offgen verify expert_1M --game coinrun       # manifest sizes + sha256, schema, every chunk,
                                                # and kept archives against offgen.lock.json
+
+  offgen verify my_random --game coinrun       # a dataset of your own
 
   offgen verify ./stores/coinrun --quick       # sizes and the episode table only (seconds)
 
@@ -390,7 +419,9 @@ def _check_schema(store: Any) -> None:
 
 
 def verify(
-    target: Annotated[str, typer.Argument(help="Dataset name (with --game), store path or URL.")],
+    target: Annotated[
+        str, typer.Argument(help="Dataset name (with --game), hf://ORG/REPO, store path or URL.")
+    ],
     game: Annotated[str | None, typer.Option("--game", "-g", help="Game, e.g. coinrun.")] = None,
     quick: Annotated[
         bool, typer.Option("--quick", help="Check sizes and the table; skip hashes and decoding.")

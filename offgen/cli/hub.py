@@ -104,18 +104,31 @@ def download(
 
 def _resolve_store(name: str, game: str, store: Path | None) -> tuple[str, str, Path]:
     """(dataset, game, store folder) of a dataset name or a store folder given on the CLI."""
+    from offgen.errors import UnknownNameError
+    from offgen.hub.sources import locate_local
     from offgen.paths import dataset_dir
     from offgen.registry import resolve_game, resolve_target
 
-    game_name = resolve_game(game).name
+    game_spec = resolve_game(game)
     target = resolve_target(name)
     if target.spec is not None:
-        return target.spec.name, game_name, store or dataset_dir(target.spec.name, game_name)
+        return (
+            target.spec.name,
+            game_spec.name,
+            store or dataset_dir(target.spec.name, game_spec.name),
+        )
+    if target.local is not None:
+        return target.local.name, game_spec.name, store or locate_local(target.local, game_spec)
+    if target.repo is not None:
+        raise UnknownNameError(
+            f"{name}: a hub name is fetched, not published from; give a dataset name or a store "
+            "folder (offgen pull fetches from a hub)."
+        )
     from offgen.data.store import OffgenStore
 
     folder = store or Path(target.text)
     info = OffgenStore(folder).info
-    return str(info.get("dataset") or Path(target.text).name), game_name, folder
+    return str(info.get("dataset") or Path(target.text).name), game_spec.name, folder
 
 
 def push(
@@ -142,6 +155,8 @@ def push(
     Examples:
 
       offgen push expert_1M --game coinrun --repo my-lab/procgen-offline
+
+      offgen push my-lab/coinrun-random --game coinrun --repo my-lab/offgen-procgen
 
       HF_ENDPOINT=https://hub.my-lab.org offgen push ./stores/coinrun --game coinrun --repo lab/p
     """
@@ -170,7 +185,9 @@ def push(
 
 
 def pull(
-    name: Annotated[str, typer.Argument(help="Dataset name, e.g. expert_1M.")],
+    name: Annotated[
+        str, typer.Argument(help="Dataset name in the repository, e.g. expert_1M or my_random.")
+    ],
     game: Annotated[str, typer.Option("--game", "-g", help="Game to fetch.")],
     repo: Annotated[
         str,
@@ -195,12 +212,14 @@ def pull(
       offgen pull expert_1M --game coinrun --repo my-lab/procgen-offline
 
       offgen pull expert_1M --game coinrun --repo my-lab/procgen-offline --revision v1.0
+
+    In Python, offgen.load("hf://my-lab/procgen-offline", game="coinrun", revision="v1.0") pulls and opens it.
     """
     from offgen.hub.hf import pull_store
     from offgen.paths import datasets_root
-    from offgen.registry import resolve_dataset, resolve_game
+    from offgen.registry import dataset_name, resolve_game
 
-    dataset, game_name = resolve_dataset(name).name, resolve_game(game).name
+    dataset, game_name = dataset_name(name), resolve_game(game).name
     result = pull_store(
         repo,
         dataset=dataset,
@@ -212,7 +231,9 @@ def pull(
 
 
 def card(
-    name: Annotated[str, typer.Argument(help="Dataset name, e.g. expert_1M.")],
+    name: Annotated[
+        str, typer.Argument(help="Dataset name, e.g. expert_1M or my_random, or a store folder.")
+    ],
     game: Annotated[str, typer.Option("--game", "-g", help="Game whose store is measured.")],
     store: Annotated[
         Path | None, typer.Option("--store", help="Store folder (default: the local store).")
@@ -231,6 +252,8 @@ def card(
     Examples:
 
       offgen card expert_1M --game coinrun
+
+      offgen card my_random --game coinrun     # a dataset of your own: every line measured
 
       offgen card mixed_1M --game chaser --store ./stores/chaser -o dataset_cards/mixed_1M
     """

@@ -22,7 +22,8 @@ import numpy as np
 from offgen._io import atomic_write_bytes, atomic_write_json
 from offgen._optional import require
 from offgen.data.format import EPISODES
-from offgen.registry import GAMES, DatasetSpec, resolve_dataset
+from offgen.errors import UnknownNameError
+from offgen.registry import DATASETS, GAMES, DatasetSpec, dataset_name
 
 __all__ = [
     "card_text",
@@ -38,6 +39,11 @@ _LICENSE_NOTE = (
     "The episodes were published by the authors of *A Study of Generalization in Offline "
     "Reinforcement Learning*; the licence is theirs (see their repository). offgen's "
     "conversion adds no terms."
+)
+
+
+_OWN_LICENSE_NOTE = (
+    "Set by the dataset's publisher (edit this section and the `license` field of the header)."
 )
 
 
@@ -144,12 +150,12 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _yaml_header(spec: DatasetSpec, games: list[str], total: int | None) -> str:
-    rows = total if total is not None else spec.transitions_per_game * len(GAMES)
+def _yaml_header(name: str, tag: str | None, games: list[str], rows: int) -> str:
+    licence = ['license_name: "predecessor-dataset-licence"'] if tag else []
     lines = [
         "---",
         "license: other",
-        'license_name: "predecessor-dataset-licence"',
+        *licence,
         "task_categories:",
         "- reinforcement-learning",
         "size_categories:",
@@ -158,8 +164,8 @@ def _yaml_header(spec: DatasetSpec, games: list[str], total: int | None) -> str:
         "- offline-rl",
         "- procgen",
         "- offgen",
-        f"- {spec.behaviour}",
-        f"pretty_name: Procgen {spec.name} (offgen)",
+        *([f"- {tag}"] if tag else []),
+        f"pretty_name: Procgen {name} (offgen)",
         "configs:",
     ]
     for game in games:
@@ -167,21 +173,39 @@ def _yaml_header(spec: DatasetSpec, games: list[str], total: int | None) -> str:
             f"- config_name: {game}",
             "  data_files:",
             "  - split: train",
-            f"    path: {spec.name}/{game}/**",
+            f"    path: {name}/{game}/**",
         ]
     lines.append("---")
     return "\n".join(lines) + "\n"
 
 
-def render_card(spec: DatasetSpec, stats: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    """The card of ``spec``; with ``stats`` (game -> :func:`measure_store` output) it includes
-    the measured numbers and histograms of those games."""
-    stats = dict(stats or {})
-    games = sorted(stats) if stats else list(GAMES)
-    total = sum(int(s["transitions"]) for s in stats.values()) if stats else None
+def _local_intro(name: str, stats: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Header and prose of a dataset of your own: every claim read from its stores."""
+    games = sorted(stats)
+    total = sum(int(s["transitions"]) for s in stats.values())
+    finals = sorted({str(s.get("final_frame")) for s in stats.values()})
+    return [
+        _yaml_header(name, None, games, total),
+        f"# Procgen offline RL: `{name}`\n",
+        f"A dataset collected with offgen: {total:,} transitions over {len(games)} game(s) "
+        f"({', '.join(games)}). The numbers below are measured from the stores.\n",
+        "## Load it\n",
+        "```python\nimport offgen\n\n"
+        f'ds = offgen.load("{name}", game="{games[0]}")  # from $OFFGEN_HOME/datasets/{name}/\n'
+        f'ds = offgen.load("hf://ORG/REPO/{name}", game="{games[0]}")  # from a hub repository\n'
+        "```\n",
+        "## Collection\n",
+        f"- Final frame of each episode (store's `final_frame`): {', '.join(finals)}.\n"
+        "- Behaviour policies and exact Procgen options: per game below.\n",
+    ]
+
+
+def _published_intro(spec: DatasetSpec, games: list[str], total: int | None) -> list[str]:
+    """Header and prose of a registered dataset (the predecessor's published description)."""
+    rows = total if total is not None else spec.transitions_per_game * len(GAMES)
     env = spec.env_options
-    parts = [
-        _yaml_header(spec, games, total),
+    return [
+        _yaml_header(spec.name, spec.behaviour, games, rows),
         f"# Procgen offline RL: `{spec.name}`\n",
         f"{spec.description[:1].upper()}{spec.description[1:]}. {spec.transitions_per_game:,} transitions per game for "
         f"each of the 16 Procgen games (easy mode), behaviour: **{spec.behaviour}**. The "
@@ -204,6 +228,34 @@ def render_card(spec: DatasetSpec, stats: Mapping[str, Mapping[str, Any]] | None
         + "\n- Frames: 64x64 RGB uint8, stored HWC. The last frame of each episode is the next "
         "level's first frame (Procgen auto-reset in the original collection).\n"
         "- Episode end flags are inferred: truncated when the length equals the game's time limit.\n",
+    ]
+
+
+def render_card(
+    spec: DatasetSpec | str, stats: Mapping[str, Mapping[str, Any]] | None = None
+) -> str:
+    """The card of a registered dataset (``spec``) or of a dataset of your own (its name).
+
+    With ``stats`` (game -> :func:`measure_store` output) it includes the measured numbers and
+    histograms of those games; a dataset of your own has only measured statistics to show.
+
+    Raises:
+        UnknownNameError: ``spec`` is a name and there are no ``stats``.
+    """
+    stats = dict(stats or {})
+    games = sorted(stats) if stats else list(GAMES)
+    total = sum(int(s["transitions"]) for s in stats.values()) if stats else None
+    if isinstance(spec, DatasetSpec):
+        parts = _published_intro(spec, games, total)
+        name = spec.name
+    elif stats:
+        parts, name = _local_intro(spec, stats), spec
+    else:
+        raise UnknownNameError(
+            f"dataset {spec!r} is not registered, so its card is measured: run `offgen card "
+            f"{spec} --game <game>`."
+        )
+    parts += [
         "## Format\n",
         "One offgen store per game (`<dataset>/<game>/`): zarr v3 arrays (zstd) for frames, "
         "actions and rewards, a checksummed episode table, `info.json` and a sha256 manifest. "
@@ -240,11 +292,12 @@ def render_card(spec: DatasetSpec, stats: Mapping[str, Mapping[str, Any]] | None
             parts.append(f"- Episode table sha256: `{s['episode_table_sha256']}`\n\n")
     else:
         parts.append(
-            "## Measured statistics\n\nRun `offgen card " + spec.name + " --game <game>` on a "
+            "## Measured statistics\n\nRun `offgen card " + name + " --game <game>` on a "
             "downloaded store to add episodes, returns, level-seed coverage, sizes and a return "
             "histogram per game.\n"
         )
-    parts += ["## Licence\n", _LICENSE_NOTE + "\n"]
+    licence = _LICENSE_NOTE if isinstance(spec, DatasetSpec) else _OWN_LICENSE_NOTE
+    parts += ["## Licence\n", licence + "\n"]
     return "\n".join(parts)
 
 
@@ -257,7 +310,7 @@ def write_card(
     Returns:
         The card path and the histogram path.
     """
-    spec = resolve_dataset(name)
+    spec = _subject(name)
     root = Path(folder)
     stats = measure_store(store)
     stats_file = root / "card_stats.json"
@@ -273,21 +326,29 @@ def write_card(
     return card, png
 
 
+def _subject(name: str) -> DatasetSpec | str:
+    """A registered dataset's spec, or the name of a dataset of your own."""
+    canonical = dataset_name(name)
+    return DATASETS.get(canonical, canonical)
+
+
 def card_text(name: str) -> str:
     """The card ``offgen info`` shows: the measured one in ``$OFFGEN_HOME/datasets/<name>/``
-    if ``offgen card`` wrote it, else the published card rendered from the registry."""
+    if ``offgen card`` wrote it, else the published card rendered from the registry.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered and has no measured card.
+    """
     from offgen.paths import datasets_root
 
-    spec = resolve_dataset(name)
-    local = datasets_root() / spec.name / "README.md"
+    spec = _subject(name)
+    local = datasets_root() / (spec.name if isinstance(spec, DatasetSpec) else spec) / "README.md"
     if local.is_file():
         return local.read_text(encoding="utf-8")
     return render_card(spec)
 
 
 def _write_published_cards(folder: Path) -> None:
-    from offgen.registry import DATASETS
-
     for spec in DATASETS.values():
         atomic_write_bytes(folder / f"{spec.name}.md", render_card(spec).encode())
 

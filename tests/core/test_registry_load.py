@@ -157,7 +157,9 @@ def test_import_offgen_is_light() -> None:
 
 def test_one_rule_tells_names_from_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert resolve_target("1M_E") == Target("registered", "1M_E", resolve_dataset("expert_1M"))
+    assert resolve_target("1M_E") == Target(
+        "registered", "1M_E", resolve_dataset("expert_1M"), name="expert_1M"
+    )
     (tmp_path / "expert_1M").mkdir()  # a folder of the same name: the name still wins
     assert resolve_target("expert_1M").kind == "registered"
     assert resolve_target("./expert_1M") == Target("path", "./expert_1M")
