@@ -264,7 +264,10 @@ def info(
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
     _print_summary(summary)
-    text = _card_for(summary.get("dataset")) if card else None
+    from offgen.registry import resolve_target
+
+    # A store opened by name shows that dataset's card, whatever label its info.json carries.
+    text = _card_for(resolve_target(target).name or summary.get("dataset")) if card else None
     if text:
         typer.echo("\n" + text)
 

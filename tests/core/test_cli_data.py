@@ -275,3 +275,33 @@ def test_convert_warns_of_duplicates_and_refuses_another_games_lengths(legacy_fo
     last = refused.stderr.rstrip("\n").split("\n")[-1]
     assert refused.returncode == 2 and "maze's limit of 500" in last and "--force" in last
     assert "Traceback" not in refused.stderr and not maze_store.exists()
+
+
+def test_own_datasets_by_name_in_list_info_verify_card(small_episodes) -> None:  # type: ignore[no-untyped-def]
+    build_store(dataset_dir("my_random", "coinrun"), small_episodes[:3])
+    build_store(dataset_dir("my-lab/coinrun-random", "coinrun"), small_episodes[:2])
+    build_store(dataset_dir("1M_S", "coinrun"), small_episodes[:1])  # takes mixed_1M's alias
+    listed = run("list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert any(line.startswith("my_random") and "coinrun (" in line for line in lines)
+    assert any(line.startswith("my-lab/coinrun-random") and "coinrun (" in line for line in lines)
+    assert any(
+        line.startswith("1M_S") and "ignored" in line and "mixed_1M" in line for line in lines
+    )
+
+    info = run("info", "my-lab/coinrun-random", "--game", "coinrun")
+    assert info.returncode == 0, info.stderr
+    assert "episodes      2" in info.stdout
+    verified = run("verify", "my_random", "-g", "coinrun", "--quick")
+    assert verified.returncode == 0, verified.stderr
+    assert "3 episodes" in verified.stdout
+    card = run("card", "my_random", "--game", "coinrun")
+    assert card.returncode == 0, card.stderr
+    text = (dataset_dir("my_random", "coinrun").parent / "README.md").read_text()
+    assert "# Procgen offline RL: `my_random`" in text and "predecessor" not in text
+    shown = run("info", "my_random", "-g", "coinrun")
+    assert "# Procgen offline RL: `my_random`" in shown.stdout
+    typo = run("info", "my_randm", "-g", "coinrun")
+    assert typo.returncode == 2
+    assert "Did you mean 'my_random'?" in typo.stderr and "Traceback" not in typo.stderr

@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 
 import offgen
-from offgen.errors import DatasetNotFoundError, UnknownNameError
+from offgen.data import StoreWriter
+from offgen.errors import DatasetNotFoundError, OffgenError, UnknownNameError
 from offgen.paths import cache_dir, dataset_dir, offgen_home
 from offgen.registry import (
     DATASETS,
     GAMES,
     Target,
+    local_datasets,
     normalized_return,
+    registered_clash,
     resolve_dataset,
     resolve_game,
     resolve_target,
@@ -188,3 +191,39 @@ def test_public_names_resolve_lazily_without_heavy_imports() -> None:
     assert offgen.hub.pull_store.__module__ == "offgen.hub.hf"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         offgen.nope  # noqa: B018
+
+
+def test_own_datasets_are_names(small_episodes, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    mine = build_store(dataset_dir("my_random", "coinrun"), small_episodes[:3])
+    lab = build_store(dataset_dir("my-lab/coinrun-random", "coinrun"), small_episodes[:2])
+    assert offgen.load("my_random", game="coinrun").store.location == str(mine)
+    assert len(offgen.load("my-lab/coinrun-random", game="coinrun")) == 2
+    assert resolve_target("my-lab/coinrun-random").local.folder == lab.parent  # type: ignore[union-attr]
+    assert [(d.name, d.games) for d in local_datasets()] == [
+        ("my-lab/coinrun-random", ("coinrun",)),
+        ("my_random", ("coinrun",)),
+    ]
+    with pytest.raises(UnknownNameError, match=r"needs a game .* It has: coinrun"):
+        offgen.load("my_random")
+    with pytest.raises(DatasetNotFoundError, match=r"has no store for 'maze'.*it has coinrun"):
+        offgen.load("my_random", game="maze")
+    with pytest.raises(UnknownNameError, match=r"Did you mean 'my_random'.*local datasets: my-lab"):
+        offgen.load("my_randon", game="coinrun")
+    with pytest.raises(OffgenError, match="revision='v1' applies to hub names"):
+        offgen.load("my_random", game="coinrun", revision="v1")
+
+
+def test_local_folder_may_not_take_a_registered_name(
+    small_episodes, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("OFFGEN_SOURCES", "local")
+    build_store(dataset_dir("1M_E", "coinrun"), small_episodes[:1])  # spells expert_1M's alias
+    assert registered_clash("1M_E") is DATASETS["expert_1M"]
+    assert registered_clash("expert_1M") is None  # the registered dataset's own folder
+    with pytest.raises(DatasetNotFoundError, match="expert_1M"):
+        offgen.load("1M_E", game="coinrun")  # the registered dataset, not the folder
+    labelled = dataset_dir("expert_1M", "coinrun")
+    with StoreWriter(labelled, game="coinrun", dataset="my_random") as writer:
+        writer.write(small_episodes[0])
+    with pytest.raises(DatasetNotFoundError, match="labelled dataset 'my_random', not 'expert_1M'"):
+        offgen.load("expert_1M", game="coinrun")
