@@ -15,22 +15,35 @@ __all__ = ["collect", "merge", "register"]
 _EPILOG = """
 Examples:
 
-  # 100k transitions of a uniform random policy on the training levels (0-199)
-  offgen-collect --game coinrun --policy random --num_env_steps 100000 --output data/coinrun_random
+  # 100k transitions of a uniform random policy on training levels 0-199
+  offgen-collect --game coinrun --policy random --num-env-steps 100000 \\
+      --output data/coinrun_random
 
-  # expert data from a PPO checkpoint, predecessor's flags, .npz files like the published data
-  offgen-collect --env_name coinrun --checkpoint_path ppo/final/model_9.80.pt \\
-      --num_processes 64 --num_env_steps 1000000 --dataset_saving_dir out/ --format npz
+  # your own dataset, by name: offgen.load("my_random", game="coinrun")
+  offgen-collect --game coinrun --policy random --num-env-steps 100000 \\
+      --dataset my_random --output $OFFGEN_HOME/datasets/my_random/coinrun
+
+  # expert data from a PPO checkpoint, predecessor's flags, .npz files
+  offgen-collect --env_name coinrun \\
+      --checkpoint_path ppo/final/model_9.80.pt --num_processes 64 \\
+      --num_env_steps 1000000 --dataset_saving_dir out/ --format npz
 
   # 75% of the final checkpoint's return, as a mixture of two checkpoints
-  offgen-collect --game coinrun --ratio 0.75 --ratio_checkpoint_dir ppo/coinrun/run0 \\
-      --ratio_mode mixture --num_env_steps 1000000 --output data/coinrun_mixed
+  offgen-collect --game coinrun --ratio 0.75 \\
+      --ratio-checkpoint-dir ppo/coinrun/run0 --ratio-mode mixture \\
+      --num-env-steps 1000000 --output data/coinrun_mixed
 
-  # one of 8 SLURM array tasks; merge the shards afterwards with `offgen merge`
-  offgen-collect --game coinrun --checkpoint_path model.pt --num_env_steps 10000000 \\
-      --num-shards 8 --shard-index $SLURM_ARRAY_TASK_ID --output shards/part$SLURM_ARRAY_TASK_ID
+  # one of 8 SLURM array tasks; merge the shards later with `offgen merge`
+  offgen-collect --game coinrun --checkpoint_path model.pt \\
+      --num_env_steps 10000000 --num-shards 8 \\
+      --shard-index $SLURM_ARRAY_TASK_ID \\
+      --output shards/part$SLURM_ARRAY_TASK_ID
 
-Killed at any point, rerunning the same command resumes and ends with exactly the same data.
+  # roll out and report only, the predecessor's way
+  offgen-collect --game coinrun --checkpoint_path model.pt \\
+      --num_env_steps 5000 --save_dataset=False
+
+Killed at any point, rerunning the same command resumes and ends with exactly the same data. Every flag takes snake_case or kebab-case; booleans take --flag, --no-flag or --flag=True/False.
 """
 
 
@@ -38,15 +51,6 @@ def _non_negative_seconds(value: float) -> float:
     if not value >= 0:  # also refuses NaN
         raise typer.BadParameter(f"must be a number of seconds >= 0, got {value}")
     return value
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "y"):
-        return True
-    if value in ("0", "false", "no", "n"):
-        return False
-    raise typer.BadParameter(f"expected True or False, got {text!r}")
 
 
 def collect(
@@ -120,8 +124,11 @@ def collect(
     shard_index: Annotated[int, typer.Option("--shard-index", help="This shard (0-based).")] = 0,
     num_shards: Annotated[int, typer.Option("--num-shards", help="Shards in the collection.")] = 1,
     save_dataset: Annotated[
-        str, typer.Option("--save_dataset", help="False: roll out and report, write nothing.")
-    ] = "True",
+        bool,
+        typer.Option(
+            "--save_dataset", help="--no-save-dataset: roll out and report, write nothing."
+        ),
+    ] = True,
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Dataset name recorded in info.json.")
     ] = None,
@@ -160,7 +167,7 @@ def collect(
         raise typer.BadParameter("--format must be 'offgen' or 'npz'")
     if ratio_mode not in ("closest", "mixture"):
         raise typer.BadParameter("--ratio_mode must be 'closest' or 'mixture'")
-    save = _bool(save_dataset)
+    save = save_dataset
     # The overrides are applied before the one EnvSpec is built: validating the split's own range
     # first would refuse e.g. exploration mode with --num_levels 0 because of the default split.
     levels = resolve_split(split)

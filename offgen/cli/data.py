@@ -53,7 +53,7 @@ def _open(target: str, game: str | None, allow_incomplete: bool = False) -> Any:
 _LIST_EPILOG = """
 Examples:
 
-  offgen list              # every dataset, registered and your own, with the games present
+  offgen list              # registered datasets and your own, games present
 
   OFFGEN_HOME=/data/offgen offgen list
 
@@ -232,9 +232,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
 _INFO_EPILOG = """
 Examples:
 
-  offgen info expert_1M --game coinrun      # a dataset in the local store (aliases work: 1M_E)
+  offgen info expert_1M --game coinrun      # local store (aliases work: 1M_E)
 
-  offgen info my-lab/coinrun-random -g coinrun   # a dataset of your own ($OFFGEN_HOME/datasets)
+  offgen info my-lab/coinrun-random -g coinrun   # a dataset of your own
 
   offgen info ./stores/coinrun              # any store directory
 
@@ -289,7 +289,7 @@ def _card_for(dataset: Any) -> str | None:
 _CONVERT_EPILOG = """
 Examples:
 
-  # an extracted archive (coinrun/<files>) into the local store, where offgen.load finds it
+  # an extracted archive (coinrun/<files>) into the local store (offgen.load)
   offgen convert ~/dgrl/1M/expert --game coinrun --dataset expert_1M
 
   # a flat folder of .npz / .npy episode files into a store of your choice
@@ -362,14 +362,15 @@ def convert(
 _VERIFY_EPILOG = """
 Examples:
 
-  offgen verify expert_1M --game coinrun       # manifest sizes + sha256, schema, every chunk,
-                                               # and kept archives against offgen.lock.json
+  # manifest sizes + sha256, schema, every chunk, archives vs offgen.lock.json
+  offgen verify expert_1M --game coinrun
 
-  offgen verify my_random --game coinrun       # a dataset of your own
+  offgen verify my_random --game coinrun     # a dataset of your own
 
-  offgen verify ./stores/coinrun --quick       # sizes and the episode table only (seconds)
+  offgen verify ./stores/coinrun --quick     # sizes, episode table (seconds)
 
-  offgen verify ./stores/coinrun --replay 5    # also replay 5 episodes in Procgen (needs envpool)
+  # also replay 5 episodes in Procgen (needs envpool)
+  offgen verify ./stores/coinrun --replay 5
 
 For a dataset name, the downloaded archives of that game still kept under
 $OFFGEN_HOME/datasets/<dataset>/archives/ (none after --clear-archives) are checked against the

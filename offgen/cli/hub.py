@@ -80,7 +80,7 @@ def download(
 
       offgen-download --category 1M_E --output /data/procgen --clear-archives
 
-      OFFGEN_BASE_URL=http://mirror.lab/DGRL offgen download -d mixed_1M -g chaser --format legacy
+      OFFGEN_BASE_URL=http://mirror.lab/DGRL offgen download -d mixed_1M -g chaser
     """
     from offgen.hub.download import download_dataset, format_bytes
 
