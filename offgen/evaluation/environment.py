@@ -27,7 +27,13 @@ import numpy as np
 import numpy.typing as npt
 
 from offgen.data.schema import Layout
-from offgen.envs.procgen import EnvSpec, LevelRange, make_env, resolve_split
+from offgen.envs.procgen import (
+    EnvSpec,
+    LevelRange,
+    make_env,
+    resolve_distribution_mode,
+    resolve_split,
+)
 from offgen.errors import EnvSpecError, UnknownNameError
 from offgen.registry import resolve_dataset, resolve_game
 
@@ -80,7 +86,11 @@ class EvalEnvironment:
         """The :class:`~offgen.envs.EnvSpec` of a split (game, mode, level range)."""
         levels = self.levels(split)
         return EnvSpec(
-            self.game, self.distribution_mode, levels.start_level, levels.num_levels, split
+            self.game,
+            resolve_distribution_mode(self.distribution_mode),
+            levels.start_level,
+            levels.num_levels,
+            split,
         )
 
     def make(self, num_envs: int = 1, seed: int = 0, split: str = "train") -> Any:

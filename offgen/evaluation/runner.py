@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from offgen.data.schema import NUM_ACTIONS
-from offgen.envs.procgen import EnvSpec, LevelRange, make_env
+from offgen.envs.procgen import EnvSpec, LevelRange, make_env, resolve_distribution_mode
 from offgen.errors import EvaluationError, SchemaError
 from offgen.evaluation.actions import ActionMode, choose_actions
 from offgen.evaluation.environment import EvalEnvironment, FrameStacker
@@ -58,9 +58,9 @@ def _open_slot(
 ) -> tuple[_Slot, npt.NDArray[np.uint8]]:
     level = plan[episode]
     if env.distribution_mode.lower() == "exploration":  # one fixed level, no range accepted
-        spec = EnvSpec(env.game, env.distribution_mode, 0, 0, None)
+        spec = EnvSpec(env.game, resolve_distribution_mode(env.distribution_mode), 0, 0, None)
     else:
-        spec = EnvSpec(env.game, env.distribution_mode, level, 1, None)
+        spec = EnvSpec(env.game, resolve_distribution_mode(env.distribution_mode), level, 1, None)
     handle = make_env(spec, 1, seed, layout="HWC")
     obs, info = handle.reset()
     played = int(info["level_seed"][0])
