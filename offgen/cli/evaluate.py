@@ -12,14 +12,14 @@ __all__ = ["evaluate", "register"]
 _EPILOG = """
 Examples:
 
-  # 100 greedy episodes on each of train (0-199), validation (200-249) and unseen test levels
-  offgen evaluate ppo/coinrun/run0/final/model_9.80.pt --game coinrun --output report.json
+  # 100 greedy episodes on each of train (0-199), validation (200-249), test
+  offgen evaluate run0/final/model.pt --game coinrun --output report.json
 
-  # the random baseline on the same planned levels, then the paired difference
-  offgen evaluate random --game coinrun --output random.json --compare report.json
+  # the random baseline on the same levels, then the paired difference
+  offgen evaluate random --game coinrun -o random.json --compare report.json
 
-  # the environment of a dataset (its game and training levels), e.g. a level-40 store
-  offgen evaluate bc.pt --dataset data/coinrun_level40 --splits train,test --action sample
+  # the environment of a dataset (its game and training levels)
+  offgen evaluate bc.pt --dataset data/coinrun_l40 --splits train,test
 
 The same --seed plays the same levels for every policy; a deterministic policy gives the same
 returns on a rerun. 'test' is unseen levels only; the predecessor's 'test' is the split 'full'.

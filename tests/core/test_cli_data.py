@@ -310,7 +310,7 @@ def test_own_datasets_by_name_in_list_info_verify_card(small_episodes) -> None: 
 HELP_AT_80 = [
     ["offgen"],
     *[["offgen", c] for c in ("list", "info", "convert", "verify", "collect", "merge")],
-    *[["offgen", c] for c in ("download", "push", "pull", "card")],
+    *[["offgen", c] for c in ("download", "push", "pull", "card", "evaluate")],
     ["offgen-download"],
     ["offgen-collect"],
 ]
