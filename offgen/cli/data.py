@@ -66,6 +66,7 @@ def list_datasets(
     ] = False,
 ) -> None:
     """List the known datasets and which of them are present locally."""
+    from offgen.data.info import read_info
     from offgen.paths import dataset_dir, datasets_root
     from offgen.registry import DATASETS, GAMES
 
@@ -79,8 +80,8 @@ def list_datasets(
             root = dataset_dir(spec.name, game)
             if (root / "info.json").is_file():
                 try:
-                    status = json.loads((root / "info.json").read_bytes()).get("status")
-                except (ValueError, AttributeError):
+                    status: str = read_info(root).status
+                except OffgenError:
                     status = "damaged"
                 mark = {"complete": "", "writing": ", unfinished"}.get(status, ", damaged")
                 present.append(f"{game} ({_human(store_size(root))}{mark})")
@@ -118,17 +119,17 @@ def summarize(store: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "location": store.location,
         "game": store.game,
-        "dataset": info.get("dataset"),
-        "status": info["status"],
-        "format_version": info["format_version"],
+        "dataset": info.dataset,
+        "status": info.status,
+        "format_version": info.format_version,
         "episodes": len(table),
         "transitions": table.num_transitions,
         "frames": store.num_frames_stored,
-        "final_frame": info["observation"].get("final_frame", "true"),
+        "final_frame": info.observation.final_frame,
         "terminated": int(table.rows["terminated"].sum()),
         "truncated": int(table.rows["truncated"].sum()),
-        "codec": info["codec"],
-        "env": info.get("env", {}),
+        "codec": info.codec.to_json(),
+        "env": info.env.to_json(),
     }
     if len(table):
         out["return"] = {

@@ -114,7 +114,7 @@ def _resolve_store(name: str, game: str, store: Path | None) -> tuple[str, str, 
             from offgen.data.store import OffgenStore
 
             info = OffgenStore(name).info
-            return str(info.get("dataset") or Path(name).name), game_name, Path(name)
+            return info.dataset or Path(name).name, game_name, Path(name)
         raise
     return dataset, game_name, store or dataset_dir(dataset, game_name)
 

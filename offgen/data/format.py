@@ -14,6 +14,8 @@ One directory per (game, dataset)::
       rewards/         (steps,) float32, chunks of 65536
       manifest.json    size and sha256 of every other file, written when the store is finished
 
+``info.json`` is read and written as a typed :class:`offgen.data.info.StoreInfo`.
+
 A store whose ``info.json`` says ``"status": "writing"`` is being written or its writer was killed;
 readers refuse it unless asked for its committed episodes explicitly.
 """
@@ -27,8 +29,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from offgen._io import atomic_write_json, sha256_file
-from offgen.errors import ChecksumError, CorruptStoreError, FormatVersionError
+from offgen._io import sha256_file
+from offgen.errors import ChecksumError, CorruptStoreError
 
 __all__ = [
     "ACTIONS",
@@ -46,10 +48,8 @@ __all__ = [
     "build_manifest",
     "check_manifest_entry",
     "now_iso",
-    "parse_info",
     "parse_manifest",
     "verify_manifest",
-    "write_info",
 ]
 
 FORMAT_NAME = "offgen-store"
@@ -68,60 +68,10 @@ SHARD_FRAMES = 16384
 CHUNK_STEPS = 65536
 ZSTD_LEVEL = 3
 
-_REQUIRED_INFO_KEYS = (
-    "format",
-    "format_version",
-    "status",
-    "game",
-    "observation",
-    "action",
-    "codec",
-)
-
 
 def now_iso() -> str:
     """Current UTC time as ISO 8601 with seconds."""
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def parse_info(data: bytes, source: str) -> dict[str, Any]:
-    """Parse and check ``info.json``.
-
-    Raises:
-        CorruptStoreError: If the file is not valid JSON or lacks a required key.
-        FormatVersionError: If it is not an offgen store or its version is newer than supported.
-    """
-    try:
-        info = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptStoreError(
-            f"{source}: not valid JSON ({exc}); the store's info file is damaged. "
-            "Restore it from the source or rerun `offgen convert`."
-        ) from exc
-    if not isinstance(info, dict):
-        raise CorruptStoreError(f"{source}: expected a JSON object, got {type(info).__name__}")
-    if info.get("format") != FORMAT_NAME:
-        raise FormatVersionError(
-            f"{source}: not an offgen store (format={info.get('format')!r}, "
-            f"expected {FORMAT_NAME!r})"
-        )
-    missing = [key for key in _REQUIRED_INFO_KEYS if key not in info]
-    if missing:
-        raise CorruptStoreError(f"{source}: missing required keys {missing}")
-    version = info["format_version"]
-    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
-        raise FormatVersionError(
-            f"{source}: store format version {version!r} is not supported by this offgen "
-            f"(reads version {FORMAT_VERSION}). Upgrade offgen: pip install -U offgen"
-        )
-    if info["status"] not in ("writing", "complete"):
-        raise CorruptStoreError(f"{source}: unknown status {info['status']!r}")
-    return info
-
-
-def write_info(root: Path, info: Mapping[str, Any]) -> None:
-    """Atomically (re)write ``info.json`` under ``root``."""
-    atomic_write_json(root / INFO, dict(info))
 
 
 def _store_files(root: Path) -> list[str]:

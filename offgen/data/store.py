@@ -28,10 +28,10 @@ from offgen.data.format import (
     POLICIES,
     REWARDS,
     check_manifest_entry,
-    parse_info,
     parse_manifest,
     verify_manifest,
 )
+from offgen.data.info import StoreInfo
 from offgen.data.remote import open_sequential, url_filesystem, url_zarr_store
 from offgen.data.schema import Episode
 from offgen.data.table import EpisodeTable, decode_records
@@ -82,8 +82,9 @@ class OffgenStore:
             str(Path(self._path).resolve()) if self._fs is None else self.location
         )
         info_bytes = self._read(INFO, missing_hint=True)
-        self.info: dict[str, Any] = parse_info(info_bytes, self._name(INFO))
-        self.complete = self.info["status"] == "complete"
+        #: The checked, typed ``info.json``.
+        self.info: StoreInfo = StoreInfo.from_bytes(info_bytes, self._name(INFO))
+        self.complete = self.info.complete
         if not self.complete and not allow_incomplete:
             raise IncompleteStoreError(
                 f"{self.location}: the store is still being written or its writer was interrupted. "
@@ -243,7 +244,7 @@ class OffgenStore:
     @property
     def game(self) -> str:
         """Procgen game of the store."""
-        return str(self.info["game"])
+        return self.info.game
 
     @property
     def num_frames_stored(self) -> int:
@@ -260,7 +261,7 @@ class OffgenStore:
     @property
     def final_frame_is_true(self) -> bool:
         """Whether row T of each episode is its true final frame (False for legacy data)."""
-        return bool(self.info["observation"].get("final_frame", "true") == "true")
+        return self.info.final_frame_is_true
 
     @property
     def fingerprint(self) -> str:
@@ -270,7 +271,8 @@ class OffgenStore:
         absolute path to the same local store share one fingerprint (and one frame cache).
         """
         digest = hashlib.sha256(self._table_bytes)
-        digest.update(json.dumps(self.info.get("counts"), sort_keys=True).encode())
+        counts = self.info.counts.to_json(finished=self.complete)
+        digest.update(json.dumps(counts, sort_keys=True).encode())
         digest.update(self.canonical_location.encode())
         return digest.hexdigest()[:32]
 
@@ -291,14 +293,11 @@ class OffgenStore:
                 f"{self._name(EPISODES)}: episode offsets are not contiguous; the table is damaged"
             )
         if self.complete:
-            counts = self.info.get("counts", {})
-            if counts.get("episodes") not in (None, len(rows)) or counts.get("transitions") not in (
-                None,
-                int(lengths.sum()),
-            ):
+            counts = self.info.counts
+            if (counts.episodes, counts.transitions) != (len(rows), int(lengths.sum())):
                 raise CorruptStoreError(
-                    f"{self._name(INFO)}: counts {counts} disagree with the episode table "
-                    f"({len(rows)} episodes, {int(lengths.sum())} steps)"
+                    f"{self._name(INFO)}: counts {counts.to_json(finished=True)} disagree with "
+                    f"the episode table ({len(rows)} episodes, {int(lengths.sum())} steps)"
                 )
 
     # ------------------------------------------------------------------ episodes
@@ -344,7 +343,7 @@ class OffgenStore:
         else:
             checked = self._verify_remote_manifest(check_hashes)
         if check_frames:
-            step = int(self.info["codec"]["shard_frames"])
+            step = self.info.codec.shard_frames
             for start in range(0, self.num_frames_stored, step):
                 self.read_frames(start, min(start + step, self.num_frames_stored))
             _ = self.actions, self.rewards

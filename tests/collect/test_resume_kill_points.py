@@ -163,10 +163,10 @@ def _assert_same_store(out: Path, reference: OffgenStore, budget: int) -> None:
     """``out`` is complete, holds exactly ``budget`` steps and equals ``reference`` episode for
     episode (same order), frames included; nothing is duplicated or lost."""
     store = OffgenStore(out)
-    assert store.info["status"] == "complete"
+    assert store.info.status == "complete"
     assert not (out / JOURNAL_NAME).exists()
     rows = store.table.rows
-    assert int(rows["length"].sum()) == budget == store.info["counts"]["transitions"]
+    assert int(rows["length"].sum()) == budget == store.info.counts.transitions
     assert np.array_equal(rows["episode_id"], np.arange(len(rows)))
     assert np.array_equal(rows["step_offset"], np.cumsum(rows["length"]) - rows["length"])
     keys = {(int(r["level_seed"]), store.episode(i).actions.tobytes()) for i, r in enumerate(rows)}
@@ -206,7 +206,7 @@ def test_kill_near_the_end_then_resume(
     _killed(args, kill)
     total = len(reference.table)
     assert committed_episodes(out) == total + committed_after_kill
-    assert OffgenStore(out, allow_incomplete=True).info["status"] == status_after_kill
+    assert OffgenStore(out, allow_incomplete=True).info.status == status_after_kill
     assert (out / JOURNAL_NAME).exists()
     if kill == "manifest":
         assert (out / MANIFEST).exists()
@@ -319,5 +319,5 @@ def test_shard_kill_then_resume(reference_shard: OffgenStore, tmp_path: Path, ki
     )
     _resume(args)
     _assert_same_store(out, reference_shard, budget)
-    collection = OffgenStore(out).info["provenance"]["collection"]
+    collection = OffgenStore(out).info.provenance["collection"]
     assert (collection["shard_index"], collection["num_shards"]) == (SHARD, SHARDS)
