@@ -23,13 +23,13 @@ readers refuse it unless asked for its committed episodes explicitly.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from offgen._io import sha256_file
+from offgen.data._fields import Fields, corrupt, load_json
 from offgen.errors import ChecksumError, CorruptStoreError
 
 __all__ = [
@@ -94,14 +94,37 @@ def build_manifest(root: Path) -> dict[str, Any]:
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "files": entries}
 
 
+_FIX_MANIFEST = (
+    "the manifest is damaged; re-download or restore the store (a store you wrote: resume its "
+    "writer with --resume to rebuild the manifest)"
+)
+_REQUIRED_FILES = (EPISODES, POLICIES, "zarr.json")
+
+
 def parse_manifest(data: bytes, source: str) -> dict[str, dict[str, Any]]:
-    """The ``files`` table of a manifest's bytes (``source`` names it in errors)."""
-    try:
-        files: dict[str, dict[str, Any]] = json.loads(data)["files"]
-        for entry in files.values():
-            int(entry["size"]), str(entry["sha256"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptStoreError(f"{source}: manifest unreadable ({exc})") from exc
+    """The ``files`` table of a manifest's bytes (``source`` names it in errors).
+
+    Each entry is ``{"size": bytes, "sha256": hex digest}``; the store's metadata files must be
+    listed.
+
+    Raises:
+        CorruptStoreError: If the manifest does not match this schema.
+    """
+    manifest = Fields(load_json(data, source, _FIX_MANIFEST), source, fix=_FIX_MANIFEST)
+    if manifest.raw.get("format") != FORMAT_NAME:
+        corrupt(source, f"format is {manifest.raw.get('format')!r}, not {FORMAT_NAME!r}",
+                _FIX_MANIFEST)  # fmt: skip
+    table = manifest.obj("files")
+    files: dict[str, dict[str, Any]] = {}
+    for rel in table.raw:
+        entry = table.obj(rel)
+        digest = entry.text("sha256")
+        if len(digest) != 64 or digest.strip("0123456789abcdef"):
+            corrupt(source, f"files.{rel}.sha256 is not a sha256 hex digest", _FIX_MANIFEST)
+        files[rel] = {"size": entry.integer("size", minimum=0), "sha256": digest}
+    missing = [rel for rel in _REQUIRED_FILES if rel not in files]
+    if missing:
+        corrupt(source, f"does not list the store's metadata files {missing}", _FIX_MANIFEST)
     return files
 
 

@@ -32,6 +32,13 @@ from offgen.data.format import (
     verify_manifest,
 )
 from offgen.data.info import StoreInfo
+from offgen.data.metadata import (
+    ZARR_METADATA,
+    ArrayMeta,
+    parse_array_meta,
+    parse_group_meta,
+    parse_policies,
+)
 from offgen.data.remote import open_sequential, url_filesystem, url_zarr_store
 from offgen.data.schema import Episode
 from offgen.data.table import EpisodeTable, decode_records
@@ -95,10 +102,12 @@ class OffgenStore:
         rows = decode_records(
             self._table_bytes, source=self._name(EPISODES), tolerate_torn_tail=not self.complete
         )
-        policies = json.loads(self._read(POLICIES))
+        referenced = int(rows["policy"].max()) + 1 if len(rows) else 0
+        policies = parse_policies(self._read(POLICIES), self._name(POLICIES), referenced)
         self.table = EpisodeTable(rows=rows, policies=tuple(p["id"] for p in policies))
         self.policies: list[dict[str, Any]] = policies
         self._check_consistency()
+        self._array_meta = self._read_zarr_metadata()
 
     # ------------------------------------------------------------------ io
     def _name(self, rel: str) -> str:
@@ -139,12 +148,27 @@ class OffgenStore:
                 f"{self.location}: cannot open the zarr arrays ({exc}). Run `offgen verify`."
             ) from exc
 
+    def _read_zarr_metadata(self) -> dict[str, ArrayMeta]:
+        """Check the group's and each array's ``zarr.json`` (zarr would fail on first use)."""
+        parse_group_meta(self._read(ZARR_METADATA), self._name(ZARR_METADATA))
+        metas = {}
+        for name in (OBSERVATIONS, ACTIONS, REWARDS):
+            rel = f"{name}/{ZARR_METADATA}"
+            metas[name] = parse_array_meta(self._read(rel), self._name(rel), name)
+        return metas
+
     def _array(self, name: str) -> zarr.Array[Any]:
         try:
             arr = self._group[name]
         except KeyError as exc:
             raise CorruptStoreError(f"{self._name(name)}: array missing from the store") from exc
-        assert isinstance(arr, zarr.Array)
+        except Exception as exc:  # metadata that passed our schema but not zarr's
+            raise CorruptStoreError(
+                f"{self._name(name)}/{ZARR_METADATA}: unreadable array metadata "
+                f"({type(exc).__name__}: {exc}); re-download or restore the store"
+            ) from exc
+        if not isinstance(arr, zarr.Array):
+            raise CorruptStoreError(f"{self._name(name)}: not an array; the store is damaged")
         return arr
 
     @property
@@ -278,12 +302,10 @@ class OffgenStore:
 
     def _check_consistency(self) -> None:
         rows = self.table.rows
-        if not len(rows):
-            return
         lengths = rows["length"].astype(np.int64)
         if (lengths < 1).any():
             raise CorruptStoreError(f"{self._name(EPISODES)}: an episode has length < 1")
-        expect_steps = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        expect_steps = np.cumsum(lengths) - lengths
         expect_frames = expect_steps + np.arange(len(rows))
         if not (
             np.array_equal(rows["step_offset"], expect_steps)
@@ -297,7 +319,9 @@ class OffgenStore:
             if (counts.episodes, counts.transitions) != (len(rows), int(lengths.sum())):
                 raise CorruptStoreError(
                     f"{self._name(INFO)}: counts {counts.to_json(finished=True)} disagree with "
-                    f"the episode table ({len(rows)} episodes, {int(lengths.sum())} steps)"
+                    f"the episode table {self._name(EPISODES)} ({len(rows)} episodes, "
+                    f"{int(lengths.sum())} steps); one of them is damaged. Re-download or "
+                    "restore the store"
                 )
 
     # ------------------------------------------------------------------ episodes

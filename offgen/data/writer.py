@@ -63,6 +63,7 @@ from offgen.data.info import (
     read_info,
     write_info,
 )
+from offgen.data.metadata import parse_policies
 from offgen.data.schema import FRAME_SHAPE_HWC, Episode, FrameSource
 from offgen.data.table import EPISODE_FIELDS, decode_records, encode_records
 from offgen.errors import CorruptStoreError, SchemaError, StoreExistsError
@@ -151,7 +152,9 @@ class StoreWriter:
         # creates it (always, unless a future zarr changes the metadata): compression overlaps
         # writing and needs no shard-sized buffer. Otherwise zarr writes a buffered shard.
         self._sink: ShardSink = ShardStream.for_array(self._obs) or ZarrShardSink(self._obs)
-        self._policies: list[dict[str, Any]] = json.loads((self.root / POLICIES).read_bytes())
+        self._policies = parse_policies(
+            (self.root / POLICIES).read_bytes(), str(self.root / POLICIES)
+        )
         self._policy_index = {p["id"]: i for i, p in enumerate(self._policies)}
         self._resume_from_table()
         self._last_commit = time.monotonic()
