@@ -412,6 +412,13 @@ def verify(
     files = f"{len(checked)} files ({what})"
     decoded = "" if quick else f", {store.num_frames_stored:,} frames decoded"
     typer.echo(f"ok: {store.location}: {files}, {len(store.table):,} episodes{decoded}")
+    if not store.sealed:
+        typer.echo(
+            f"note: {store.location} was written before offgen sealed its metadata: info.json "
+            "and the manifest carry no checksum, so info.json was checked against its schema "
+            "only. Rebuilding the store (offgen convert / collect) or downloading it again "
+            "seals it."
+        )
     _verify_download_archives(target, game, quick)
     if replay:
         try:

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from offgen._io import sha256_file
+from offgen._io import atomic_write_json, sha256_file
 from offgen.data._fields import Fields, corrupt, load_json
 from offgen.errors import ChecksumError, CorruptStoreError
 
@@ -50,6 +50,7 @@ __all__ = [
     "now_iso",
     "parse_manifest",
     "verify_manifest",
+    "write_manifest",
 ]
 
 FORMAT_NAME = "offgen-store"
@@ -83,6 +84,13 @@ def _store_files(root: Path) -> list[str]:
                 continue
             files.append(rel.replace(os.sep, "/"))
     return sorted(files)
+
+
+def write_manifest(root: Path) -> str:
+    """Write the manifest of the store at ``root`` atomically; return its own sha256 (which
+    ``info.json`` records, so the manifest is covered too)."""
+    atomic_write_json(root / MANIFEST, build_manifest(root))
+    return sha256_file(root / MANIFEST)
 
 
 def build_manifest(root: Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ offgen versions, so stores written before and after read alike.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from offgen._io import atomic_write_bytes
 from offgen.data._fields import Fields, corrupt, frozen_json, load_json
 from offgen.data.format import CHUNK_STEPS, FORMAT_NAME, FORMAT_VERSION, INFO, ZSTD_LEVEL
 from offgen.data.schema import FRAME_SHAPE_HWC, NUM_ACTIONS
-from offgen.errors import FormatVersionError
+from offgen.errors import ChecksumError, FormatVersionError
 from offgen.registry import GAMES
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "RecipeCandidate",
     "Status",
     "StoreInfo",
+    "check_info_seal",
     "read_info",
     "write_info",
 ]
@@ -41,6 +43,10 @@ __all__ = [
 Status = Literal["writing", "complete"]
 FinalFrame = Literal["true", "next_level_first_frame"]
 
+_RESTORE = (
+    "Restore the store from its source (re-download it, or rerun `offgen convert` / "
+    "`offgen collect`)."
+)
 _FIX_INFO = (
     "info.json is damaged; restore the store from its source (re-download it, or rerun "
     "`offgen convert` / `offgen collect`)"
@@ -387,6 +393,8 @@ def _status(text: str) -> Status:
     return "complete" if text == "complete" else "writing"
 
 
+_SEAL = "info_sha256"
+
 _INFO_KEYS = (
     "format",
     "format_version",
@@ -404,6 +412,8 @@ _INFO_KEYS = (
     "created",
     "updated",
     "offgen_version",
+    "manifest_sha256",
+    _SEAL,
 )
 
 
@@ -425,6 +435,8 @@ class StoreInfo:
         updated: Last change (ISO 8601, UTC).
         offgen_version: The offgen version that last wrote the store.
         format_version: The store format version.
+        manifest_sha256: sha256 of ``manifest.json`` (finished stores written by offgen since
+            the manifest was sealed; ``None`` before).
     """
 
     game: str
@@ -440,6 +452,7 @@ class StoreInfo:
     updated: str | None = None
     offgen_version: str | None = None
     format_version: int = FORMAT_VERSION
+    manifest_sha256: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -499,11 +512,12 @@ class StoreInfo:
             updated=f.opt_text("updated"),
             offgen_version=f.opt_text("offgen_version"),
             format_version=version,
+            manifest_sha256=_digest(f, "manifest_sha256"),
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The ``info.json`` object, key for key what offgen has always written."""
-        return {
+        """The ``info.json`` object without its seal (see :meth:`to_bytes`)."""
+        out = {
             "format": FORMAT_NAME,
             "format_version": self.format_version,
             "status": self.status,
@@ -521,10 +535,16 @@ class StoreInfo:
             "updated": self.updated,
             "offgen_version": self.offgen_version,
         }
+        if self.manifest_sha256 is not None:
+            out["manifest_sha256"] = self.manifest_sha256
+        return out
 
     def to_bytes(self) -> bytes:
-        """The file's bytes (indented, sorted keys, trailing newline)."""
-        return (json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n").encode()
+        """The file's bytes (indented, sorted keys, trailing newline), sealed: ``info_sha256``
+        is the sha256 of the rest of the content (see :func:`check_info_seal`)."""
+        content = self.to_json()
+        content[_SEAL] = _seal(content)
+        return (json.dumps(content, indent=2, sort_keys=True) + "\n").encode()
 
 
 def read_info(root: Path) -> StoreInfo:
@@ -535,3 +555,57 @@ def read_info(root: Path) -> StoreInfo:
 def write_info(root: Path, info: StoreInfo) -> None:
     """Atomically (re)write the ``info.json`` of the local store at ``root``."""
     atomic_write_bytes(root / INFO, info.to_bytes())
+
+
+def _digest(f: Fields, key: str) -> str | None:
+    value = f.opt_text(key)
+    if value is not None and (len(value) != 64 or value.strip("0123456789abcdef")):
+        corrupt(f.source, f"{key} is not a sha256 hex digest", f.fix)
+    return value
+
+
+def _seal(content: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of ``info.json`` without its seal (whitespace and key order
+    do not matter; every key and value does)."""
+    body = {k: v for k, v in content.items() if k != _SEAL}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_info_seal(data: bytes, source: str) -> bool:
+    """Check ``info.json`` against its own checksum (``info_sha256``).
+
+    A store written before offgen sealed ``info.json`` has neither ``info_sha256`` nor
+    ``manifest_sha256``: its content can only be checked against the schema.
+
+    Args:
+        data: The file's bytes (already accepted by :meth:`StoreInfo.from_bytes`).
+        source: The file, for messages.
+
+    Returns:
+        ``True`` if the file is sealed and intact, ``False`` if it predates sealing.
+
+    Raises:
+        ChecksumError: If the content does not match its seal, or a finished store's seal or
+            manifest checksum is missing while the other is present.
+    """
+    content = load_json(data, source, _FIX_INFO)
+    seal = content.get(_SEAL)
+    if seal is None:
+        if "manifest_sha256" in content:
+            raise ChecksumError(
+                f"{source}: records manifest_sha256 but not its own info_sha256; the file was "
+                f"edited or damaged. {_RESTORE}"
+            )
+        return False
+    if seal != _seal(content):
+        raise ChecksumError(
+            f"{source}: content does not match its checksum (info_sha256); the file was edited "
+            f"or damaged. {_FIX_INFO[0].upper()}{_FIX_INFO[1:]}."
+        )
+    if content.get("status") == "complete" and content.get("manifest_sha256") is None:
+        raise ChecksumError(
+            f"{source}: a finished, sealed store must record manifest_sha256; the file was "
+            f"edited or damaged. {_RESTORE}"
+        )
+    return True

@@ -31,7 +31,7 @@ from offgen.data.format import (
     parse_manifest,
     verify_manifest,
 )
-from offgen.data.info import StoreInfo
+from offgen.data.info import StoreInfo, check_info_seal
 from offgen.data.metadata import (
     ZARR_METADATA,
     ArrayMeta,
@@ -42,9 +42,19 @@ from offgen.data.metadata import (
 from offgen.data.remote import open_sequential, url_filesystem, url_zarr_store
 from offgen.data.schema import Episode
 from offgen.data.table import EpisodeTable, decode_records
-from offgen.errors import CorruptStoreError, DatasetNotFoundError, IncompleteStoreError
+from offgen.errors import (
+    ChecksumError,
+    CorruptStoreError,
+    DatasetNotFoundError,
+    IncompleteStoreError,
+)
 
 __all__ = ["OffgenStore", "is_url"]
+
+_ZARR_FILES = (
+    ZARR_METADATA,
+    *(f"{name}/{ZARR_METADATA}" for name in (OBSERVATIONS, ACTIONS, REWARDS)),
+)
 
 
 def is_url(location: str | os.PathLike[str]) -> bool:
@@ -103,11 +113,18 @@ class OffgenStore:
             self._table_bytes, source=self._name(EPISODES), tolerate_torn_tail=not self.complete
         )
         referenced = int(rows["policy"].max()) + 1 if len(rows) else 0
-        policies = parse_policies(self._read(POLICIES), self._name(POLICIES), referenced)
+        policy_bytes = self._read(POLICIES)
+        policies = parse_policies(policy_bytes, self._name(POLICIES), referenced)
         self.table = EpisodeTable(rows=rows, policies=tuple(p["id"] for p in policies))
         self.policies: list[dict[str, Any]] = policies
         self._check_consistency()
-        self._array_meta = self._read_zarr_metadata()
+        zarr_meta = {rel: self._read(rel) for rel in _ZARR_FILES}
+        self._array_meta = self._parse_zarr_metadata(zarr_meta)
+        #: Whether ``info.json`` carries its own checksum and (finished stores) the manifest's;
+        #: ``False`` for stores written before offgen sealed its metadata.
+        self.sealed = check_info_seal(info_bytes, self._name(INFO))
+        if self.sealed and self.complete:
+            self._check_metadata_against_manifest({POLICIES: policy_bytes, **zarr_meta})
 
     # ------------------------------------------------------------------ io
     def _name(self, rel: str) -> str:
@@ -148,14 +165,40 @@ class OffgenStore:
                 f"{self.location}: cannot open the zarr arrays ({exc}). Run `offgen verify`."
             ) from exc
 
-    def _read_zarr_metadata(self) -> dict[str, ArrayMeta]:
+    def _parse_zarr_metadata(self, files: Mapping[str, bytes]) -> dict[str, ArrayMeta]:
         """Check the group's and each array's ``zarr.json`` (zarr would fail on first use)."""
-        parse_group_meta(self._read(ZARR_METADATA), self._name(ZARR_METADATA))
+        parse_group_meta(files[ZARR_METADATA], self._name(ZARR_METADATA))
         metas = {}
         for name in (OBSERVATIONS, ACTIONS, REWARDS):
             rel = f"{name}/{ZARR_METADATA}"
-            metas[name] = parse_array_meta(self._read(rel), self._name(rel), name)
+            metas[name] = parse_array_meta(files[rel], self._name(rel), name)
         return metas
+
+    def _read_manifest(self) -> dict[str, dict[str, Any]]:
+        """The manifest's file table, checked against the sha256 ``info.json`` records."""
+        data = self._read(MANIFEST)
+        recorded = self.info.manifest_sha256
+        if recorded is not None and hashlib.sha256(data).hexdigest() != recorded:
+            raise ChecksumError(
+                f"{self._name(MANIFEST)}: sha256 differs from the one {INFO} records; the "
+                "manifest was edited or is corrupt. Re-download or restore the store."
+            )
+        return parse_manifest(data, self._name(MANIFEST))
+
+    def _check_metadata_against_manifest(self, files: Mapping[str, bytes]) -> None:
+        """The cheap part of verification, on every open of a sealed store: the small metadata
+        files a reader trusts (policies, zarr metadata) must be the ones the manifest lists."""
+        listed = self._read_manifest()
+        for rel, data in files.items():
+            entry = listed.get(rel)
+            if entry is None:
+                raise CorruptStoreError(
+                    f"{self._name(rel)}: not listed in {MANIFEST}; the store is damaged. "
+                    "Re-download or restore it."
+                )
+            check_manifest_entry(
+                self._name(rel), entry, len(data), hashlib.sha256(data).hexdigest()
+            )
 
     def _array(self, name: str) -> zarr.Array[Any]:
         try:
@@ -354,6 +397,9 @@ class OffgenStore:
         A local store is also checked for files the manifest does not list; a remote one cannot
         be listed (plain HTTP has no listing), so only the manifest's files are checked there,
         each streamed once for its sha256 (or only its size with ``check_hashes=False``).
+        ``info.json`` is checked against its own checksum and the manifest against the sha256
+        ``info.json`` records (a store written before offgen sealed its metadata, see
+        :attr:`sealed`, has neither: its ``info.json`` is checked against the schema only).
 
         Raises:
             CorruptStoreError: On any missing, truncated or corrupt file.
@@ -363,6 +409,7 @@ class OffgenStore:
             raise IncompleteStoreError(f"{self.location}: unfinished store; nothing to verify yet")
         checked: list[str] = []
         if self._fs is None:
+            self._read_manifest()
             checked = verify_manifest(Path(self._path), check_hashes=check_hashes)
         else:
             checked = self._verify_remote_manifest(check_hashes)
@@ -371,11 +418,11 @@ class OffgenStore:
             for start in range(0, self.num_frames_stored, step):
                 self.read_frames(start, min(start + step, self.num_frames_stored))
             _ = self.actions, self.rewards
-        return checked
+        return sorted([*checked, INFO, MANIFEST]) if self.sealed else checked
 
     def _verify_remote_manifest(self, check_hashes: bool) -> list[str]:
         assert self._fs is not None
-        files = parse_manifest(self._read(MANIFEST), self._name(MANIFEST))
+        files = self._read_manifest()
         for rel, entry in files.items():
             path = f"{self._path.rstrip('/')}/{rel}"
             digest: str | None = None

@@ -51,8 +51,8 @@ from offgen.data.format import (
     REWARDS,
     SHARD_FRAMES,
     ZSTD_LEVEL,
-    build_manifest,
     now_iso,
+    write_manifest,
 )
 from offgen.data.info import (
     Codec,
@@ -224,9 +224,10 @@ class StoreWriter:
             leftover.unlink(missing_ok=True)
         for leftover in self.root.rglob(".*.tmp-*"):
             leftover.unlink(missing_ok=True)
-        (self.root / MANIFEST).unlink(missing_ok=True)
-        info = dataclasses.replace(info, status="writing", updated=now_iso())
+        info = dataclasses.replace(info, status="writing", updated=now_iso(), manifest_sha256=None)
+        # "writing" first: killed in between, the store must not claim a manifest it lacks.
         write_info(self.root, info)
+        (self.root / MANIFEST).unlink(missing_ok=True)
         return info
 
     def _resume_from_table(self) -> None:
@@ -478,8 +479,10 @@ class StoreWriter:
             mean_return=self._return_sum / self._num_episodes if self._num_episodes else None,
         )
         self._info = dataclasses.replace(self._info, counts=counts, updated=now_iso())
-        atomic_write_json(self.root / MANIFEST, build_manifest(self.root))
-        self._info = dataclasses.replace(self._info, status="complete")
+        manifest_sha256 = write_manifest(self.root)
+        self._info = dataclasses.replace(
+            self._info, status="complete", manifest_sha256=manifest_sha256
+        )
         write_info(self.root, self._info)
 
 
