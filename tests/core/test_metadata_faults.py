@@ -8,14 +8,17 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 import offgen
+from offgen._io import sha256_file
 from offgen.cli import app
-from offgen.data.format import EPISODES, MANIFEST, OBSERVATIONS, POLICIES
+from offgen.data.format import EPISODES, INFO, MANIFEST, OBSERVATIONS, POLICIES
+from offgen.data.info import read_info, write_info
 from offgen.errors import CorruptStoreError
 
 from .conftest import build_store
@@ -31,11 +34,22 @@ def _write(rel: str, data: bytes) -> Callable[[Path], str]:
     return damage
 
 
-def _manifest_files_list(store: Path) -> str:
-    manifest = json.loads((store / MANIFEST).read_bytes())
-    manifest["files"] = []
-    (store / MANIFEST).write_text(json.dumps(manifest))
-    return MANIFEST
+def _manifest(data: bytes | None = None) -> Callable[[Path], str]:
+    """Replace the manifest (default: its ``files`` table by ``[]``) and record its sha256 in
+    info.json, so that the manifest's schema, not its checksum, is what refuses it."""
+
+    def damage(store: Path) -> str:
+        if data is None:
+            manifest = json.loads((store / MANIFEST).read_bytes())
+            manifest["files"] = []
+            (store / MANIFEST).write_text(json.dumps(manifest))
+        else:
+            (store / MANIFEST).write_bytes(data)
+        info = read_info(store)
+        write_info(store, replace(info, manifest_sha256=sha256_file(store / MANIFEST)))
+        return MANIFEST
+
+    return damage
 
 
 def _policy_index_beyond_list(store: Path) -> str:
@@ -43,17 +57,26 @@ def _policy_index_beyond_list(store: Path) -> str:
     return POLICIES
 
 
-# (damage, where the file is read: verify only, or also info / load)
+def _codec_shard_frames_0(store: Path) -> str:
+    info = json.loads((store / INFO).read_bytes())
+    info["codec"]["shard_frames"] = 0
+    (store / INFO).write_text(json.dumps(info))
+    return INFO
+
+
+# Each damages one file and returns its path relative to the store.
 CASES = {
-    "policies-not-json": (_write(POLICIES, b"nope"), True),
-    "policies-strings": (_write(POLICIES, b'["random"]'), True),
-    "policies-no-id": (_write(POLICIES, b'[{"name": "random"}]'), True),
-    "policies-duplicate-id": (_write(POLICIES, b'[{"id": "a"}, {"id": "a"}]'), True),
-    "policies-missing-for-table": (_policy_index_beyond_list, True),
-    "manifest-files-list": (_manifest_files_list, False),
-    "manifest-not-json": (_write(MANIFEST, b"\x00garbage"), False),
-    "zarr-json-garbage": (_write(f"{OBSERVATIONS}/zarr.json", b"garbage{"), True),
-    "episodes-emptied": (_write(EPISODES, b""), True),
+    "policies-not-json": _write(POLICIES, b"nope"),
+    "policies-strings": _write(POLICIES, b'["random"]'),
+    "policies-no-id": _write(POLICIES, b'[{"name": "random"}]'),
+    "policies-duplicate-id": _write(POLICIES, b'[{"id": "a"}, {"id": "a"}]'),
+    "policies-missing-for-table": _policy_index_beyond_list,
+    "manifest-files-list": _manifest(),
+    "manifest-not-json": _manifest(b"\x00garbage"),
+    "manifest-checksum": _write(MANIFEST, b"{}"),
+    "codec-shard-frames-0": _codec_shard_frames_0,
+    "zarr-json-garbage": _write(f"{OBSERVATIONS}/zarr.json", b"garbage{"),
+    "episodes-emptied": _write(EPISODES, b""),
 }
 
 
@@ -70,15 +93,13 @@ def _refused(result: object, rel: str) -> None:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_damaged_metadata_is_refused_by_verify_info_and_load(store: Path, case: str) -> None:
-    damage, read_on_open = CASES[case]
-    rel = damage(store)
+    rel = CASES[case](store)
     runner = CliRunner()
     _refused(runner.invoke(app, ["verify", str(store)]), rel)
     _refused(runner.invoke(app, ["verify", str(store), "--quick"]), rel)
-    if read_on_open:
-        _refused(runner.invoke(app, ["info", str(store)]), rel)
-        with pytest.raises(CorruptStoreError, match=rel.replace(".", r"\.")):
-            offgen.load(store)
+    _refused(runner.invoke(app, ["info", str(store)]), rel)
+    with pytest.raises(CorruptStoreError, match=rel.replace(".", r"\.")):
+        offgen.load(store)
 
 
 def test_damaged_metadata_from_the_command_line(store: Path) -> None:
