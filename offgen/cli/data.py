@@ -410,6 +410,8 @@ def verify(
     _check_schema(store)
     what = "sizes" if quick else "sizes and sha256"
     files = f"{len(checked)} files ({what})"
+    if store.sealed:
+        files += ", info.json and the manifest against their checksums"
     decoded = "" if quick else f", {store.num_frames_stored:,} frames decoded"
     typer.echo(f"ok: {store.location}: {files}, {len(store.table):,} episodes{decoded}")
     if not store.sealed:

@@ -418,7 +418,7 @@ class OffgenStore:
             for start in range(0, self.num_frames_stored, step):
                 self.read_frames(start, min(start + step, self.num_frames_stored))
             _ = self.actions, self.rewards
-        return sorted([*checked, INFO, MANIFEST]) if self.sealed else checked
+        return checked
 
     def _verify_remote_manifest(self, check_hashes: bool) -> list[str]:
         assert self._fs is not None
