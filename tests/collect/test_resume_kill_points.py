@@ -47,6 +47,7 @@ EVERY_EPISODE = ["--commit-every", "0"]
 _CHILD = r"""
 import io, os, signal, sys
 import numpy as np
+import offgen.data.format as store_format
 import offgen.data.writer as writer
 from offgen.collect import journal, sinks
 
@@ -105,12 +106,12 @@ elif point in ("finish", "finished"):
             die()
         cls.finish = finish
 elif point == "manifest":
-    write_json = writer.atomic_write_json
+    write_json = store_format.atomic_write_json  # the manifest is written by format.write_manifest
     def hooked_write_json(path, obj):
         write_json(path, obj)
         if os.path.basename(path) == "manifest.json":
             die()
-    writer.atomic_write_json = hooked_write_json
+    store_format.atomic_write_json = hooked_write_json
 elif point not in ("none", "journal"):
     raise SystemExit(f"unknown kill point {point!r}")
 
