@@ -141,17 +141,17 @@ def summarize(store: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "location": store.location,
         "game": store.game,
-        "dataset": info.get("dataset"),
-        "status": info["status"],
-        "format_version": info["format_version"],
+        "dataset": info.dataset,
+        "status": info.status,
+        "format_version": info.format_version,
         "episodes": len(table),
         "transitions": table.num_transitions,
         "frames": store.num_frames_stored,
-        "final_frame": info["observation"].get("final_frame", "true"),
+        "final_frame": info.observation.final_frame,
         "terminated": int(table.rows["terminated"].sum()),
         "truncated": int(table.rows["truncated"].sum()),
-        "codec": info["codec"],
-        "env": info.get("env", {}),
+        "codec": info.codec.to_json(),
+        "env": info.env.to_json(),
     }
     if len(table):
         out["return"] = {
@@ -441,8 +441,17 @@ def verify(
     _check_schema(store)
     what = "sizes" if quick else "sizes and sha256"
     files = f"{len(checked)} files ({what})"
+    if store.sealed:
+        files += ", info.json and the manifest against their checksums"
     decoded = "" if quick else f", {store.num_frames_stored:,} frames decoded"
     typer.echo(f"ok: {store.location}: {files}, {len(store.table):,} episodes{decoded}")
+    if not store.sealed:
+        typer.echo(
+            f"note: {store.location} was written before offgen sealed its metadata: info.json "
+            "and the manifest carry no checksum, so info.json was checked against its schema "
+            "only. Rebuilding the store (offgen convert / collect) or downloading it again "
+            "seals it."
+        )
     _verify_download_archives(target, game, quick)
     if replay:
         try:

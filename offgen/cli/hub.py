@@ -128,7 +128,7 @@ def _resolve_store(name: str, game: str, store: Path | None) -> tuple[str, str, 
 
     folder = store or Path(target.text)
     info = OffgenStore(folder).info
-    return str(info.get("dataset") or Path(target.text).name), game_spec.name, folder
+    return info.dataset or Path(target.text).name, game_spec.name, folder
 
 
 def push(

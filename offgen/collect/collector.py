@@ -362,7 +362,8 @@ def _finished_result(out: Path, fmt: OutputFormat, started: float) -> CollectRes
 
         store = OffgenStore(out)
         rows = store.table.rows
-        info: Mapping[str, Any] = {"recipe": store.info.get("recipe")}
+        recipe = store.info.recipe
+        info: Mapping[str, Any] = {"recipe": None if recipe is None else recipe.to_json()}
         episodes, transitions = len(rows), int(rows["length"].sum()) if len(rows) else 0
         mean = float(rows["return"].mean()) if len(rows) else None
     else:

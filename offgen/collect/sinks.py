@@ -13,7 +13,8 @@ from typing import Any, Literal, Protocol
 
 from offgen._io import atomic_write_json
 from offgen.collect.journal import Journal
-from offgen.data.format import INFO, parse_info
+from offgen.data.format import INFO
+from offgen.data.info import read_info
 from offgen.data.legacy import LegacyName, write_npz_episode
 from offgen.data.schema import Episode
 from offgen.data.writer import StoreWriter
@@ -64,9 +65,9 @@ def existing_collection(output: Path, fmt: OutputFormat) -> tuple[dict[str, Any]
     if fmt == "offgen":
         if not (output / INFO).exists():
             return None, False
-        info = parse_info((output / INFO).read_bytes(), str(output / INFO))
-        config = info.get("provenance", {}).get("collection")
-        return (config if isinstance(config, dict) else {}), info["status"] == "complete"
+        info = read_info(output)
+        config = info.provenance.get("collection")
+        return (config if isinstance(config, dict) else {}), info.complete
     state = output / NPZ_STATE
     if not state.exists():
         return None, False
@@ -106,7 +107,7 @@ class StoreSink:
             self.writer.add_policy(policy_id, **metadata)
         self.committed_episodes = self.writer.num_episodes
         self.committed_steps = self.writer.num_transitions
-        self._shard = int(self.writer.info["codec"]["shard_frames"])
+        self._shard = self.writer.info.codec.shard_frames
 
     def write(self, episode: Episode, journal: Journal) -> None:
         """Buffer the episode; sync the journal first if this write fills a shard (a commit)."""

@@ -109,9 +109,7 @@ def replay_episodes(store: OffgenStore, num_episodes: int, seed: int = 0) -> lis
     total = len(store.table)
     count = min(max(num_episodes, 0), total)
     picks = np.sort(np.random.default_rng(seed).choice(total, size=count, replace=False))
-    mode = resolve_distribution_mode(
-        str(store.info.get("env", {}).get("distribution_mode", "easy"))
-    )
+    mode = resolve_distribution_mode(store.info.env.distribution_mode)
     return [
         replay_episode(store.episode(int(i)), distribution_mode=mode, index=int(i)) for i in picks
     ]

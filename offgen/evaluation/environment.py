@@ -18,7 +18,6 @@ policy trained on ``ds.transitions(frame_stack=4, layout="CHW")`` is evaluated w
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from offgen.data.info import StoreInfo
 from offgen.data.schema import Layout
 from offgen.envs.procgen import (
     EnvSpec,
@@ -112,17 +112,17 @@ class EvalEnvironment:
         }
 
 
-def _info_of(dataset: Any) -> tuple[dict[str, Any], str]:
+def _info_of(dataset: Any) -> tuple[StoreInfo, str]:
     if isinstance(dataset, (str, os.PathLike)):
         from offgen.data.store import OffgenStore
 
         store = OffgenStore(Path(dataset))
-        return dict(store.info), str(dataset)
+        return store.info, str(dataset)
     info = getattr(dataset, "info", None)
-    if not isinstance(info, Mapping):
+    if not isinstance(info, StoreInfo):
         raise TypeError(f"not a dataset or store: {type(dataset).__name__}")
     root = getattr(getattr(dataset, "store", dataset), "location", None)
-    return dict(info), str(root if root is not None else "the dataset")
+    return info, str(root if root is not None else "the dataset")
 
 
 def environment_of(
@@ -141,12 +141,12 @@ def environment_of(
             store of an unnamed dataset); the message says how to give it.
     """
     info, where = _info_of(dataset)
-    env = dict(info.get("env") or {})
-    game = str(env.get("game") or info["game"])
+    env = info.env.to_json()
+    game = str(env.get("game") or info.game)
     mode = str(env.get("distribution_mode") or "easy")
     source = "info.json"
     if "start_level" not in env or "num_levels" not in env:
-        name = info.get("dataset")
+        name = info.dataset
         if not name:
             raise EnvSpecError(
                 f"{where}: the store records no level range (info.json env has no start_level / "

@@ -77,13 +77,13 @@ def measure_store(store: str | os.PathLike[str]) -> dict[str, Any]:
     frames = int(opened.num_frames_stored)
     raw = frames * _FRAME_BYTES + int(table.num_transitions) * 5  # uint8 action + float32 reward
     disk = _disk_bytes(Path(store))
-    env = info.get("env", {})
-    num_levels = env.get("num_levels")
+    env = info.env.to_json()
+    num_levels = info.env.num_levels
     unique = np.unique(seeds[seeds >= 0]) if seeds.size else seeds
     q = np.percentile(returns, [25, 50, 75]).tolist() if returns.size else [None] * 3
     return {
         "game": opened.game,
-        "dataset": info.get("dataset"),
+        "dataset": info.dataset,
         "episodes": len(table),
         "transitions": int(table.num_transitions),
         "returns": {
@@ -112,13 +112,13 @@ def measure_store(store: str | os.PathLike[str]) -> dict[str, Any]:
             {**p, "episodes": int(counts[i]) if i < len(counts) else 0}
             for i, p in enumerate(opened.policies)
         ],
-        "recipe": info.get("recipe"),
+        "recipe": None if info.recipe is None else info.recipe.to_json(),
         "procgen_options": env,
-        "final_frame": info.get("observation", {}).get("final_frame"),
+        "final_frame": info.observation.final_frame,
         "size_on_disk": disk,
         "raw_bytes": raw,
         "compression_ratio": raw / disk if disk else None,
-        "codec": info.get("codec"),
+        "codec": info.codec.to_json(),
         "episode_table_sha256": hashlib.sha256((Path(store) / EPISODES).read_bytes()).hexdigest(),
     }
 

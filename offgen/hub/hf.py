@@ -34,7 +34,7 @@ from typing import Any
 
 from offgen._io import hash_stream, sha256_file
 from offgen._optional import require
-from offgen.data.format import INFO, MANIFEST
+from offgen.data.format import INFO, MANIFEST, parse_manifest
 from offgen.errors import DatasetNotFoundError, DownloadError
 from offgen.hub.lockfile import HubEntry, Lockfile
 
@@ -143,10 +143,10 @@ class _LocalFile:
 def _local_files(root: Path) -> dict[str, _LocalFile]:
     """Every file a push uploads (relative path -> file): the manifest's data files (already
     checked against their sha256 by the caller), then ``manifest.json`` and ``info.json``."""
-    manifest = json.loads((root / MANIFEST).read_bytes())
+    manifest = parse_manifest((root / MANIFEST).read_bytes(), str(root / MANIFEST))
     files = {
         rel: _LocalFile(root / rel, int(entry["size"]), str(entry["sha256"]))
-        for rel, entry in sorted(manifest["files"].items())
+        for rel, entry in sorted(manifest.items())
     }
     for rel in _HEADERS:
         path = root / rel

@@ -11,6 +11,7 @@ import offgen.collect.ratio as ratio_mod
 from offgen.collect import achieved, collect, discover_checkpoints, measure, plan
 from offgen.collect.ratio import Candidate, Measurement
 from offgen.data import OffgenStore
+from offgen.data.info import RatioRecipe
 from offgen.envs import EnvSpec
 from offgen.policies import CheckpointError, load_policy
 
@@ -95,41 +96,42 @@ def test_ratio_collection_records_recipe_and_achieved_ratio(run_dir: Path, tmp_p
         finish_info=lambda mean: {"recipe": achieved(chosen.recipe, mean)},
     )
     store = OffgenStore(result.output)
-    recipe = store.info["recipe"]
-    assert recipe["ratio"] == 0.6 and recipe["mode"] == "mixture"
-    assert recipe["tolerance_ratio"] == tolerance
+    recipe = store.info.recipe
+    assert isinstance(recipe, RatioRecipe)
+    assert recipe.ratio == 0.6 and recipe.mode == "mixture"
+    assert recipe.tolerance_ratio == tolerance
     # every candidate's recorded measurement is its own (matched by path, not as a set of values)
-    assert sorted(c["path"] for c in recipe["candidates"]) == sorted(by_path)
-    for cand in recipe["candidates"]:
-        assert cand["measured_return"] == by_path[cand["path"]].mean_return
-        assert cand["measured_length"] == by_path[cand["path"]].mean_length
+    assert sorted(c.path for c in recipe.candidates) == sorted(by_path)
+    for cand in recipe.candidates:
+        assert cand.measured_return == by_path[cand.path].mean_return
+        assert cand.measured_length == by_path[cand.path].mean_length
     # the reference is the final/ checkpoint's measured return, not the 9.90 in its file name
-    assert recipe["final_checkpoint"] == str(run_dir / "final" / "model_9.90.pt")
-    assert recipe["final_return"] == final_return
-    assert recipe["target_return"] == pytest.approx(0.6 * final_return)
+    assert recipe.final_checkpoint == str(run_dir / "final" / "model_9.90.pt")
+    assert recipe.final_return == final_return
+    assert recipe.target_return == pytest.approx(0.6 * final_return)
     # the mixture: whole environments matching the slots actually used, weights summing to 1
-    mixture = recipe["mixture"]
-    assert [m["path"] for m in mixture] == [str(p) for p in chosen.paths]
-    assert [m["num_envs"] for m in mixture] == [
+    mixture = recipe.mixture
+    assert [m.path for m in mixture] == [str(p) for p in chosen.paths]
+    assert [m.num_envs for m in mixture] == [
         chosen.slot_policy.count(k) for k in range(len(mixture))
     ]
-    assert sum(m["weight_envs"] for m in mixture) == pytest.approx(1.0)
+    assert sum(m.weight_envs for m in mixture) == pytest.approx(1.0)
     for m in mixture:
-        assert m["measured_return"] == by_path[m["path"]].mean_return
+        assert m.measured_return == by_path[m.path].mean_return
     # predicted return: episodes weighted by each policy's episode rate (envs / mean length)
-    rates = [m["num_envs"] / by_path[m["path"]].mean_length for m in mixture]
+    rates = [m.num_envs / by_path[m.path].mean_length for m in mixture]
     predicted = sum(
-        r * by_path[m["path"]].mean_return for r, m in zip(rates, mixture, strict=True)
+        r * by_path[m.path].mean_return for r, m in zip(rates, mixture, strict=True)
     ) / sum(rates)
-    assert recipe["predicted_return"] == pytest.approx(predicted)
+    assert recipe.predicted_return == pytest.approx(predicted)
     # achieved: recomputed independently from the stored episode table and the final measurement
     rows = store.table.rows
     assert int(rows["length"].sum()) == 400
     dataset_mean = float(rows["return"].mean())
-    assert recipe["achieved_return"] == pytest.approx(dataset_mean)
-    assert recipe["achieved_ratio"] == pytest.approx(dataset_mean / final_return)
-    assert recipe["within_tolerance"] is (abs(dataset_mean / final_return - 0.6) <= tolerance)
-    assert result.info["recipe"] == recipe
+    assert recipe.achieved_return == pytest.approx(dataset_mean)
+    assert recipe.achieved_ratio == pytest.approx(dataset_mean / final_return)
+    assert recipe.within_tolerance is (abs(dataset_mean / final_return - 0.6) <= tolerance)
+    assert result.info["recipe"] == recipe.to_json()
     used = {p["id"] for p in store.policies}
     assert used == {p.policy_id for p in policies}
     assert all("sha256" in p and "checkpoint" in p for p in store.policies)

@@ -44,10 +44,10 @@ def test_convert_then_load_by_name(legacy_folder: Path, procgen_episodes: list[E
         assert back.policy_id == "legacy:expert_1M"
         assert back.terminated != back.truncated
     info = dataset.info
-    assert info["dataset"] == "expert_1M"
-    assert info["env"] == {"distribution_mode": "easy", "start_level": 0, "num_levels": 200}
-    assert info["provenance"]["converted_from"]["files"] == len(procgen_episodes)
-    assert info["observation"]["final_frame"] == "next_level_first_frame"
+    assert info.dataset == "expert_1M"
+    assert info.env.to_json() == {"distribution_mode": "easy", "start_level": 0, "num_levels": 200}
+    assert info.provenance["converted_from"]["files"] == len(procgen_episodes)
+    assert info.observation.final_frame == "next_level_first_frame"
     sources = (target / SOURCES_FILE).read_text().split()
     assert [int(name.split("_")[1]) for name in sources] == list(range(len(procgen_episodes)))
     dataset.store.verify()  # the sources file is covered by the manifest
