@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -139,8 +139,8 @@ def collect(
     ] = 10.0,
 ) -> None:
     """Collect a Procgen dataset with a behaviour policy (exact budget, resumable)."""
-    from offgen.collect.collector import collect as run_collection
-    from offgen.collect.ratio import achieved, discover_checkpoints, measure, plan
+    from offgen.collect import RatioPolicies, choose_ratio_policies
+    from offgen.collect import collect as run_collection
     from offgen.envs.procgen import EnvSpec, check_available, resolve_split
     from offgen.policies import RandomPolicy, load_policy
     from offgen.policies.base import Policy
@@ -182,46 +182,25 @@ def collect(
             "--policy random does not use --checkpoint_path; drop --checkpoint_path for a random "
             "policy, or drop --policy random to roll out the checkpoint"
         )
-    finish = None
-    slots: list[int] | None = None
-    policies: list[Policy]
+    policies: list[Policy] | RatioPolicies
     if ratio_flags:
         if ratio is None or ratio_checkpoint_dir is None:
             raise typer.BadParameter("ratio mode needs both --ratio and --ratio_checkpoint_dir")
         if not 0.0 <= ratio <= 1.0:
             raise typer.BadParameter(f"--ratio must lie in [0, 1], got {ratio}")
-        candidates = discover_checkpoints(ratio_checkpoint_dir)
-        eval_spec = EnvSpec.from_split(spec.game, eval_split, distribution_mode)
-        measurements = []
-        for cand in candidates:
-            m = measure(cand.path, eval_spec, episodes=eval_episodes, seed=seed)
-            typer.echo(
-                f"measured {cand.path}: mean return {m.mean_return:.3f} over {eval_episodes}"
-            )
-            measurements.append(m)
-        chosen = plan(
-            candidates,
-            measurements,
+        policies = choose_ratio_policies(
+            ratio_checkpoint_dir,
+            spec,
             ratio=ratio,
             num_envs=num_envs,
             mode=ratio_mode,  # type: ignore[arg-type]
             tolerance=tolerance,
+            eval_split=eval_split,
+            eval_episodes=eval_episodes,
+            seed=seed,
+            greedy=greedy,
+            log=typer.echo,
         )
-        policies = []
-        for path, entry in zip(chosen.paths, chosen.recipe["mixture"], strict=True):
-            pol = load_policy(path, greedy=greedy)
-            pol.metadata["measured_return"] = entry["measured_return"]
-            policies.append(pol)
-        slots = chosen.slot_policy
-        recipe = chosen.recipe
-        typer.echo(
-            f"target return {recipe['target_return']:.3f} (ratio {ratio} of "
-            f"{recipe['final_return']:.3f}); predicted {recipe['predicted_return']:.3f}"
-        )
-
-        def finish(mean: float) -> dict[str, Any]:
-            return {"recipe": achieved(recipe, mean)}
-
     elif policy == "random" or (policy is None and checkpoint_path is None):
         if policy is None:
             raise typer.BadParameter("give --checkpoint_path, --policy random, or ratio mode flags")
@@ -234,9 +213,9 @@ def collect(
         raise UnknownNameError(f"unknown --policy {policy!r}; use 'random' or 'checkpoint'")
 
     if not save:
-        from offgen.collect.ratio import evaluate_policy
+        from offgen.collect import evaluate_policy
 
-        if len(policies) != 1:
+        if isinstance(policies, RatioPolicies) or len(policies) != 1:
             raise typer.BadParameter("--save_dataset False supports a single policy")
         result = evaluate_policy(
             policies[0], spec, episodes=max(1, num_envs), seed=seed, num_envs=num_envs
@@ -255,11 +234,9 @@ def collect(
         shard_index=shard_index,
         num_shards=num_shards,
         fmt=fmt,  # type: ignore[arg-type]
-        slot_policy=slots,
         dataset=dataset,
         overwrite=overwrite,
         progress=progress,
-        finish_info=finish,
         commit_every_s=commit_every,
     )
     state = "already complete" if result_c.already_complete else "done"
