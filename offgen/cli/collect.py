@@ -137,6 +137,10 @@ def collect(
             callback=_non_negative_seconds,
         ),
     ] = 10.0,
+    wait_for_lock: Annotated[
+        bool,
+        typer.Option("--wait-for-lock", help="If another process writes the output, wait for it."),
+    ] = False,
 ) -> None:
     """Collect a Procgen dataset with a behaviour policy (exact budget, resumable)."""
     from offgen.collect import RatioPolicies, choose_ratio_policies
@@ -238,6 +242,7 @@ def collect(
         overwrite=overwrite,
         progress=progress,
         commit_every_s=commit_every,
+        wait_for_lock=wait_for_lock,
     )
     state = "already complete" if result_c.already_complete else "done"
     mean = "n/a" if result_c.mean_return is None else f"{result_c.mean_return:.3f}"
@@ -266,6 +271,10 @@ def merge(
         bool, typer.Option("--overwrite", help="Replace an existing output.")
     ] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    wait_for_lock: Annotated[
+        bool,
+        typer.Option("--wait-for-lock", help="If another process writes the output, wait for it."),
+    ] = False,
 ) -> None:
     """Combine stores (e.g. collection shards) into one store.
 
@@ -278,7 +287,9 @@ def merge(
     """
     from offgen.collect.merge import merge_stores
 
-    result = merge_stores(inputs, output, overwrite=overwrite, progress=progress)
+    result = merge_stores(
+        inputs, output, overwrite=overwrite, progress=progress, wait_for_lock=wait_for_lock
+    )
     typer.echo(
         f"merged {len(inputs)} stores into {output}: {result.episodes} episodes, {result.transitions} transitions"
     )

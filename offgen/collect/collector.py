@@ -34,6 +34,7 @@ from offgen.collect.engine import TapeEntry, run_episodes
 from offgen.collect.journal import JOURNAL_NAME, Journal, JournalRecord
 from offgen.collect.ratio import RatioPolicies, with_achieved_ratio
 from offgen.collect.sinks import NpzSink, OutputFormat, Sink, StoreSink, existing_collection
+from offgen.data.lock import StoreLock
 from offgen.data.schema import Episode, make_episode
 from offgen.envs.procgen import EnvSpec, check_available
 from offgen.errors import CorruptStoreError, StoreExistsError
@@ -179,6 +180,7 @@ def collect(
     overwrite: bool = False,
     progress: bool = True,
     commit_every_s: float = _FLUSH_EVERY_S,
+    wait_for_lock: bool = False,
 ) -> CollectResult:
     """Collect exactly ``budget`` transitions (this shard's share) into ``output``.
 
@@ -203,12 +205,15 @@ def collect(
         progress: Show a progress bar.
         commit_every_s: Commit (make episodes durable) at least this often; 0 commits every
             episode. A killed run loses at most this much work.
+        wait_for_lock: If another process is writing ``output``, wait for it to finish instead
+            of raising :class:`~offgen.errors.StoreLockedError`.
 
     Returns:
         A :class:`CollectResult`.
 
     Raises:
         StoreExistsError: If ``output`` holds a different collection (and not ``overwrite``).
+        StoreLockedError: If another process is writing ``output`` (and not ``wait_for_lock``).
         CorruptStoreError: If resuming finds the output inconsistent with its settings.
         EnvSpecError: If envpool has no task for the game in this distribution mode.
     """
@@ -245,28 +250,33 @@ def collect(
     # Before touching the output: an unsupported game/mode would otherwise only fail once the
     # engine starts envpool, after the store was created with that mode recorded in its settings.
     check_available(spec)
-    opened = _open(out, fmt, config, overwrite=overwrite, spec=spec, dataset=dataset, pols=pols)
-    if opened is None:
-        return _finished_result(out, fmt, started)
-    committed = opened.committed
-    try:
-        steps, episodes, return_sum = _run(
-            opened,
-            spec,
-            pols,
-            slots,
-            budget=shard_budget(budget, shard_index, num_shards),
-            seeds=shard_seeds(seed, shard_index, num_shards),
-            label=f"collect {spec.game}" + (f" shard {shard_index}" if num_shards > 1 else ""),
-            progress=progress,
-            commit_every_s=commit_every_s,
+    # The lock covers everything from the first look at the output (its settings, --overwrite,
+    # the journal) to the finished collection.
+    with StoreLock(out, wait=wait_for_lock) as lock:
+        opened = _open(
+            out, fmt, config, overwrite=overwrite, spec=spec, dataset=dataset, pols=pols, lock=lock
         )
-        mean = return_sum / episodes if episodes else None
-        extra = _finish(opened, recipe, mean)
-    finally:
-        # The engine kept and freed ~1 GB of frame batches from several threads; glibc would
-        # otherwise keep that memory resident for the rest of the process.
-        release_free_memory()
+        if opened is None:
+            return _finished_result(out, fmt, started)
+        committed = opened.committed
+        try:
+            steps, episodes, return_sum = _run(
+                opened,
+                spec,
+                pols,
+                slots,
+                budget=shard_budget(budget, shard_index, num_shards),
+                seeds=shard_seeds(seed, shard_index, num_shards),
+                label=f"collect {spec.game}" + (f" shard {shard_index}" if num_shards > 1 else ""),
+                progress=progress,
+                commit_every_s=commit_every_s,
+            )
+            mean = return_sum / episodes if episodes else None
+            extra = _finish(opened, recipe, mean)
+        finally:
+            # The engine kept and freed ~1 GB of frame batches from several threads; glibc would
+            # otherwise keep that memory resident for the rest of the process.
+            release_free_memory()
     return CollectResult(
         output=out,
         episodes=episodes,
@@ -288,6 +298,7 @@ def _open(
     spec: EnvSpec,
     dataset: str | None,
     pols: Sequence[Policy],
+    lock: StoreLock,
 ) -> _Opened | None:
     """Open (or resume) the output; ``None`` if it already holds the finished collection."""
     if overwrite and out.exists():
@@ -312,6 +323,7 @@ def _open(
             provenance={"collection": dict(config), "collector": "offgen.collect"},
             dataset=dataset,
             policies=[(p.policy_id, dict(p.metadata)) for p in pols],
+            lock=lock,
         )
     else:
         sink = NpzSink(out, collection=config)

@@ -130,6 +130,7 @@ def convert_legacy(
     progress: bool = True,
     on_episode: Callable[[int], None] | None = None,
     force: bool = False,
+    wait_for_lock: bool = False,
 ) -> ConvertResult:
     """Stream a folder of legacy episode files into an offgen store.
 
@@ -144,6 +145,8 @@ def convert_legacy(
         progress: Show a tqdm progress bar on stderr.
         on_episode: Called with the episode count after each written episode (tests, UIs).
         force: Convert episodes longer than ``game``'s time limit instead of refusing them.
+        wait_for_lock: If another process is writing ``destination``, wait for it to finish
+            instead of raising :class:`~offgen.errors.StoreLockedError`.
 
     Returns:
         A summary of the conversion.
@@ -151,6 +154,7 @@ def convert_legacy(
     Raises:
         StoreExistsError: ``destination`` holds a store and ``mode`` is ``"create"``, or a resumed
             store does not match the source files.
+        StoreLockedError: Another process is writing ``destination`` (and not ``wait_for_lock``).
         UnsafeFileError, CorruptStoreError, SchemaError: A source file is unsafe, damaged or
             malformed (the message names it). Committed episodes stay; fix or remove the file and
             rerun with ``mode="append"``.
@@ -187,6 +191,7 @@ def convert_legacy(
         env_options=spec.env_options if spec is not None else {"distribution_mode": "easy"},
         provenance=_provenance(src, names, spec, game_spec.name),
         final_frame_is_true=False,
+        wait_for_lock=wait_for_lock,
     ) as writer:
         skipped = writer.num_episodes
         _check_resume(store, names, skipped)
