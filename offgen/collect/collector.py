@@ -223,12 +223,10 @@ def collect(
     if isinstance(policies, RatioPolicies):
         if slot_policy is not None:
             raise ValueError("ratio policies bring their own slot_policy; do not pass one")
-        policies, slot_policy, recipe = (
-            list(policies.policies),
-            policies.slot_policy,
-            policies.recipe,
-        )
-    pols = _policies(policies)
+        pols = list(policies.policies)
+        slot_policy, recipe = policies.slot_policy, policies.recipe
+    else:
+        pols = _policies(policies)
     slots = list(slot_policy) if slot_policy is not None else [0] * num_envs
     if len(slots) != num_envs:
         raise ValueError(f"slot_policy has {len(slots)} entries for {num_envs} environments")
