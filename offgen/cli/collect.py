@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -91,6 +91,21 @@ def collect(
     tolerance: Annotated[
         float, typer.Option("--tolerance", help="Accepted |achieved ratio - ratio|.")
     ] = 0.05,
+    accept_outside_tolerance: Annotated[
+        bool,
+        typer.Option(
+            "--accept-outside-tolerance",
+            help="Exit 0 even if the achieved ratio misses --tolerance (the dataset is kept).",
+        ),
+    ] = False,
+    ratio_cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--ratio_cache_dir",
+            help="Cache of checkpoint measurements (default: beside the checkpoints if they are "
+            "yours and writable, else offgen's cache).",
+        ),
+    ] = None,
     split: Annotated[
         str,
         typer.Option(
@@ -203,6 +218,7 @@ def collect(
             eval_episodes=eval_episodes,
             seed=seed,
             greedy=greedy,
+            cache_dir=ratio_cache_dir,
             log=typer.echo,
         )
     elif policy == "random" or (policy is None and checkpoint_path is None):
@@ -257,11 +273,29 @@ def collect(
     )
     recipe_done = result_c.info.get("recipe") if result_c.info else None
     if recipe_done:
-        flag = "within" if recipe_done.get("within_tolerance") else "OUTSIDE"
-        typer.echo(
-            f"achieved ratio {recipe_done['achieved_ratio']:.3f} (target {recipe_done['ratio']}, "
-            f"{flag} tolerance {recipe_done['tolerance_ratio']})"
-        )
+        _report_ratio(recipe_done, result_c.output, accept_outside_tolerance)
+
+
+def _report_ratio(recipe: dict[str, Any], output: Path, accept: bool) -> None:
+    """Print the achieved ratio; a miss is an error (exit 1) unless the user accepts it."""
+    line = (
+        f"achieved ratio {recipe['achieved_ratio']:.3f} (target {recipe['ratio']}, "
+        f"{{}} tolerance {recipe['tolerance_ratio']})"
+    )
+    if recipe.get("within_tolerance"):
+        typer.echo(line.format("within"))
+        return
+    typer.echo(line.format("OUTSIDE"))
+    if accept:
+        typer.echo(f"kept {output} although outside the tolerance (--accept-outside-tolerance)")
+        return
+    typer.echo(
+        f"error: {output} is complete but misses the target ratio by more than the tolerance. "
+        "Collect again with other checkpoints or settings (--overwrite), or pass "
+        "--accept-outside-tolerance to keep this result with exit code 0.",
+        err=True,
+    )
+    raise typer.Exit(1)
 
 
 def merge(

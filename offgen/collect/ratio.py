@@ -6,10 +6,11 @@ Steps (see ``docs/collection.md``):
    (``final/model_<ret>.pt``, ``checkpoint/model_<update>_<ret>.pt``, ``rolling/model.pt``) or
    offgen's own (``*.pt`` saved by :func:`offgen.policies.save_checkpoint`). The returns in file
    names are never trusted (they were measured on training levels, 10 episodes).
-2. :func:`measure_checkpoint` plays ``N`` seeded episodes per candidate on a chosen split (each environment
-   plays its first episodes, so short episodes are not favoured) and caches the result next to the
-   checkpoint in ``<checkpoint>.offgen-eval.json``, keyed by the checkpoint's sha256 and the
-   settings.
+2. :func:`measure_checkpoint` plays ``N`` seeded episodes per candidate on a chosen split (each
+   environment plays its first episodes, so short episodes are not favoured) and caches the result,
+   keyed by the checkpoint's sha256 and the settings, next to the checkpoint in
+   ``<checkpoint>.offgen-eval.json`` (or in offgen's cache when the run folder is read-only or
+   another user's).
 3. :func:`plan_ratio` either picks the single candidate closest to ``r x R_final`` (the predecessor's
    rule) or a two-checkpoint mixture, assigning environments to checkpoints so that the predicted
    dataset mean return (episodes weighted by how often each policy finishes one) is closest to the
@@ -26,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ import numpy as np
 from offgen._io import atomic_write_json, sha256_file
 from offgen.collect.engine import run_episodes
 from offgen.envs.procgen import EnvSpec
+from offgen.paths import cache_dir as offgen_cache_dir
 from offgen.policies.base import Policy, as_policy
 from offgen.policies.torch_policy import CheckpointError, load_policy, load_state_dict
 
@@ -200,9 +203,21 @@ def evaluate_policy(
 
 
 def measure_checkpoint(
-    path: Path, spec: EnvSpec, *, episodes: int, seed: int, num_envs: int = 16
+    path: Path,
+    spec: EnvSpec,
+    *,
+    episodes: int,
+    seed: int,
+    num_envs: int = 16,
+    cache_dir: str | Path | None = None,
 ) -> Measurement:
-    """Measured return of a checkpoint (cached in ``<checkpoint>.offgen-eval.json``)."""
+    """Measured return of a checkpoint, cached (keyed by its sha256 and the settings).
+
+    The cache is ``<checkpoint>.offgen-eval.json`` beside the checkpoint when its folder is this
+    user's own and writable; a read-only or shared run folder (another user's) is left untouched
+    and the cache goes under offgen's cache (``<home>/cache/ratio-eval/``), or ``cache_dir`` when
+    given.
+    """
     sha = sha256_file(path)
     settings = {
         "env": spec.to_dict(),
@@ -212,7 +227,7 @@ def measure_checkpoint(
         "greedy": False,
     }
     key = hashlib.sha256(json.dumps([sha, settings], sort_keys=True).encode()).hexdigest()[:24]
-    cache = path.with_name(path.name + CACHE_SUFFIX)
+    cache = _cache_file(path, sha, cache_dir)
     entries: dict[str, Any] = {}
     if cache.exists():
         try:
@@ -228,11 +243,26 @@ def measure_checkpoint(
         load_policy(path), spec, episodes=episodes, seed=seed, num_envs=num_envs
     )
     entries[key] = {"sha256": sha, "settings": settings, **asdict(result)}
-    with contextlib.suppress(OSError):  # a read-only checkpoint folder only loses the cache
+    with contextlib.suppress(OSError):  # an unwritable cache only costs a re-measurement
+        cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(cache, {"format": "offgen-eval", "entries": entries})
     return Measurement(
         result.mean_return, result.mean_length, result.returns, result.lengths, settings
     )
+
+
+def _cache_file(path: Path, sha: str, cache_dir: str | Path | None) -> Path:
+    if cache_dir is None and _own_writable(path.parent):
+        return path.with_name(path.name + CACHE_SUFFIX)
+    folder = Path(cache_dir) if cache_dir is not None else offgen_cache_dir("ratio-eval")
+    return folder / f"{sha[:16]}-{path.name}{CACHE_SUFFIX}"
+
+
+def _own_writable(folder: Path) -> bool:
+    try:
+        return folder.stat().st_uid == os.getuid() and os.access(folder, os.W_OK)
+    except OSError:
+        return False
 
 
 def _predict(slots: Sequence[int], rets: Sequence[float], lens: Sequence[float]) -> float:
@@ -329,6 +359,22 @@ def plan_ratio(
     return RatioPlan([candidates[i].path for i in chosen], slot_policy, recipe)
 
 
+def _unreachable(recipe: Mapping[str, Any], measurements: Sequence[Measurement]) -> str | None:
+    """A warning when the target lies outside every candidate's measured return."""
+    target, final = float(recipe["target_return"]), float(recipe["final_return"])
+    returns = [m.mean_return for m in measurements]
+    if min(returns) <= target <= max(returns):
+        return None
+    side, nearest = ("below", min(returns)) if target < min(returns) else ("above", max(returns))
+    ratio = f"{nearest / final:.3f}" if final else "n/a"
+    return (
+        f"warning: the target return {target:.3f} is {side} every candidate's measured return "
+        f"(nearest {nearest:.3f}, ratio {ratio}); the nearest checkpoint is used and the achieved "
+        "ratio will likely miss the tolerance. Add checkpoints that reach the target, or change "
+        "--ratio."
+    )
+
+
 def with_achieved_ratio(recipe: Mapping[str, Any], mean_return: float) -> dict[str, Any]:
     """The recipe completed with the dataset's achieved return and ratio and whether it is within
     the tolerance."""
@@ -355,6 +401,7 @@ def choose_ratio_policies(
     eval_episodes: int = 20,
     seed: int = 0,
     greedy: bool = False,
+    cache_dir: str | Path | None = None,
     log: Callable[[str], None] = lambda _message: None,
 ) -> RatioPolicies:
     """Measure a run's checkpoints and load the policies whose collection hits ``ratio``.
@@ -370,7 +417,9 @@ def choose_ratio_policies(
         eval_episodes: Seeded episodes per candidate.
         seed: Evaluation seed.
         greedy: Collect with the most likely action instead of sampling.
-        log: Receives one line per measured checkpoint and the plan.
+        cache_dir: Where measurements are cached (default: see :func:`measure_checkpoint`).
+        log: Receives progress lines (before and after each measurement), a warning when no
+            candidate reaches the target, and the plan.
 
     Example:
         >>> chosen = choose_ratio_policies(  # doctest: +SKIP
@@ -385,13 +434,21 @@ def choose_ratio_policies(
     candidates = discover_checkpoints(checkpoint_dir)
     eval_spec = EnvSpec.from_split(spec.game, eval_split, spec.distribution_mode)
     measurements = []
-    for cand in candidates:
-        m = measure_checkpoint(cand.path, eval_spec, episodes=eval_episodes, seed=seed)
+    for number, cand in enumerate(candidates, 1):
+        log(
+            f"measuring checkpoint {number}/{len(candidates)}: {cand.path} ({eval_episodes} episodes)"
+        )
+        m = measure_checkpoint(
+            cand.path, eval_spec, episodes=eval_episodes, seed=seed, cache_dir=cache_dir
+        )
         log(f"measured {cand.path}: mean return {m.mean_return:.3f} over {eval_episodes}")
         measurements.append(m)
     chosen = plan_ratio(
         candidates, measurements, ratio=ratio, num_envs=num_envs, mode=mode, tolerance=tolerance
     )
+    warning = _unreachable(chosen.recipe, measurements)
+    if warning:
+        log(warning)
     policies = []
     for path, entry in zip(chosen.paths, chosen.recipe["mixture"], strict=True):
         policy = load_policy(path, greedy=greedy)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from offgen.collect import (
     Candidate,
     Measurement,
     RatioPolicies,
+    choose_ratio_policies,
     collect,
     discover_checkpoints,
     measure_checkpoint,
@@ -20,9 +24,11 @@ from offgen.collect import (
 )
 from offgen.data import OffgenStore
 from offgen.envs import EnvSpec
+from offgen.paths import cache_dir
 from offgen.policies import CheckpointError, load_policy
 
 SPEC = EnvSpec("coinrun")
+CLI = str(Path(sys.executable).with_name("offgen-collect"))
 
 
 def test_discovery_of_the_predecessor_layout(run_dir: Path) -> None:
@@ -144,3 +150,71 @@ def test_ratio_collection_records_recipe_and_achieved_ratio(run_dir: Path, tmp_p
     assert used == {p.policy_id for p in policies}
     assert all("sha256" in p and "checkpoint" in p for p in store.policies)
     assert set(store.episode(i).policy_id for i in range(len(rows))) <= used
+
+
+def test_measurements_of_another_users_run_folder_are_cached_outside_it(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared_run"
+    shared.mkdir()
+    path = shared / "model.pt"
+    path.write_bytes((run_dir / "checkpoint" / "model_50_5.10.pt").read_bytes())
+    if os.getuid() == 0:
+        os.chown(shared, 65534, 65534)  # another user's folder (root may write anywhere)
+    else:
+        shared.chmod(0o555)  # a read-only folder
+    first = measure_checkpoint(path, SPEC, episodes=2, seed=0, num_envs=2)
+    assert sorted(p.name for p in shared.iterdir()) == ["model.pt"]  # the run folder untouched
+    cached = list(cache_dir("ratio-eval").glob("*-model.pt.offgen-eval.json"))
+    assert len(cached) == 1
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError("measured again despite the cache")
+
+    monkeypatch.setattr(ratio_mod, "evaluate_policy", boom)
+    assert measure_checkpoint(path, SPEC, episodes=2, seed=0, num_envs=2).returns == first.returns
+
+
+def test_cli_ratio_outside_tolerance_exits_non_zero_unless_accepted(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "mixed"
+    args = [CLI, "--game", "coinrun", "--ratio", "0.37", "--ratio_checkpoint_dir", str(run_dir),
+            "--eval_episodes", "2", "--tolerance", "0", "--num_env_steps", "200",
+            "--num_processes", "2", "--output", str(out), "--no-progress"]  # fmt: skip
+    missed = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert missed.returncode == 1, missed.stderr
+    assert "measuring checkpoint 1/4" in missed.stdout  # progress while measuring
+    assert "OUTSIDE tolerance" in missed.stdout
+    assert "--accept-outside-tolerance" in missed.stderr and "Traceback" not in missed.stderr
+    assert OffgenStore(out).info["recipe"]["within_tolerance"] is False  # the dataset is kept
+    kept = subprocess.run(
+        [*args, "--accept-outside-tolerance"], capture_output=True, text=True, timeout=600
+    )
+    assert kept.returncode == 0, kept.stderr
+    assert "already complete" in kept.stdout and "--accept-outside-tolerance" in kept.stdout
+
+
+def test_a_target_below_every_candidate_is_warned_before_collecting(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    returns = {"model_9.90.pt": 10.0, "model_50_5.10.pt": 6.0, "model_100_8.00.pt": 8.0}
+
+    def fixed(path: Path, *args: object, **kwargs: object) -> Measurement:
+        ret = returns.get(path.name, 9.0)
+        return Measurement(ret, 100.0, [ret], [100])
+
+    monkeypatch.setattr(ratio_mod, "measure_checkpoint", fixed)
+    lines: list[str] = []
+    chosen = choose_ratio_policies(run_dir, SPEC, ratio=0.3, num_envs=4, log=lines.append)
+    assert [line for line in lines if line.startswith("measuring checkpoint")] == [
+        f"measuring checkpoint {i}/4: {c.path} (20 episodes)"
+        for i, c in enumerate(discover_checkpoints(run_dir), 1)
+    ]
+    (warning,) = [line for line in lines if line.startswith("warning:")]
+    assert "target return 3.000 is below every candidate's measured return" in warning
+    assert "nearest 6.000" in warning
+    assert chosen.recipe["mixture"][0]["measured_return"] == 6.0
+    lines.clear()
+    choose_ratio_policies(run_dir, SPEC, ratio=0.7, num_envs=4, log=lines.append)
+    assert not [line for line in lines if line.startswith("warning:")]
