@@ -23,6 +23,7 @@ __all__ = [
     "OffgenError",
     "SchemaError",
     "StoreExistsError",
+    "StoreLockedError",
     "UnknownNameError",
     "UnsafeFileError",
     "os_error_message",
@@ -66,6 +67,10 @@ class IncompleteStoreError(OffgenError):
 
 class StoreExistsError(OffgenError, FileExistsError):
     """A writer was asked to create a store where a different one already exists."""
+
+
+class StoreLockedError(OffgenError):
+    """Another process is writing the store; the message names it (pid, host, start time)."""
 
 
 class UnsafeFileError(OffgenError):

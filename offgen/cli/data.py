@@ -327,6 +327,10 @@ def convert(
         bool,
         typer.Option("--force", help="Convert episodes longer than the game's time limit."),
     ] = False,
+    wait_for_lock: Annotated[
+        bool,
+        typer.Option("--wait-for-lock", help="If another process writes the store, wait for it."),
+    ] = False,
 ) -> None:
     """Convert the predecessor's per-episode files into an offgen store."""
     from offgen.data.convert import convert_legacy
@@ -346,7 +350,14 @@ def convert(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         result = convert_legacy(
-            source, destination, game=game, dataset=dataset, mode=mode, workers=workers, force=force
+            source,
+            destination,
+            game=game,
+            dataset=dataset,
+            mode=mode,
+            workers=workers,
+            force=force,
+            wait_for_lock=wait_for_lock,
         )
     for warning in caught:
         typer.secho(f"warning: {warning.message}", fg=typer.colors.YELLOW, err=True)

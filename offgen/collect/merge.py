@@ -43,8 +43,12 @@ def merge_stores(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    wait_for_lock: bool = False,
 ) -> MergeResult:
     """Merge finished stores into ``output``.
+
+    ``wait_for_lock``: if another process is writing ``output``, wait for it instead of raising
+    :class:`~offgen.errors.StoreLockedError`.
 
     Raises:
         SchemaError: If the inputs disagree on game, options or format, or repeat a shard.
@@ -97,6 +101,7 @@ def merge_stores(
         env_options=first.info.env.to_json(),
         provenance={"merged_from": sources},
         final_frame_is_true=first.final_frame_is_true,
+        wait_for_lock=wait_for_lock,
     ) as writer:
         if any(r is not None for r in recipes):
             same = all(_canon(r) == _canon(recipes[0]) for r in recipes)

@@ -16,6 +16,7 @@ from offgen.collect.journal import Journal
 from offgen.data.format import INFO
 from offgen.data.info import read_info
 from offgen.data.legacy import LegacyName, write_npz_episode
+from offgen.data.lock import StoreLock
 from offgen.data.schema import Episode
 from offgen.data.writer import StoreWriter
 from offgen.errors import CorruptStoreError
@@ -92,8 +93,10 @@ class StoreSink:
         provenance: Mapping[str, Any],
         dataset: str | None,
         policies: list[tuple[str, Mapping[str, Any]]],
+        lock: StoreLock,
     ) -> None:
-        # The collector commits on its own schedule (after syncing its journal).
+        # The collector commits on its own schedule (after syncing its journal), and holds the
+        # store's lock itself (it reads its journal in the store before this writer opens).
         self.writer = StoreWriter(
             path,
             game=game,
@@ -102,6 +105,7 @@ class StoreSink:
             env_options=env_options,
             provenance=provenance,
             commit_interval_s=float("inf"),
+            lock=lock,
         )
         for policy_id, metadata in policies:
             self.writer.add_policy(policy_id, **metadata)

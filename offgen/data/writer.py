@@ -13,6 +13,9 @@ is on disk (checked on each write); episodes are also committed every ``commit_i
 seconds, on :meth:`StoreWriter.flush` and on close, which wait for every shard being written.
 Reopening with ``mode="append"`` resumes after the last committed episode (frames written after it
 are discarded).
+
+One writer per store: a writer holds the store's :class:`~offgen.data.lock.StoreLock` from before
+it looks at the store until it closes; a second writer is refused (or waits, if asked to).
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from offgen.data.info import (
     read_info,
     write_info,
 )
+from offgen.data.lock import StoreLock
 from offgen.data.metadata import parse_policies
 from offgen.data.schema import FRAME_SHAPE_HWC, Episode, FrameSource
 from offgen.data.table import EPISODE_FIELDS, decode_records, encode_records
@@ -97,6 +101,10 @@ class StoreWriter:
         final_frame_is_true: ``False`` for data whose last frame is the next level's first frame.
         commit_interval_s: Commit buffered episodes at least this often.
         shard_frames: Frames per shard file (and the writer's buffer size).
+        wait_for_lock: If another process is writing the store, wait for it instead of raising
+            :class:`~offgen.errors.StoreLockedError`.
+        lock: The store's lock, already held by the caller (who then releases it; e.g. the
+            collector, which reads its journal in the store before opening the writer).
 
     Example:
         >>> with StoreWriter("store", game="coinrun") as writer:  # doctest: +SKIP
@@ -116,11 +124,43 @@ class StoreWriter:
         commit_interval_s: float = 30.0,
         shard_frames: int = SHARD_FRAMES,
         chunk_frames: int = CHUNK_FRAMES,
+        wait_for_lock: bool = False,
+        lock: StoreLock | None = None,
     ) -> None:
         self.root = Path(path)
         self.game = resolve_game(game).name  # episodes carry the canonical name
         self.commit_interval_s = commit_interval_s
         self._closed = False
+        # Taken before the store is looked at: a second writer must not even read a store that
+        # is being written (or delete it, with mode="overwrite").
+        self._own_lock = lock is None
+        self._lock = StoreLock(self.root, wait=wait_for_lock) if lock is None else lock
+        if not self._lock.held:
+            self._lock.acquire()
+        try:
+            self._open(
+                mode,
+                dataset,
+                env_options,
+                provenance,
+                final_frame_is_true,
+                shard_frames,
+                chunk_frames,
+            )
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _open(
+        self,
+        mode: WriteMode,
+        dataset: str | None,
+        env_options: Mapping[str, Any] | None,
+        provenance: Mapping[str, Any] | None,
+        final_frame_is_true: bool,
+        shard_frames: int,
+        chunk_frames: int,
+    ) -> None:
         exists = (self.root / INFO).exists()
         if exists and mode == "create":
             raise StoreExistsError(
@@ -158,6 +198,10 @@ class StoreWriter:
         self._policy_index = {p["id"]: i for i, p in enumerate(self._policies)}
         self._resume_from_table()
         self._last_commit = time.monotonic()
+
+    def _release_lock(self) -> None:
+        if self._own_lock:
+            self._lock.release()
 
     # ------------------------------------------------------------------ setup
     def _create(
@@ -381,12 +425,15 @@ class StoreWriter:
         if self._closed:
             return
         try:
-            self._commit()
+            try:
+                self._commit()
+            finally:
+                self._closed = True
+                self._sink.close()
+            if finalize:
+                self._finalize()
         finally:
-            self._closed = True
-            self._sink.close()
-        if finalize:
-            self._finalize()
+            self._release_lock()
 
     def __enter__(self) -> StoreWriter:
         return self
