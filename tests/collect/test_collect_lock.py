@@ -49,6 +49,6 @@ def test_second_collector_is_refused_and_a_killed_ones_lock_is_taken_over(tmp_pa
     assert third.returncode == 0, third.stderr
     assert "stale" in third.stderr and f"pid {first.pid}" in third.stderr
     store = OffgenStore(out)
-    assert store.info["counts"]["transitions"] == 300
+    assert store.info.counts.transitions == 300
     store.verify()
     assert not (tmp_path / ".data.lock.json").exists()  # released at the end
