@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from offgen._version import __version__
 
 # offgen.load is kept light (no numpy / zarr at import) so `import offgen` stays fast. Importing the
 # function here also makes `offgen.load` the function rather than the submodule of the same name.
