@@ -15,6 +15,11 @@ Resuming: batch ``j`` of a worker is batch ``start + j`` of its shard's stream, 
 with ``in_order=True`` (the default) returns workers' batches round robin, so after ``g`` batches
 delivered on a rank, :meth:`SamplerIterable.load_state_dict` with ``{"epoch": e, "batches": g}``
 restarts every worker exactly where the uninterrupted run would be.
+
+Layout: the adapters that decode frames themselves (:class:`EpisodeIterable`) give CHW by default,
+the layout every ``torch.nn.Conv2d`` takes. :class:`SamplerIterable` keeps the layout of the sampler
+it wraps (``ds.transitions(..., layout="CHW")``): numpy samplers default to HWC, the stored layout
+and the one JAX / flax convolutions take.
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
 from offgen._optional import require
 from offgen.data.dataset import OffgenDataset
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch
 from offgen.data.sampling.rng import Shard
 from offgen.data.sampling.samplers import Sampler
+from offgen.data.schema import Layout, to_layout
 
 torch = require("torch", "torch")
 _IterableDataset: Any = torch.utils.data.IterableDataset
@@ -175,7 +183,7 @@ class EpisodeIterable(_IterableDataset):  # type: ignore[misc]
         dataset: The dataset (its selection is iterated).
         shuffle: Shuffle the episode order each epoch (seeded by ``seed`` and the epoch).
         seed: Seed of the order.
-        layout: ``"HWC"`` or ``"CHW"`` observations.
+        layout: ``"CHW"`` (default, what torch convolutions take) or ``"HWC"`` observations.
         rank: Distributed rank (default: from ``torch.distributed``).
         world_size: Distributed world size.
     """
@@ -186,11 +194,13 @@ class EpisodeIterable(_IterableDataset):  # type: ignore[misc]
         *,
         shuffle: bool = False,
         seed: int = 0,
-        layout: str = "HWC",
+        layout: Layout = "CHW",
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
         super().__init__()
+        if layout not in ("HWC", "CHW"):
+            raise ValueError(f"layout must be 'HWC' or 'CHW', got {layout!r}")
         self.dataset = dataset
         self.shuffle = shuffle
         self.seed = seed
@@ -211,12 +221,11 @@ class EpisodeIterable(_IterableDataset):  # type: ignore[misc]
         for episode in dataset.iter_episodes(
             shuffle=self.shuffle, seed=self.seed * 1000003 + self.epoch, shard=shard
         ):
-            obs = episode.observations
-            if self.layout == "CHW":
-                obs = obs.transpose(0, 3, 1, 2).copy()
+            obs = np.ascontiguousarray(to_layout(episode.observations, "HWC", self.layout))
             yield {
                 "observations": torch.from_numpy(obs),
-                "actions": torch.from_numpy(episode.actions.astype("int64")),
+                # int64: what cross_entropy targets and embedding indices take (stored as uint8)
+                "actions": torch.from_numpy(episode.actions.astype(np.int64)),
                 "rewards": torch.from_numpy(episode.rewards),
                 "terminated": episode.terminated,
                 "truncated": episode.truncated,

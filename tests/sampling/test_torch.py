@@ -149,3 +149,18 @@ def test_rank_and_world_size_from_torch_distributed(
     assert 0 < len(half) < len(whole)
     episodes = list(DataLoader(EpisodeIterable(small_ds), batch_size=None, num_workers=2))
     assert sorted(int(e["episode_id"]) for e in episodes) == list(range(len(small_ds)))
+
+
+def test_episode_iterable_defaults_to_chw(small_ds: OffgenDataset) -> None:
+    first = next(iter(EpisodeIterable(small_ds)))
+    episode = small_ds.store.episode(int(first["episode_id"]))
+    assert first["observations"].shape == (episode.length + 1, 3, 64, 64)
+    assert first["observations"].is_contiguous()
+    np.testing.assert_array_equal(
+        first["observations"].numpy(), episode.observations.transpose(0, 3, 1, 2)
+    )
+    assert first["actions"].dtype == torch.int64
+    hwc = next(iter(EpisodeIterable(small_ds, layout="HWC")))
+    assert hwc["observations"].shape == (episode.length + 1, 64, 64, 3)
+    with pytest.raises(ValueError, match="layout must be 'HWC' or 'CHW'"):
+        EpisodeIterable(small_ds, layout="NCHW")  # type: ignore[arg-type]
