@@ -33,6 +33,7 @@ from typing import Any
 
 from offgen._allocator import tune_allocator
 from offgen._io import atomic_write_bytes
+from offgen._progress import progress_bar
 from offgen.data.format import EPISODES, INFO
 from offgen.data.info import read_info
 from offgen.data.legacy import LegacyFrames, LegacyName, find_legacy_files, open_legacy_episode
@@ -144,7 +145,7 @@ def convert_legacy(
             used for its Procgen options); ``None`` for other data.
         mode: ``"create"``, ``"append"`` (resume an interrupted conversion) or ``"overwrite"``.
         workers: Threads opening (and, for ``.npz``, inflating) files ahead of the writer.
-        progress: Show a tqdm progress bar on stderr.
+        progress: Show a progress bar on stderr (live on a terminal, one line in a log).
         on_episode: Called with the episode count after each written episode (tests, UIs).
         force: Convert episodes longer than ``game``'s time limit instead of refusing them.
         wait_for_lock: If another process is writing ``destination``, wait for it to finish
@@ -276,17 +277,15 @@ def _run(
     skipped: int,
     on_episode: Callable[[int], None] | None,
 ) -> None:
-    from tqdm import tqdm
-
     def read(path: Path) -> tuple[Episode, LegacyFrames]:
         return open_legacy_episode(path, game, policy_id=policy_id)
 
-    bar = tqdm(
+    bar = progress_bar(
         total=len(todo) + skipped,
         initial=skipped,
         unit="ep",
         desc=f"convert {game}",
-        disable=not progress,
+        enabled=progress,
         dynamic_ncols=True,
     )
     threads = max(1, workers)
