@@ -12,11 +12,17 @@ import numpy.typing as npt
 from offgen.data.info import StoreInfo
 from offgen.data.sampling.arrays import transition_arrays
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch
-from offgen.data.sampling.build import DecodedFrames, build_transitions, build_windows
+from offgen.data.sampling.build import (
+    DecodedFrames,
+    build_rows,
+    build_transitions,
+    build_windows,
+)
 from offgen.data.sampling.frames import SelectedEpisodes
 from offgen.data.sampling.gather import Pad
 from offgen.data.sampling.options import SamplerKeywords, SamplerOptions, resolve_options
 from offgen.data.sampling.rng import NO_SHARD, Shard
+from offgen.data.sampling.rows import TransitionRows
 from offgen.data.sampling.samplers import Sampler
 from offgen.data.sampling.splits import choose_heldout_levels
 from offgen.data.schema import Episode, Layout
@@ -163,6 +169,29 @@ class OffgenDataset:
         return build_transitions(
             self._episodes, self._decoded, batch_size, resolve_options(options, keywords)
         )
+
+    def transition_rows(
+        self, *, options: SamplerOptions | None = None, **keywords: Unpack[SamplerKeywords]
+    ) -> TransitionRows:
+        """Every selected transition by position (map-style access): ``rows[i]`` is step ``i`` of
+        the selection, episode after episode, as a one-row batch; ``rows[[i, j]]`` a batch.
+
+        Frames are shared with this dataset's samplers of the same strategy and layout.
+
+        Args:
+            options: As :meth:`transitions` (``seed``, ``replacement`` and the stream options do
+                not apply; ``strategy`` is ``ram``, ``memmap`` or ``auto``).
+            **keywords: As :meth:`transitions`.
+
+        Raises:
+            ValueError: If the strategy is, or ``auto`` would choose, ``stream``.
+
+        Example:
+            >>> rows = ds.transition_rows(layout="CHW")  # doctest: +SKIP
+            >>> len(rows) == ds.num_transitions, rows[0].obs.shape
+            (True, (1, 3, 64, 64))
+        """
+        return build_rows(self._episodes, self._decoded, resolve_options(options, keywords))
 
     def windows(
         self,

@@ -16,7 +16,12 @@ with ``in_order=True`` (the default) returns workers' batches round robin, so af
 delivered on a rank, :meth:`SamplerIterable.load_state_dict` with ``{"epoch": e, "batches": g}``
 restarts every worker exactly where the uninterrupted run would be.
 
-Layout: the adapters that decode frames themselves (:class:`EpisodeIterable`) give CHW by default,
+Map-style: :class:`TransitionDataset` has ``__len__`` / ``__getitem__`` over every selected
+transition, for code written against map-style datasets (``DataLoader(..., batch_size=256,
+shuffle=True)``, samplers such as ``DistributedSampler``).
+
+Layout: the adapters that decode frames themselves (:class:`EpisodeIterable`,
+:class:`TransitionDataset`) give CHW by default,
 the layout every ``torch.nn.Conv2d`` takes. :class:`SamplerIterable` keeps the layout of the sampler
 it wraps (``ds.transitions(..., layout="CHW")``): numpy samplers default to HWC, the stored layout
 and the one JAX / flax convolutions take.
@@ -27,21 +32,29 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
 from offgen._optional import require
 from offgen.data.dataset import OffgenDataset
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch
+from offgen.data.sampling.options import SamplerKeywords, SamplerOptions
 from offgen.data.sampling.rng import Shard
 from offgen.data.sampling.samplers import Sampler
 from offgen.data.schema import Layout, to_layout
 
 torch = require("torch", "torch")
 _IterableDataset: Any = torch.utils.data.IterableDataset
+_MapDataset: Any = torch.utils.data.Dataset
 
-__all__ = ["EpisodeIterable", "SamplerIterable", "batch_to_torch", "current_shard"]
+__all__ = [
+    "EpisodeIterable",
+    "SamplerIterable",
+    "TransitionDataset",
+    "batch_to_torch",
+    "current_shard",
+]
 
 
 def batch_to_torch(batch: TransitionBatch | WindowBatch) -> dict[str, Any]:
@@ -232,3 +245,49 @@ class EpisodeIterable(_IterableDataset):  # type: ignore[misc]
                 "level_seed": episode.level_seed,
                 "episode_id": int(episode.provenance.get("episode_id", -1)),
             }
+
+
+class TransitionDataset(_MapDataset):  # type: ignore[misc]
+    """Every selected transition as a map-style ``Dataset``: item ``i`` is step ``i`` of the
+    selection (episode after episode), a dict of tensors with the keys of :func:`batch_to_torch`
+    and no batch axis (``obs``: ``(3, 64, 64)`` uint8 by default).
+
+    Items are exactly what the samplers return for those steps (same frames, frame stacks and
+    episode-end flags, see :meth:`OffgenDataset.transition_rows`). A DataLoader fetches a whole
+    batch with one gather (``__getitems__``). Build it in the main process: the ``ram`` frames or
+    the memmap are shared with forked workers.
+
+    Args:
+        dataset: The dataset (its selection).
+        options: Sampler settings (``layout``, ``frame_stack``, ``strategy``, ``memory_budget``,
+            ``progress``); ``layout`` defaults to ``"CHW"`` here.
+        **keywords: Any of those settings as keywords.
+
+    Example:
+        >>> loader = DataLoader(TransitionDataset(ds), batch_size=256, shuffle=True,
+        ...                     num_workers=2)  # doctest: +SKIP
+        >>> next(iter(loader))["obs"].shape
+        torch.Size([256, 3, 64, 64])
+    """
+
+    def __init__(
+        self,
+        dataset: OffgenDataset,
+        *,
+        options: SamplerOptions | None = None,
+        **keywords: Unpack[SamplerKeywords],
+    ) -> None:
+        super().__init__()
+        if options is None and "layout" not in keywords:
+            keywords["layout"] = "CHW"
+        self.rows = dataset.transition_rows(options=options, **keywords)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
+        batch = batch_to_torch(self.rows[indices])
+        return [{k: v[i] for k, v in batch.items()} for i in range(len(indices))]
