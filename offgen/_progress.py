@@ -52,8 +52,8 @@ def progress_mode() -> ProgressMode:
 class _LineBar(tqdm.std.tqdm):  # type: ignore[type-arg]
     """A tqdm that draws nothing while it runs and writes one summary line to stderr on close."""
 
-    def display(self, msg: str | None = None, pos: int | None = None) -> bool:
-        return True
+    def display(self, msg: str | None = None, pos: int | None = None) -> None:
+        return None
 
     def close(self) -> None:
         if not getattr(self, "disable", True):
