@@ -17,7 +17,7 @@ import numpy as np
 
 from offgen._optional import require
 from offgen.data.dataset import OffgenDataset
-from offgen.data.schema import make_episode
+from offgen.data.schema import Layout, make_episode
 from offgen.data.store import OffgenStore
 from offgen.data.writer import StoreWriter
 from offgen.errors import SchemaError
@@ -112,7 +112,7 @@ def from_minari(
         writer.add_policy(policy, source=f"minari dataset {data.spec.dataset_id}")
         for ep in data.iterate_episodes():
             obs = np.asarray(ep.observations)
-            layout = "CHW" if obs.ndim == 4 and obs.shape[1] == 3 else "HWC"
+            layout: Layout = "CHW" if obs.ndim == 4 and obs.shape[1] == 3 else "HWC"
             seeds = np.asarray((ep.infos or {}).get("level_seed", []), dtype=np.int64).reshape(-1)
             writer.write(
                 make_episode(

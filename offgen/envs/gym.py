@@ -19,6 +19,7 @@ from offgen.envs.procgen import EnvSpec, make_env
 from offgen.registry import GAMES
 
 gym = require("gymnasium", "collect")
+_Env: Any = gym.Env
 
 __all__ = ["ProcgenEnv", "env_id", "register_envs"]
 
@@ -28,7 +29,7 @@ def env_id(game: str) -> str:
     return f"offgen/{game}-v0"
 
 
-class ProcgenEnv(gym.Env):  # type: ignore[misc]
+class ProcgenEnv(_Env):  # type: ignore[misc]
     """One Procgen environment (envpool) with the gymnasium single-environment API.
 
     Args:
