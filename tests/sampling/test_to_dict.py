@@ -33,9 +33,9 @@ def test_to_dict_stacks_and_layouts_like_the_samplers(small_ds: OffgenDataset) -
     data = small_ds.to_dict(layout="CHW", frame_stack=3, next_observations=False, progress=False)
     assert "next_observations" not in data
     assert data["observations"].shape == (small_ds.num_transitions, 3, 3, 64, 64)
-    data["next_observations"] = small_ds.to_dict(
-        layout="CHW", frame_stack=3, progress=False
-    )["next_observations"]
+    data["next_observations"] = small_ds.to_dict(layout="CHW", frame_stack=3, progress=False)[
+        "next_observations"
+    ]
     Reference(small_ds).check_transitions(_as_batch(data), k=3, layout="CHW")
 
 
