@@ -28,7 +28,7 @@ __all__ = ["from_minari", "to_minari"]
 def _env_spec(ds: OffgenDataset) -> Any:
     gym_env = require("offgen.envs.gym", "collect")
     gymnasium = require("gymnasium", "collect")
-    env = ds.info.get("env", {})
+    env = ds.info.env.to_json()
     kwargs: dict[str, Any] = {"game": ds.game}
     for key in ("start_level", "num_levels", "distribution_mode"):
         if key in env:
@@ -79,7 +79,7 @@ def to_minari(
         algorithm_name=",".join(policies),
         author=author,
         description=description
-        or f"offgen {ds.info.get('dataset') or 'store'} ({ds.game}), {len(ds)} episodes",
+        or f"offgen {ds.info.dataset or 'store'} ({ds.game}), {len(ds)} episodes",
         data_format="arrow",  # pyarrow comes with the extra; hdf5 would need h5py
         jpeg_encoding=False,  # lossless frames: the data, not a preview
     )

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from offgen._optional import require
-from offgen.envs.procgen import EnvSpec, make_env
+from offgen.envs.procgen import EnvSpec, make_env, resolve_distribution_mode
 from offgen.registry import GAMES
 
 gym = require("gymnasium", "collect")
@@ -54,11 +54,12 @@ class ProcgenEnv(_Env):  # type: ignore[misc]
         distribution_mode: str = "easy",
         seed: int = 0,
     ) -> None:
-        spec = EnvSpec.from_split(game, split, distribution_mode)
+        mode = resolve_distribution_mode(distribution_mode)
+        spec = EnvSpec.from_split(game, split, mode)
         if start_level is not None or num_levels is not None:
             spec = EnvSpec(
                 spec.game,
-                distribution_mode,
+                mode,
                 spec.start_level if start_level is None else start_level,
                 spec.num_levels if num_levels is None else num_levels,
                 split=None,

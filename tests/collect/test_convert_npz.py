@@ -41,13 +41,13 @@ def test_convert_of_collected_npz_keeps_policy_ids_and_level_range(tmp_path: Pat
     done = _offgen("convert", str(npz), str(tmp_path / "store"), "--game", "coinrun")
     assert done.returncode == 0, done.stderr
     store = OffgenStore(tmp_path / "store")
-    env = store.info["env"]
-    assert (env["start_level"], env["num_levels"]) == (200, 50)
-    assert env["distribution_mode"] == "easy"
+    env = store.info.env
+    assert (env.start_level, env.num_levels) == (200, 50)
+    assert env.distribution_mode == "easy"
     assert set(store.table.policy_names()) == {"random"}
     assert [p["id"] for p in store.policies] == ["random"]
     assert store.final_frame_is_true  # the collector's files hold true final frames
-    assert store.info["provenance"]["collection"]["budget"] == 400
+    assert store.info.provenance["collection"]["budget"] == 400
     seeds = store.table.level_seeds
     assert ((seeds >= 200) & (seeds < 250)).all()
     first = min(npz.glob("*.npz"), key=lambda p: int(p.name.split("_")[1]))
