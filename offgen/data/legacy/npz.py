@@ -59,8 +59,13 @@ def _npy_from_bytes(data: bytes, path: Path, key: str) -> npt.NDArray[Any]:
     return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
 
-def load_npz(path: Path) -> dict[str, Any]:
+def load_npz(path: Path, data: bytes | None = None) -> dict[str, Any]:
     """The legacy members of an ``.npz`` file as arrays (other members are ignored).
+
+    Args:
+        path: The file (named in errors).
+        data: The file's bytes when already in memory (a member streamed out of an archive);
+            ``path`` is then only a name.
 
     Raises:
         UnsafeFileError: If a member holds pickled objects.
@@ -69,7 +74,10 @@ def load_npz(path: Path) -> dict[str, Any]:
     """
     inflater = _inflater()
     out: dict[str, Any] = {}
-    with reading(path, "unreadable .npz", also=(inflater.error,)), open(path, "rb") as handle:
+    with (
+        reading(path, "unreadable .npz", also=(inflater.error,)),
+        open(path, "rb") if data is None else io.BytesIO(data) as handle,
+    ):
         archive = zipfile.ZipFile(handle)
         for member in archive.infolist():
             key = member.filename.removesuffix(".npy")
