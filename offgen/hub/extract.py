@@ -21,7 +21,7 @@ import shutil
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -207,7 +207,7 @@ def _corrupt_on_error(archive: Path) -> Iterator[None]:
 
 def iter_safe_members(
     archive: str | os.PathLike[str], *, select: Callable[[str], str | None] | None = None
-) -> Iterator[Member]:
+) -> Generator[Member, None, None]:
     """Stream the regular files of ``archive`` in order, checking every member first.
 
     Args:

@@ -26,7 +26,7 @@ import time
 import warnings
 import zlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from offgen.data.legacy import LegacyName, open_legacy_episode
 from offgen.data.table import decode_records
 from offgen.data.writer import StoreWriter, WriteMode
 from offgen.errors import CorruptStoreError, SchemaError, StoreExistsError
-from offgen.hub.extract import iter_safe_members
+from offgen.hub.extract import Member, iter_safe_members
 from offgen.registry import DatasetSpec, resolve_dataset, resolve_game
 
 __all__ = ["LOOKAHEAD_BYTES", "convert_archive", "estimate_store_bytes"]
@@ -104,8 +104,10 @@ class _Reader(threading.Thread):
     def _stream(self) -> None:
         seen: dict[str, int] = {}
         members = iter_safe_members(self.archive, select=self._select)
+        last = None
         try:
-            for member in members:
+            while (member := self._next(members, last)) is not None:
+                last = member.name
                 game, base = member.name.split("/", 1)
                 try:
                     name = LegacyName.parse(base)
@@ -119,6 +121,13 @@ class _Reader(threading.Thread):
                     return
         finally:
             members.close()
+
+    def _next(self, members: Generator[Member, None, None], last: str | None) -> Member | None:
+        try:
+            return next(members, None)
+        except CorruptStoreError as exc:
+            where = f"after member {last!r}" if last else "before its first episode member"
+            raise CorruptStoreError(f"{exc} (it fails {where})") from exc
 
     def _select(self, rel: str) -> str | None:
         parts = rel.split("/")
