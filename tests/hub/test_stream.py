@@ -27,7 +27,7 @@ from offgen.data.table import decode_records
 from offgen.errors import CorruptStoreError, UnsafeFileError
 from offgen.hub import stream
 from offgen.hub.download import download_dataset
-from offgen.hub.extract import safe_extract
+from offgen.hub.extract import iter_safe_members, safe_extract
 from offgen.hub.http import RetryPolicy
 from offgen.hub.stream import convert_archive
 
@@ -167,7 +167,7 @@ def test_bundle_converts_requested_games_in_one_pass(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     passes: list[Path] = []
-    original = stream.iter_safe_members
+    original = iter_safe_members
 
     def counting(archive: Any, **kw: Any) -> Any:
         passes.append(Path(archive))
