@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import lzma
@@ -40,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from convert_bench import _collect, _peak_rss, _write_legacy  # noqa: E402
+from convert_bench import _collect, _peak_rss, _write_legacy
 
 MODES = ("xz", "stream", "extract", "torchrl")
 
@@ -80,10 +81,8 @@ def _folder_bytes(folder: Path) -> int:
     total = 0
     for root, _dirs, files in os.walk(folder):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):  # removed meanwhile
                 total += os.lstat(os.path.join(root, name)).st_blocks * 512
-            except OSError:
-                pass  # removed meanwhile
     return total
 
 
@@ -164,7 +163,9 @@ def main() -> None:
     for steps, size, store, results in rows:
         limit = results["xz"]["seconds"] if "xz" in results else float("nan")
         for mode, r in results.items():
-            disk = f"{r['peak_disk'] / 1e6:.0f} MB ({r['peak_disk'] / store:.1f}x)" if store else "-"
+            disk = (
+                f"{r['peak_disk'] / 1e6:.0f} MB ({r['peak_disk'] / store:.1f}x)" if store else "-"
+            )
             rss = f"{r['peak_rss'] / 1e6:.0f} MB" if r["peak_rss"] else "-"
             print(
                 f"| {steps:,} | {size / 1e6:.1f} MB | {store / 1e6:.1f} MB | {mode} | "

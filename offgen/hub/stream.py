@@ -67,7 +67,7 @@ class _Item:
     game: str
     member: str
     name: LegacyName
-    data: bytes | None  # None: committed already, skipped without reading
+    data: bytearray | None  # None: committed already, skipped without reading
 
 
 @dataclass
@@ -136,21 +136,22 @@ class _Reader(threading.Thread):
                 return f"{game}/{parts[-1]}"
         return None
 
-    def _read(self, member: str, size: int, stream: Any) -> bytes:
+    def _read(self, member: str, size: int, stream: Any) -> bytearray:
         where = f"{self.archive}: member {member!r}"
         if size > _MAX_MEMBER:
             raise CorruptStoreError(f"{where} claims {size} B, more than any episode file")
         with self.cond:  # wait for room (a member larger than the budget goes alone)
             while self.held and self.held + size > self.budget and not self.stop:
                 self.cond.wait()
+        data = bytearray(size)
         try:
-            data: bytes = stream.read()
+            got = stream.readinto(data)
         except (tarfile.TarError, lzma.LZMAError, EOFError, zlib.error, OSError) as exc:
             raise CorruptStoreError(
                 f"{where}: the archive is truncated or damaged ({type(exc).__name__}: {exc}). "
                 "Delete it and download again."
             ) from exc
-        if len(data) != size:
+        if got != size:
             raise CorruptStoreError(f"{where}: cut short; the archive is truncated")
         return data
 
