@@ -337,10 +337,15 @@ def read_pickled_npy(path: Path) -> dict[str, npt.NDArray[Any]] | None:
     return _arrays(buffer, start)
 
 
+_HEADER_MAX = 1 << 16
+
+
 def read_pickled_npy_bytes(data: bytes) -> dict[str, npt.NDArray[Any]] | None:
     """As :func:`read_pickled_npy`, for a file already read into memory (a member streamed out of
     an archive): the arrays are read-only views of ``data``."""
-    handle = io.BytesIO(data)
+    # The header only: BytesIO would copy a whole bytearray (a longer header than this falls
+    # back to the restricted unpickler).
+    handle = io.BytesIO(bytes(memoryview(data)[:_HEADER_MAX]))
     try:
         version = np.lib.format.read_magic(handle)
         if version == (1, 0):
