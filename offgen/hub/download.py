@@ -9,7 +9,8 @@ categories never mix::
     <output>/<dataset>/legacy/<game>/            unpacked predecessor files (``--format legacy``)
 
 Per game, under a per-game file lock (a second process waits, then reuses the result):
-download (resuming), check against the lockfile, unpack safely, convert, verify the store, record
+download (resuming), check against the lockfile, convert straight from the archive stream
+(:mod:`offgen.hub.stream`; ``--format legacy`` unpacks safely instead), verify the store, record
 the archive in the lockfile (so a truncated or corrupt archive is never pinned), then, with
 ``clear_archives``, delete the archive. A bundle archive (one ``.tar`` holding all 16 games, the
 100k datasets) is deleted only once every game in it is present, whichever run fetched them. Every
