@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from offgen.errors import CorruptStoreError, DiskSpaceError, UnsafeFileError
 from offgen.hub._xzstream import XzReader
@@ -180,7 +180,7 @@ def _check_member(archive: Path, member: tarfile.TarInfo) -> str | None:
 
 
 @contextlib.contextmanager
-def _open_tar(archive: Path) -> Iterator[tuple[tarfile.TarFile, IO[bytes]]]:
+def _open_tar(archive: Path) -> Iterator[tuple[tarfile.TarFile, XzReader | io.BufferedReader]]:
     """``archive`` as a tar file read front to back (through :class:`XzReader` for ``.xz``).
 
     On exit without an error, checks that the tar data ends with its end-of-archive block (and
@@ -190,7 +190,9 @@ def _open_tar(archive: Path) -> Iterator[tuple[tarfile.TarFile, IO[bytes]]]:
     with contextlib.ExitStack() as stack:
         try:
             raw = stack.enter_context(open(archive, "rb"))
-            data: IO[bytes] = XzReader(raw) if archive.name.endswith(".xz") else raw
+            data: XzReader | io.BufferedReader = (
+                XzReader(raw) if archive.name.endswith(".xz") else raw
+            )
             tar = stack.enter_context(tarfile.open(fileobj=data, mode="r:"))
         except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
             raise CorruptStoreError(
@@ -211,7 +213,7 @@ class _MemberStream(io.RawIOBase):
     """One member's bytes, read from the tar data at its offset (``readinto`` fills a caller's
     buffer directly: no intermediate copy of a large member)."""
 
-    def __init__(self, data: IO[bytes], offset: int, size: int) -> None:
+    def __init__(self, data: XzReader | io.BufferedReader, offset: int, size: int) -> None:
         super().__init__()
         self._data, self._offset, self._size, self._pos = data, offset, size, 0
 
@@ -224,7 +226,7 @@ class _MemberStream(io.RawIOBase):
         if count <= 0:
             return 0
         self._data.seek(self._offset + self._pos)
-        got = self._data.readinto(view[:count])  # type: ignore[attr-defined]
+        got = self._data.readinto(view[:count])
         if got != count:
             raise EOFError("unexpected end of data in a member")
         self._pos += got
@@ -239,7 +241,7 @@ class Member:
 
     name: str
     size: int
-    stream: IO[bytes]
+    stream: io.RawIOBase
 
 
 @contextlib.contextmanager

@@ -80,7 +80,7 @@ class _FileMap(mmap.mmap):
     identity: FileIdentity
 
 
-_Buffer = mmap.mmap | bytes
+_Buffer = mmap.mmap | bytes | bytearray
 """What the walker reads: a mapped file or a member read into memory (indexing, ``find``,
 ``struct.unpack_from`` and ``np.frombuffer`` work alike on both)."""
 
@@ -340,7 +340,7 @@ def read_pickled_npy(path: Path) -> dict[str, npt.NDArray[Any]] | None:
 _HEADER_MAX = 1 << 16
 
 
-def read_pickled_npy_bytes(data: bytes) -> dict[str, npt.NDArray[Any]] | None:
+def read_pickled_npy_bytes(data: bytes | bytearray) -> dict[str, npt.NDArray[Any]] | None:
     """As :func:`read_pickled_npy`, for a file already read into memory (a member streamed out of
     an archive): the arrays are read-only views of ``data``."""
     # The header only: BytesIO would copy a whole bytearray (a longer header than this falls
