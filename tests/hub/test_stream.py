@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
 import os
 import pickle
 import signal
@@ -219,3 +220,22 @@ def test_download_writes_no_unpacked_files(
     assert not (root / ".unpacked").exists()
     leftovers = [p for p in tmp_path.rglob("*") if p.suffix in (".npy", ".npz")]
     assert leftovers == []
+
+
+@pytest.mark.parametrize("suffix", [".tar", ".tar.xz"])
+def test_tar_cut_at_a_header_boundary_is_not_a_shorter_archive(
+    short_episodes: list[Episode], tmp_path: Path, suffix: str
+) -> None:
+    """tarfile ends its iteration silently at a missing header; the end-of-archive check does not."""
+    members = _members(short_episodes, tmp_path / "files")
+    plain = _tar_with(tmp_path / "whole.tar", members)
+    with tarfile.open(plain) as tar:
+        cut = tar.getmembers()[2].offset  # the third member's header starts here
+    data = plain.read_bytes()[:cut]
+    archive = tmp_path / f"coinrun{suffix}"
+    # For .tar.xz: a complete xz stream of the cut tar data, so only the tar check can notice.
+    archive.write_bytes(lzma.compress(data, preset=1) if suffix == ".tar.xz" else data)
+    with pytest.raises(CorruptStoreError, match="end-of-archive") as info:
+        convert_archive(archive, {"coinrun": tmp_path / "store"}, progress=False)
+    assert members[1][0] in str(info.value)  # says after which member it fails
+    assert not _complete(tmp_path / "store")
