@@ -245,14 +245,22 @@ def collect(
         raise UnknownNameError(f"unknown --policy {policy!r}; use 'random' or 'checkpoint'")
 
     if not save:
-        from offgen.collect import evaluate_policy
+        from offgen.evaluation import ActionMode, EvalEnvironment, evaluate
 
         if isinstance(policies, RatioPolicies) or len(policies) != 1:
             raise typer.BadParameter("--save_dataset False supports a single policy")
-        result = evaluate_policy(
-            policies[0], spec, episodes=max(1, num_envs), seed=seed, num_envs=num_envs
+        # The collection's own levels, as its "train" split; sampled (or --greedy) actions.
+        report = evaluate(
+            policies[0],
+            env=EvalEnvironment(spec.game, spec.distribution_mode, spec.levels),
+            splits=("train",),
+            episodes=max(1, num_envs),
+            seed=seed,
+            num_envs=num_envs,
+            action=ActionMode.greedy() if greedy else ActionMode.sample(),
         )
-        typer.echo(json.dumps({"episodes": len(result.returns), "mean_return": result.mean_return}))
+        split = report.splits["train"]
+        typer.echo(json.dumps({"episodes": len(split.episodes), "mean_return": split.mean}))
         return
     if output is None:
         raise typer.BadParameter("--output/--dataset_saving_dir is required to save a dataset")
