@@ -39,6 +39,7 @@ import numpy as np
 from offgen._io import atomic_write_json, sha256_file
 from offgen.envs.procgen import EnvSpec
 from offgen.evaluation import ActionMode, EvalEnvironment, evaluate
+from offgen.evaluation.threads import DEFAULT_TORCH_THREADS
 from offgen.paths import cache_dir as offgen_cache_dir
 from offgen.policies.base import Policy
 from offgen.policies.torch_policy import CheckpointError, load_policy, load_state_dict
@@ -179,6 +180,7 @@ def measure_checkpoint(
     seed: int,
     num_envs: int = 16,
     cache_dir: str | Path | None = None,
+    torch_threads: int | None = DEFAULT_TORCH_THREADS,
 ) -> Measurement:
     """Measured return of a checkpoint on ``spec``'s levels, cached (keyed by its sha256 and the
     settings).
@@ -190,7 +192,7 @@ def measure_checkpoint(
     The cache is ``<checkpoint>.offgen-eval.json`` beside the checkpoint when its folder is this
     user's own and writable; a read-only or shared run folder (another user's) is left untouched
     and the cache goes under offgen's cache (``<home>/cache/ratio-eval/``), or ``cache_dir`` when
-    given.
+    given. ``torch_threads`` is the evaluation's torch thread count (not part of the key).
     """
     sha = sha256_file(path)
     settings = {
@@ -226,6 +228,7 @@ def measure_checkpoint(
         seed=seed,
         num_envs=num_envs,
         action=_SAMPLE,
+        torch_threads=torch_threads,
     )
     played = report.splits["train"].episodes
     returns = [e.return_ for e in played]
@@ -392,6 +395,7 @@ def choose_ratio_policies(
     greedy: bool = False,
     cache_dir: str | Path | None = None,
     log: Callable[[str], None] = lambda _message: None,
+    torch_threads: int | None = DEFAULT_TORCH_THREADS,
 ) -> RatioPolicies:
     """Measure a run's checkpoints and load the policies whose collection hits ``ratio``.
 
@@ -409,6 +413,7 @@ def choose_ratio_policies(
         cache_dir: Where measurements are cached (default: see :func:`measure_checkpoint`).
         log: Receives progress lines (before and after each measurement), a warning when no
             candidate reaches the target, and the plan.
+        torch_threads: torch threads while measuring (see :mod:`offgen.evaluation.threads`).
 
     Example:
         >>> chosen = choose_ratio_policies(  # doctest: +SKIP
@@ -428,7 +433,12 @@ def choose_ratio_policies(
             f"measuring checkpoint {number}/{len(candidates)}: {cand.path} ({eval_episodes} episodes)"
         )
         m = measure_checkpoint(
-            cand.path, eval_spec, episodes=eval_episodes, seed=seed, cache_dir=cache_dir
+            cand.path,
+            eval_spec,
+            episodes=eval_episodes,
+            seed=seed,
+            cache_dir=cache_dir,
+            torch_threads=torch_threads,
         )
         log(f"measured {cand.path}: mean return {m.mean_return:.3f} over {eval_episodes}")
         measurements.append(m)
