@@ -273,8 +273,8 @@ def collect(
             action=ActionMode.greedy() if greedy else ActionMode.sample(),
             torch_threads=threads,
         )
-        split = report.splits["train"]
-        typer.echo(json.dumps({"episodes": len(split.episodes), "mean_return": split.mean}))
+        played = report.splits["train"]
+        typer.echo(json.dumps({"episodes": len(played.episodes), "mean_return": played.mean}))
         return
     if output is None:
         raise typer.BadParameter("--output/--dataset_saving_dir is required to save a dataset")
