@@ -87,4 +87,4 @@ def test_ratio_mode_over_the_run_folder(run_dir: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     ds = offgen.load(out)
     assert ds.num_transitions == 150
-    assert "recipe" in ds.info
+    assert ds.info.recipe is not None
