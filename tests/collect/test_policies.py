@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures.factories import RIGHT_UP, CheckpointFactory
 
 from offgen.errors import SchemaError
 from offgen.policies import (
@@ -21,8 +22,6 @@ from offgen.policies import (
     sample_categorical,
     save_checkpoint,
 )
-
-from .conftest import RIGHT_UP, impala_with_bias, save_predecessor
 
 OBS = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
 
@@ -57,9 +56,11 @@ def test_callable_policy_checks_its_output() -> None:
         CallablePolicy(lambda obs: np.full(len(obs), 15)).act(OBS, np.zeros(5))
 
 
-def test_predecessor_checkpoint_loads_with_step_and_name(tmp_path: Path) -> None:
-    path = save_predecessor(
-        tmp_path / "checkpoint" / "model_300_7.25.pt", impala_with_bias(6.0), 12
+def test_predecessor_checkpoint_loads_with_step_and_name(
+    tmp_path: Path, checkpoint_factory: CheckpointFactory
+) -> None:
+    path = checkpoint_factory.save(
+        tmp_path / "checkpoint" / "model_300_7.25.pt", checkpoint_factory.impala(6.0), 12
     )
     policy = load_policy(path)
     assert policy.policy_id.startswith("ckpt:") and policy.metadata["step"] == 12
@@ -70,8 +71,8 @@ def test_predecessor_checkpoint_loads_with_step_and_name(tmp_path: Path) -> None
     assert probs.shape == (5, 15) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
-def test_other_accepted_layouts(tmp_path: Path) -> None:
-    model = impala_with_bias(4.0)
+def test_other_accepted_layouts(tmp_path: Path, checkpoint_factory: CheckpointFactory) -> None:
+    model = checkpoint_factory.impala(4.0)
     torch.save({"model": model.state_dict(), "epoch": 3}, tmp_path / "a.pt")  # type: ignore[attr-defined]
     bare = {f"module.{k}": v for k, v in model.state_dict().items()}  # type: ignore[attr-defined]
     torch.save(bare, tmp_path / "b.pt")

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.assertions import committed_episodes
+from fixtures.factories import CollectionFactory
 
-from collect.conftest import collect_random_coinrun, committed_episodes
 from offgen.data import OffgenStore
 
 CLI = str(Path(sys.executable).with_name("offgen-collect"))
@@ -24,9 +25,11 @@ ARGS = [
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> OffgenStore:
+def reference(
+    tmp_path_factory: pytest.TempPathFactory, collection_factory: CollectionFactory
+) -> OffgenStore:
     out = tmp_path_factory.mktemp("ref") / "store"
-    return OffgenStore(collect_random_coinrun(out, budget=BUDGET, num_envs=ENVS, seed=SEED))
+    return OffgenStore(collection_factory(out, budget=BUDGET, num_envs=ENVS, seed=SEED))
 
 
 def _run_and_kill(out: Path, after_episodes: int) -> int:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.assertions import committed_episodes
+from fixtures.factories import CollectionFactory
 
-from collect.conftest import collect_random_coinrun, committed_episodes
 from offgen.collect import shard_budget
 from offgen.collect.journal import JOURNAL_NAME
 from offgen.collect.sinks import NPZ_STATE
@@ -140,21 +141,27 @@ def _resume(args: list[str]) -> str:
 
 # ------------------------------------------------------------------------------------ references
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> OffgenStore:
+def reference(
+    tmp_path_factory: pytest.TempPathFactory, collection_factory: CollectionFactory
+) -> OffgenStore:
     out = tmp_path_factory.mktemp("ref") / "store"
-    return OffgenStore(collect_random_coinrun(out, budget=BUDGET, num_envs=ENVS, seed=SEED))
+    return OffgenStore(collection_factory(out, budget=BUDGET, num_envs=ENVS, seed=SEED))
 
 
 @pytest.fixture(scope="module")
-def reference_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def reference_npz(
+    tmp_path_factory: pytest.TempPathFactory, collection_factory: CollectionFactory
+) -> Path:
     out = tmp_path_factory.mktemp("ref") / "npz"
-    return collect_random_coinrun(out, budget=BUDGET, num_envs=ENVS, seed=SEED, fmt="npz")
+    return collection_factory(out, budget=BUDGET, num_envs=ENVS, seed=SEED, fmt="npz")
 
 
 @pytest.fixture(scope="module")
-def reference_shard(tmp_path_factory: pytest.TempPathFactory) -> OffgenStore:
+def reference_shard(
+    tmp_path_factory: pytest.TempPathFactory, collection_factory: CollectionFactory
+) -> OffgenStore:
     out = tmp_path_factory.mktemp("ref") / "shard"
-    collect_random_coinrun(
+    collection_factory(
         out, budget=BUDGET, num_envs=ENVS, seed=SEED, shard_index=SHARD, num_shards=SHARDS
     )
     return OffgenStore(out)

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.factories import StoreFactory
 from typer.testing import CliRunner
 
 from offgen.cli import app
 from offgen.data import Episode
 from offgen.data.legacy import write_npz_episode
 from offgen.paths import dataset_dir
-
-from .conftest import build_store
 
 OFFGEN = str(Path(sys.executable).with_name("offgen"))
 
@@ -75,8 +74,8 @@ def test_convert_list_info_verify_replay(
     assert "FAILED" not in ok.stdout
 
 
-def test_verify_names_the_damaged_file(small_episodes) -> None:  # type: ignore[no-untyped-def]
-    store = build_store(dataset_dir("mixed_1M", "coinrun"), small_episodes)
+def test_verify_names_the_damaged_file(small_episodes, store_factory: StoreFactory) -> None:  # type: ignore[no-untyped-def]
+    store = store_factory(dataset_dir("mixed_1M", "coinrun"), small_episodes)
     assert run("verify", str(store), "--quick").returncode == 0
     shard = next(
         p
@@ -104,8 +103,10 @@ def test_unknown_names_and_help() -> None:
         assert shown.returncode == 0 and "Examples" in shown.stdout, command
 
 
-def test_replay_without_procgen_support(small_episodes, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    store = build_store(Path(os.environ["OFFGEN_HOME"]) / "s", small_episodes)
+def test_replay_without_procgen_support(
+    small_episodes, monkeypatch: pytest.MonkeyPatch, store_factory: StoreFactory
+) -> None:  # type: ignore[no-untyped-def]
+    store = store_factory(Path(os.environ["OFFGEN_HOME"]) / "s", small_episodes)
     monkeypatch.setitem(sys.modules, "offgen.envs.replay", None)  # import fails
     result = CliRunner().invoke(app, ["verify", str(store), "--replay", "1"])
     assert result.exit_code != 0
@@ -155,11 +156,13 @@ def http_root(tmp_path: Path):  # type: ignore[no-untyped-def]
     server.server_close()
 
 
-def test_info_verify_and_load_over_http(http_root, small_episodes) -> None:  # type: ignore[no-untyped-def]
+def test_info_verify_and_load_over_http(
+    http_root, small_episodes, store_factory: StoreFactory
+) -> None:  # type: ignore[no-untyped-def]
     import offgen
 
     root, url = http_root
-    build_store(root / "coinrun", small_episodes)
+    store_factory(root / "coinrun", small_episodes)
     info = CliRunner().invoke(app, ["info", f"{url}/coinrun", "--json"])
     assert info.exit_code == 0, info.output
     assert json.loads(info.output)["episodes"] == len(small_episodes)
@@ -188,7 +191,9 @@ def test_info_verify_and_load_over_http(http_root, small_episodes) -> None:  # t
     assert "listed in the manifest but missing" in str(gone.exception), gone.output
 
 
-def test_info_shows_the_dataset_card(tmp_path: Path, small_episodes) -> None:  # type: ignore[no-untyped-def]
+def test_info_shows_the_dataset_card(
+    tmp_path: Path, small_episodes, store_factory: StoreFactory
+) -> None:  # type: ignore[no-untyped-def]
     """Cards are what `offgen info` shows: a store of a registered dataset prints its card."""
     from offgen.data import StoreWriter
 
@@ -203,7 +208,7 @@ def test_info_shows_the_dataset_card(tmp_path: Path, small_episodes) -> None:  #
     assert "pretty_name: Procgen expert_1M" in shown.output
     hidden = runner.invoke(app, ["info", "expert_1M", "--game", "coinrun", "--no-card"])
     assert hidden.exit_code == 0 and "task_categories:" not in hidden.output
-    unregistered = runner.invoke(app, ["info", str(build_store(tmp_path / "s", small_episodes))])
+    unregistered = runner.invoke(app, ["info", str(store_factory(tmp_path / "s", small_episodes))])
     assert unregistered.exit_code == 0 and "task_categories:" not in unregistered.output
 
 
@@ -277,10 +282,12 @@ def test_convert_warns_of_duplicates_and_refuses_another_games_lengths(legacy_fo
     assert "Traceback" not in refused.stderr and not maze_store.exists()
 
 
-def test_own_datasets_by_name_in_list_info_verify_card(small_episodes) -> None:  # type: ignore[no-untyped-def]
-    build_store(dataset_dir("my_random", "coinrun"), small_episodes[:3])
-    build_store(dataset_dir("my-lab/coinrun-random", "coinrun"), small_episodes[:2])
-    build_store(dataset_dir("1M_S", "coinrun"), small_episodes[:1])  # takes mixed_1M's alias
+def test_own_datasets_by_name_in_list_info_verify_card(
+    small_episodes, store_factory: StoreFactory
+) -> None:  # type: ignore[no-untyped-def]
+    store_factory(dataset_dir("my_random", "coinrun"), small_episodes[:3])
+    store_factory(dataset_dir("my-lab/coinrun-random", "coinrun"), small_episodes[:2])
+    store_factory(dataset_dir("1M_S", "coinrun"), small_episodes[:1])  # takes mixed_1M's alias
     listed = run("list")
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
@@ -341,8 +348,10 @@ def test_help_at_80_columns_shows_every_flag_in_full_and_examples(command: list[
                     assert flag in words, f"{flag} cut or missing in {' '.join(command)} --help"
 
 
-def test_flags_take_both_spellings_and_booleans_take_values(small_episodes) -> None:  # type: ignore[no-untyped-def]
-    store = build_store(dataset_dir("my_random", "coinrun"), small_episodes[:2])
+def test_flags_take_both_spellings_and_booleans_take_values(
+    small_episodes, store_factory: StoreFactory
+) -> None:  # type: ignore[no-untyped-def]
+    store = store_factory(dataset_dir("my_random", "coinrun"), small_episodes[:2])
     as_json = run("info", "my_random", "--game", "coinrun", "--json=True")
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout)["episodes"] == 2

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.assertions import assert_same_episode
+from fixtures.factories import EpisodeFactory
 
 import offgen
 from offgen.data import Episode
@@ -14,7 +16,6 @@ from offgen.data.legacy import write_npz_episode
 from offgen.errors import IncompleteStoreError, SchemaError, StoreExistsError, UnsafeFileError
 from offgen.paths import dataset_dir
 
-from .conftest import assert_same_episode, smooth_episode
 from .test_legacy import _as_predecessor_npy, _legacy_dict
 
 
@@ -53,9 +54,11 @@ def test_convert_then_load_by_name(legacy_folder: Path, procgen_episodes: list[E
     dataset.store.verify()  # the sources file is covered by the manifest
 
 
-def test_convert_resumes_after_interruption(tmp_path: Path) -> None:
+def test_convert_resumes_after_interruption(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
     rng = np.random.default_rng(4)
-    episodes = [smooth_episode(rng, int(rng.integers(10, 60))) for _ in range(12)]
+    episodes = [episode_factory.smooth(rng, int(rng.integers(10, 60))) for _ in range(12)]
     for i, episode in enumerate(episodes):
         write_npz_episode(tmp_path / "src", episode, i)
     store = tmp_path / "store"
@@ -81,11 +84,13 @@ def test_convert_resumes_after_interruption(tmp_path: Path) -> None:
         assert_same_episode(dataset.episode(i), episode)
 
 
-def test_resume_from_other_files_is_refused(tmp_path: Path) -> None:
+def test_resume_from_other_files_is_refused(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
     rng = np.random.default_rng(5)
     for i in range(3):
-        write_npz_episode(tmp_path / "a", smooth_episode(rng, 30), i)
-        write_npz_episode(tmp_path / "b", smooth_episode(rng, 31), i)
+        write_npz_episode(tmp_path / "a", episode_factory.smooth(rng, 30), i)
+        write_npz_episode(tmp_path / "b", episode_factory.smooth(rng, 31), i)
     convert_legacy(tmp_path / "a", tmp_path / "store", game="coinrun", progress=False)
     with pytest.raises(StoreExistsError, match=r"does not match source file.*--overwrite"):
         convert_legacy(
@@ -99,10 +104,12 @@ def test_resume_from_other_files_is_refused(tmp_path: Path) -> None:
     )
 
 
-def test_unsafe_file_stops_conversion_keeping_committed(tmp_path: Path) -> None:
+def test_unsafe_file_stops_conversion_keeping_committed(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
     rng = np.random.default_rng(6)
     for i in range(4):
-        write_npz_episode(tmp_path / "src", smooth_episode(rng, 30), i)
+        write_npz_episode(tmp_path / "src", episode_factory.smooth(rng, 30), i)
     bad = tmp_path / "src" / "20230101T000000_9_3_1_0.00.npy"
     np.save(bad, np.array({"observations": print}, dtype=object), allow_pickle=True)
     with pytest.raises(UnsafeFileError, match=bad.name):
@@ -111,11 +118,13 @@ def test_unsafe_file_stops_conversion_keeping_committed(tmp_path: Path) -> None:
     assert len(partial) == 4  # every episode before the bad file was committed
 
 
-def test_a_bad_frame_stops_conversion_and_resume_finishes_it(tmp_path: Path) -> None:
+def test_a_bad_frame_stops_conversion_and_resume_finishes_it(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
     """Frames are decoded in the writer's compression threads: a bad value still stops the
     conversion with the file's name, and the store resumes once the file is fixed."""
     rng = np.random.default_rng(8)
-    episodes = [smooth_episode(rng, int(rng.integers(200, 400))) for _ in range(8)]
+    episodes = [episode_factory.smooth(rng, int(rng.integers(200, 400))) for _ in range(8)]
     paths = [
         _as_predecessor_npy(write_npz_episode(tmp_path / "npz", e, i))
         for i, e in enumerate(episodes)
@@ -140,10 +149,12 @@ def test_a_bad_frame_stops_conversion_and_resume_finishes_it(tmp_path: Path) -> 
         assert_same_episode(dataset.episode(i), episode)
 
 
-def test_the_same_episode_twice_is_converted_once_with_a_warning(tmp_path: Path) -> None:
+def test_the_same_episode_twice_is_converted_once_with_a_warning(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
     """Issue 12 item 6: a .npy beside its .npz, or a copy under another timestamp, counted twice."""
     rng = np.random.default_rng(7)
-    episodes = [smooth_episode(rng, int(rng.integers(10, 40))) for _ in range(4)]
+    episodes = [episode_factory.smooth(rng, int(rng.integers(10, 40))) for _ in range(4)]
     paths = [
         write_npz_episode(tmp_path / "src", e, i, timestamp="20230101T000000")
         for i, e in enumerate(episodes)
@@ -161,11 +172,13 @@ def test_the_same_episode_twice_is_converted_once_with_a_warning(tmp_path: Path)
     assert sources == [p.name for p in paths]  # the .npz, and the earliest copy
 
 
-def test_episodes_longer_than_the_game_allows_are_refused_unless_forced(tmp_path: Path) -> None:
+def test_episodes_longer_than_the_game_allows_are_refused_unless_forced(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
     """Issue 12 item 6: coinrun's 1000-step episodes converted as maze (limit 500)."""
     rng = np.random.default_rng(8)
-    write_npz_episode(tmp_path / "src", smooth_episode(rng, 20, game="maze"), 0)
-    write_npz_episode(tmp_path / "src", smooth_episode(rng, 501, game="coinrun"), 1)
+    write_npz_episode(tmp_path / "src", episode_factory.smooth(rng, 20, game="maze"), 0)
+    write_npz_episode(tmp_path / "src", episode_factory.smooth(rng, 501, game="coinrun"), 1)
     with pytest.raises(SchemaError, match=r"1 of 2 episodes are longer than maze's limit of 500"):
         convert_legacy(tmp_path / "src", tmp_path / "store", game="maze", progress=False)
     assert not (tmp_path / "store").exists()  # refused before anything was written
@@ -177,13 +190,16 @@ def test_episodes_longer_than_the_game_allows_are_refused_unless_forced(tmp_path
 
 def test_a_conversion_refused_before_its_first_episode_is_continued_by_its_rerun(
     tmp_path: Path,
+    episode_factory: EpisodeFactory,
 ) -> None:
     """The first file is refused: the 0-episode store left behind reads as unfinished, and the
     plain rerun (no --resume) does not trip on it."""
     rng = np.random.default_rng(9)
     for i in (1, 2):
-        write_npz_episode(tmp_path / "src", smooth_episode(rng, 30), i)
-    first = write_npz_episode(tmp_path / "src", smooth_episode(rng, 30), 0)  # the first file
+        write_npz_episode(tmp_path / "src", episode_factory.smooth(rng, 30), i)
+    first = write_npz_episode(
+        tmp_path / "src", episode_factory.smooth(rng, 30), 0
+    )  # the first file
     good = first.read_bytes()
     bad = first.with_suffix(".npy")
     np.save(bad, np.array({"observations": print}, dtype=object), allow_pickle=True)

@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixtures.factories import StoreFactory
 
 from offgen.data import StoreWriter
 from offgen.data.legacy import write_npz_episode
-
-from .conftest import build_store
 
 
 @pytest.fixture(params=[0o022, 0o002, 0o077])
@@ -30,8 +29,10 @@ def _modes(root: Path) -> dict[str, int]:
     }
 
 
-def test_store_files_follow_the_umask(tmp_path: Path, small_episodes, umask: int) -> None:  # type: ignore[no-untyped-def]
-    store = build_store(tmp_path / "store", small_episodes[:4])
+def test_store_files_follow_the_umask(
+    tmp_path: Path, small_episodes, umask: int, store_factory: StoreFactory
+) -> None:  # type: ignore[no-untyped-def]
+    store = store_factory(tmp_path / "store", small_episodes[:4])
     with StoreWriter(store, game="coinrun", mode="append") as writer:  # rewrites the metadata
         writer.write(small_episodes[4])
         writer.add_policy("another")

@@ -26,12 +26,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fixtures.factories import EpisodeFactory, StoreFactory
 
 from offgen.data import OffgenStore
 from offgen.data.legacy import LegacyName, open_legacy_episode, write_npz_episode
 from offgen.errors import OffgenError
-
-from .conftest import build_store, smooth_episode
 
 SEED = 20261202
 IDENTICAL, REFUSED, NO_CHECKSUM = "identical", "refused", "no checksum (.npy)"
@@ -95,9 +94,9 @@ def _legacy_values(path: Path) -> tuple[Any, ...]:
     )
 
 
-def _legacy_files(folder: Path) -> dict[str, Path]:
+def _legacy_files(folder: Path, episodes: EpisodeFactory) -> dict[str, Path]:
     rng = np.random.default_rng(SEED)
-    episode = smooth_episode(rng, 5)
+    episode = episodes.smooth(rng, 5)
     npz = write_npz_episode(folder, episode, index=0, timestamp="20230101T000000")
     with np.load(npz) as arrays:
         payload = {key: arrays[key] for key in arrays.files}
@@ -107,10 +106,10 @@ def _legacy_files(folder: Path) -> dict[str, Path]:
     return {"npz": npz, "npy": npy}
 
 
-def _fuzz_legacy(tmp_path: Path, cases: int) -> Counter[str]:
+def _fuzz_legacy(tmp_path: Path, cases: int, episodes: EpisodeFactory) -> Counter[str]:
     rng = np.random.default_rng(SEED)
     tally: Counter[str] = Counter()
-    for suffix, source in _legacy_files(tmp_path / "clean").items():
+    for suffix, source in _legacy_files(tmp_path / "clean", episodes).items():
         original = _legacy_values(source)
         data = source.read_bytes()
         target = tmp_path / "damaged" / source.name
@@ -148,10 +147,12 @@ def _data_files(store: Path) -> list[Path]:
     )
 
 
-def _fuzz_store(tmp_path: Path, cases: int) -> Counter[str]:
+def _fuzz_store(
+    tmp_path: Path, cases: int, episode_factory: EpisodeFactory, store_factory: StoreFactory
+) -> Counter[str]:
     rng = np.random.default_rng(SEED)
-    episodes = [smooth_episode(rng, int(rng.integers(20, 60))) for _ in range(3)]
-    clean = build_store(tmp_path / "clean", episodes, shard_frames=64, chunk_frames=32)
+    episodes = [episode_factory.smooth(rng, int(rng.integers(20, 60))) for _ in range(3)]
+    clean = store_factory(tmp_path / "clean", episodes, shard_frames=64, chunk_frames=32)
     original = _store_values(clean, verify=True)
     files = _data_files(clean)
     assert any(f.name == "episodes.bin" for f in files) and len(files) >= 4
@@ -180,8 +181,12 @@ def _report(tally: Counter[str]) -> None:
 
 
 @pytest.mark.parametrize("cases", [pytest.param(1000, id="quick")])
-def test_legacy_and_store_readers_survive_mutations(tmp_path: Path, cases: int) -> None:
-    tally = _fuzz_legacy(tmp_path / "legacy", cases) + _fuzz_store(tmp_path / "store", cases // 2)
+def test_legacy_and_store_readers_survive_mutations(
+    tmp_path: Path, cases: int, episode_factory: EpisodeFactory, store_factory: StoreFactory
+) -> None:
+    tally = _fuzz_legacy(tmp_path / "legacy", cases, episode_factory) + _fuzz_store(
+        tmp_path / "store", cases // 2, episode_factory, store_factory
+    )
     _report(tally)
     assert sum(tally.values()) == 2 * cases + cases // 2
     assert not [key for key in tally if BAD in key]
@@ -189,9 +194,13 @@ def test_legacy_and_store_readers_survive_mutations(tmp_path: Path, cases: int) 
 
 
 @pytest.mark.slow
-def test_readers_survive_many_mutations(tmp_path: Path) -> None:
+def test_readers_survive_many_mutations(
+    tmp_path: Path, episode_factory: EpisodeFactory, store_factory: StoreFactory
+) -> None:
     cases = 5000
-    tally = _fuzz_legacy(tmp_path / "legacy", cases) + _fuzz_store(tmp_path / "store", cases // 2)
+    tally = _fuzz_legacy(tmp_path / "legacy", cases, episode_factory) + _fuzz_store(
+        tmp_path / "store", cases // 2, episode_factory, store_factory
+    )
     _report(tally)
     assert sum(tally.values()) == 2 * cases + cases // 2
     assert not [key for key in tally if BAD in key]

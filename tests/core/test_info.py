@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from fixtures.factories import StoreFactory
 
 from offgen.data import OffgenStore, StoreWriter
 from offgen.data.format import INFO
 from offgen.data.info import Codec, RatioRecipe, StoreInfo, read_info
 from offgen.errors import CorruptStoreError
-
-from .conftest import build_store
 
 RECIPE = {
     "mode": "closest",
@@ -41,8 +40,10 @@ RECIPE = {
 }  # fmt: skip
 
 
-def test_written_info_round_trips_byte_for_byte(tmp_path: Path, small_episodes) -> None:  # type: ignore[no-untyped-def]
-    path = build_store(tmp_path / "s", small_episodes)
+def test_written_info_round_trips_byte_for_byte(
+    tmp_path: Path, small_episodes, store_factory: StoreFactory
+) -> None:  # type: ignore[no-untyped-def]
+    path = store_factory(tmp_path / "s", small_episodes)
     data = (path / INFO).read_bytes()
     info = StoreInfo.from_bytes(data, "info.json")
     assert info.to_bytes() == data
@@ -95,9 +96,10 @@ def test_bad_values_are_refused_naming_file_and_key(
     tmp_path: Path,
     small_episodes,
     edit,
-    message: str,  # type: ignore[no-untyped-def]
+    message: str,
+    store_factory: StoreFactory,  # type: ignore[no-untyped-def]
 ) -> None:
-    path = build_store(tmp_path / "s", small_episodes[:2])
+    path = store_factory(tmp_path / "s", small_episodes[:2])
     _edit(path, edit)
     with pytest.raises(CorruptStoreError, match=rf"info\.json: .*{message}.*re-download") as err:
         OffgenStore(path)

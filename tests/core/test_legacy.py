@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.assertions import assert_same_episode
+from fixtures.factories import EpisodeFactory
 
 from offgen.data import Episode
 from offgen.data.legacy import (
@@ -19,8 +21,6 @@ from offgen.data.legacy import (
     write_npz_episode,
 )
 from offgen.errors import CorruptStoreError, SchemaError, UnsafeFileError
-
-from .conftest import assert_same_episode, smooth_episode
 
 
 def _legacy_dict(path: Path) -> dict[str, np.ndarray]:
@@ -106,10 +106,12 @@ def test_predecessor_npy_pickled_dict(tmp_path: Path, procgen_episodes: list[Epi
     assert_same_episode(back, episode)
 
 
-def test_truncation_inferred_from_the_time_limit(tmp_path: Path) -> None:
+def test_truncation_inferred_from_the_time_limit(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
     rng = np.random.default_rng(0)
-    long = smooth_episode(rng, 500, game="maze")  # maze's limit is 500 steps
-    short = smooth_episode(rng, 499, game="maze")
+    long = episode_factory.smooth(rng, 500, game="maze")  # maze's limit is 500 steps
+    short = episode_factory.smooth(rng, 499, game="maze")
     a = read_legacy_episode(write_npz_episode(tmp_path, long, 0), "maze")
     b = read_legacy_episode(write_npz_episode(tmp_path, short, 1), "maze")
     assert (a.truncated, a.terminated) == (True, False)
@@ -174,9 +176,9 @@ def test_object_array_in_npz_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".npz", ".npy"])
-def test_truncated_file(tmp_path: Path, suffix: str) -> None:
+def test_truncated_file(tmp_path: Path, suffix: str, episode_factory: EpisodeFactory) -> None:
     rng = np.random.default_rng(1)
-    path = write_npz_episode(tmp_path, smooth_episode(rng, 50), 0)
+    path = write_npz_episode(tmp_path, episode_factory.smooth(rng, 50), 0)
     if suffix == ".npy":
         path = _as_predecessor_npy(path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
@@ -184,9 +186,9 @@ def test_truncated_file(tmp_path: Path, suffix: str) -> None:
         read_legacy_episode(path, "coinrun")
 
 
-def test_corrupt_byte_in_npz(tmp_path: Path) -> None:
+def test_corrupt_byte_in_npz(tmp_path: Path, episode_factory: EpisodeFactory) -> None:
     rng = np.random.default_rng(2)
-    path = write_npz_episode(tmp_path, smooth_episode(rng, 50), 0)
+    path = write_npz_episode(tmp_path, episode_factory.smooth(rng, 50), 0)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -241,11 +243,13 @@ def test_whole_number_float_frames_are_cast_exactly(tmp_path: Path) -> None:
     )
 
 
-def test_find_files_sorted_by_index_both_layouts(tmp_path: Path) -> None:
+def test_find_files_sorted_by_index_both_layouts(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
     rng = np.random.default_rng(3)
     games = tmp_path / "extracted" / "coinrun"
     for index in (10, 2, 1):
-        write_npz_episode(games, smooth_episode(rng, 5), index)
+        write_npz_episode(games, episode_factory.smooth(rng, 5), index)
     (games / "README.txt").write_text("not an episode")
     found = find_legacy_files(tmp_path / "extracted", "coinrun")
     assert [name.index for name, _ in found] == [1, 2, 10]  # numeric, not lexical

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fixtures.factories import StoreFactory
 from typer.testing import CliRunner
 
 import offgen
@@ -20,8 +21,6 @@ from offgen.cli import app
 from offgen.data.format import EPISODES, INFO, MANIFEST, OBSERVATIONS, POLICIES
 from offgen.data.info import read_info, write_info
 from offgen.errors import CorruptStoreError
-
-from .conftest import build_store
 
 OFFGEN = str(Path(sys.executable).with_name("offgen"))
 
@@ -81,8 +80,8 @@ CASES = {
 
 
 @pytest.fixture
-def store(tmp_path: Path, small_episodes) -> Path:  # type: ignore[no-untyped-def]
-    return build_store(tmp_path / "store", small_episodes[:4])
+def store(tmp_path: Path, small_episodes, store_factory: StoreFactory) -> Path:  # type: ignore[no-untyped-def]
+    return store_factory(tmp_path / "store", small_episodes[:4])
 
 
 def _refused(result: object, rel: str) -> None:

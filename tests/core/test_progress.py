@@ -13,9 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import random_episode
-
-from core.conftest import build_store
+from fixtures.factories import EpisodeFactory, StoreFactory
 
 # Decodes the store's frames (a progress bar), then samples one batch.
 SCRIPT = """
@@ -28,9 +26,9 @@ print(len(batch))
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Path:
+def store(tmp_path: Path, store_factory: StoreFactory, episode_factory: EpisodeFactory) -> Path:
     rng = np.random.default_rng(0)
-    return build_store(tmp_path / "store", [random_episode(rng, 30) for _ in range(4)])
+    return store_factory(tmp_path / "store", [episode_factory.random(rng, 30) for _ in range(4)])
 
 
 def _env(**extra: str) -> dict[str, str]:

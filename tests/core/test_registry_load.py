@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.factories import StoreFactory
 
 import offgen
 from offgen.data import StoreWriter
@@ -23,8 +24,6 @@ from offgen.registry import (
     resolve_game,
     resolve_target,
 )
-
-from .conftest import build_store
 
 
 def test_sixteen_games_with_limits_and_reference_returns() -> None:
@@ -140,8 +139,8 @@ def test_load_errors() -> None:
         offgen.load("./no/such/store")
 
 
-def test_load_by_name_path_and_url(small_episodes) -> None:  # type: ignore[no-untyped-def]
-    target = build_store(dataset_dir("level40_mixed_100k", "coinrun"), small_episodes)
+def test_load_by_name_path_and_url(small_episodes, store_factory: StoreFactory) -> None:  # type: ignore[no-untyped-def]
+    target = store_factory(dataset_dir("level40_mixed_100k", "coinrun"), small_episodes)
     by_alias = offgen.load("level_40_S", game="coinrun")
     assert len(by_alias) == len(small_episodes)
     assert by_alias.store.location == str(target)
@@ -193,9 +192,11 @@ def test_public_names_resolve_lazily_without_heavy_imports() -> None:
         offgen.nope  # noqa: B018
 
 
-def test_own_datasets_are_names(small_episodes, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    mine = build_store(dataset_dir("my_random", "coinrun"), small_episodes[:3])
-    lab = build_store(dataset_dir("my-lab/coinrun-random", "coinrun"), small_episodes[:2])
+def test_own_datasets_are_names(
+    small_episodes, monkeypatch: pytest.MonkeyPatch, store_factory: StoreFactory
+) -> None:  # type: ignore[no-untyped-def]
+    mine = store_factory(dataset_dir("my_random", "coinrun"), small_episodes[:3])
+    lab = store_factory(dataset_dir("my-lab/coinrun-random", "coinrun"), small_episodes[:2])
     assert offgen.load("my_random", game="coinrun").store.location == str(mine)
     assert len(offgen.load("my-lab/coinrun-random", game="coinrun")) == 2
     assert resolve_target("my-lab/coinrun-random").local.folder == lab.parent  # type: ignore[union-attr]
@@ -214,10 +215,10 @@ def test_own_datasets_are_names(small_episodes, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_local_folder_may_not_take_a_registered_name(
-    small_episodes, monkeypatch: pytest.MonkeyPatch
+    small_episodes, monkeypatch: pytest.MonkeyPatch, store_factory: StoreFactory
 ) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("OFFGEN_SOURCES", "local")
-    build_store(dataset_dir("1M_E", "coinrun"), small_episodes[:1])  # spells expert_1M's alias
+    store_factory(dataset_dir("1M_E", "coinrun"), small_episodes[:1])  # spells expert_1M's alias
     assert registered_clash("1M_E") is DATASETS["expert_1M"]
     assert registered_clash("expert_1M") is None  # the registered dataset's own folder
     with pytest.raises(DatasetNotFoundError, match="expert_1M"):

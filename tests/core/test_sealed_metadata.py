@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.factories import StoreFactory
 from typer.testing import CliRunner
 
 import offgen
@@ -17,8 +18,6 @@ from offgen.cli import app
 from offgen.data import OffgenStore, StoreWriter
 from offgen.data.format import INFO, MANIFEST, OBSERVATIONS, POLICIES
 from offgen.errors import ChecksumError, CorruptStoreError
-
-from .conftest import build_store
 
 
 @pytest.fixture
@@ -112,9 +111,10 @@ def _unseal(store: Path) -> None:
 
 def test_a_store_written_before_sealing_opens_and_verifies_with_a_note(
     tmp_path: Path,
-    small_episodes,  # type: ignore[no-untyped-def]
+    small_episodes,
+    store_factory: StoreFactory,  # type: ignore[no-untyped-def]
 ) -> None:
-    path = build_store(tmp_path / "old", small_episodes[:3])
+    path = store_factory(tmp_path / "old", small_episodes[:3])
     _unseal(path)
     store = OffgenStore(path)
     assert not store.sealed and len(store.table) == 3

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from fixtures.factories import EpisodeFactory
 
 import offgen.data.writer as writer_module
 from offgen.data import Episode, OffgenStore, StoreWriter
@@ -17,12 +18,10 @@ from offgen.data.schema import frames_placeholder
 from offgen.data.table import EPISODE_RECORD
 from offgen.errors import CorruptStoreError, SchemaError
 
-from .conftest import smooth_episode
 
-
-def _episodes() -> list[Episode]:
+def _episodes(episode_factory: EpisodeFactory) -> list[Episode]:
     rng = np.random.default_rng(7)
-    return [smooth_episode(rng, int(rng.integers(20, 150))) for _ in range(9)]
+    return [episode_factory.smooth(rng, int(rng.integers(20, 150))) for _ in range(9)]
 
 
 def _write(path: Path, episodes: list[Episode], *, flush_each: bool) -> None:
@@ -46,9 +45,12 @@ def _through_zarr(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("flush_each", [False, True])
 def test_shards_are_byte_identical_to_zarrs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flush_each: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flush_each: bool,
+    episode_factory: EpisodeFactory,
 ) -> None:
-    episodes = _episodes()
+    episodes = _episodes(episode_factory)
     _write(tmp_path / "offgen", episodes, flush_each=flush_each)
     with monkeypatch.context() as patch:
         _through_zarr(patch)
@@ -59,8 +61,10 @@ def test_shards_are_byte_identical_to_zarrs(
         assert ours[key] == theirs[key], key
 
 
-def test_read_back_through_offgen_and_plain_zarr(tmp_path: Path) -> None:
-    episodes = _episodes()
+def test_read_back_through_offgen_and_plain_zarr(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
+    episodes = _episodes(episode_factory)
     _write(tmp_path / "s", episodes, flush_each=True)
     frames = np.concatenate([e.observations for e in episodes])
     store = OffgenStore(tmp_path / "s")
@@ -72,8 +76,10 @@ def test_read_back_through_offgen_and_plain_zarr(tmp_path: Path) -> None:
     store.verify()
 
 
-def test_resume_continues_the_partial_shard(tmp_path: Path) -> None:
-    episodes = _episodes()
+def test_resume_continues_the_partial_shard(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
+    episodes = _episodes(episode_factory)
     path = tmp_path / "s"
     writer = StoreWriter(path, game="coinrun", shard_frames=128, chunk_frames=32)
     for episode in episodes[:4]:
@@ -87,8 +93,10 @@ def test_resume_continues_the_partial_shard(tmp_path: Path) -> None:
     np.testing.assert_array_equal(OffgenStore(path).read_frames(0, len(frames)), frames)
 
 
-def test_a_corrupt_byte_in_our_shard_is_detected(tmp_path: Path) -> None:
-    episodes = _episodes()
+def test_a_corrupt_byte_in_our_shard_is_detected(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
+    episodes = _episodes(episode_factory)
     _write(tmp_path / "s", episodes, flush_each=False)
     shard = tmp_path / "s" / "observations" / "c" / "0" / "0" / "0" / "0"
     data = bytearray(shard.read_bytes())
@@ -143,9 +151,13 @@ def _write_deferred(path: Path, episodes: list[Episode], *, flush_each: bool) ->
 @pytest.mark.parametrize("through_zarr", [False, True])
 @pytest.mark.parametrize("flush_each", [False, True])
 def test_deferred_frames_write_the_same_shards(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flush_each: bool, through_zarr: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flush_each: bool,
+    through_zarr: bool,
+    episode_factory: EpisodeFactory,
 ) -> None:
-    episodes = _episodes()
+    episodes = _episodes(episode_factory)
     _write(tmp_path / "copied", episodes, flush_each=flush_each)
     with monkeypatch.context() as patch:
         if through_zarr:
@@ -163,8 +175,10 @@ def test_deferred_frames_write_the_same_shards(
         np.testing.assert_array_equal(store.episode(index).observations, episode.observations)
 
 
-def test_a_failing_source_keeps_what_was_committed(tmp_path: Path) -> None:
-    episodes = _episodes()
+def test_a_failing_source_keeps_what_was_committed(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
+    episodes = _episodes(episode_factory)
     path = tmp_path / "s"
     with (
         pytest.raises(SchemaError, match=r"frames\.npy: frame 5"),
@@ -189,8 +203,10 @@ def test_a_failing_source_keeps_what_was_committed(tmp_path: Path) -> None:
         np.testing.assert_array_equal(store.episode(index).observations, episode.observations)
 
 
-def test_a_source_of_the_wrong_length_is_refused(tmp_path: Path) -> None:
-    episode = _episodes()[0]
+def test_a_source_of_the_wrong_length_is_refused(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
+    episode = _episodes(episode_factory)[0]
     with StoreWriter(tmp_path / "s", game="coinrun") as writer:
         with pytest.raises(SchemaError, match=rf"needs {episode.length + 1} frames.*has 3"):
             writer.write(episode, frames=_Frames(episode.observations[:3]))
@@ -198,7 +214,7 @@ def test_a_source_of_the_wrong_length_is_refused(tmp_path: Path) -> None:
 
 
 def test_full_shards_are_written_in_the_background_and_committed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, episode_factory: EpisodeFactory
 ) -> None:
     writers: list[str] = []
     real = ShardStream._write_shard
@@ -208,7 +224,7 @@ def test_full_shards_are_written_in_the_background_and_committed(
         real(self, index, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ShardStream, "_write_shard", write_shard)
-    episodes = _episodes()
+    episodes = _episodes(episode_factory)
     path = tmp_path / "s"
     writer = StoreWriter(path, game="coinrun", shard_frames=128, chunk_frames=32)
     for episode in episodes[:5]:  # ~400 frames: three full shards
@@ -225,7 +241,7 @@ def test_full_shards_are_written_in_the_background_and_committed(
 
 
 def test_a_failed_shard_write_commits_nothing_after_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, episode_factory: EpisodeFactory
 ) -> None:
     real = ShardStream._write_shard
 
@@ -235,7 +251,7 @@ def test_a_failed_shard_write_commits_nothing_after_it(
         real(self, index, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ShardStream, "_write_shard", write_shard)
-    episodes = _episodes()
+    episodes = _episodes(episode_factory)
     path = tmp_path / "s"
     with (
         pytest.raises(OSError, match="No space left"),

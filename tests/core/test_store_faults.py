@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.assertions import assert_same_episode, reseal
+from fixtures.factories import StoreFactory
 
 from offgen.data import OffgenStore, StoreWriter
 from offgen.data.format import (
@@ -26,8 +28,6 @@ from offgen.errors import (
     IncompleteStoreError,
 )
 
-from .conftest import assert_same_episode, build_store, reseal
-
 
 def _shards(store: Path) -> list[Path]:
     return sorted(
@@ -36,8 +36,8 @@ def _shards(store: Path) -> list[Path]:
 
 
 @pytest.fixture
-def store(tmp_path: Path, small_episodes) -> Path:  # type: ignore[no-untyped-def]
-    path = build_store(tmp_path / "store", small_episodes)
+def store(tmp_path: Path, small_episodes, store_factory: StoreFactory) -> Path:  # type: ignore[no-untyped-def]
+    path = store_factory(tmp_path / "store", small_episodes)
     assert len(_shards(path)) >= 2
     return path
 

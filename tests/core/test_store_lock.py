@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.factories import EpisodeFactory
 
 import offgen
 from offgen.data.convert import convert_legacy
@@ -21,21 +22,21 @@ from offgen.data.lock import StoreLock
 from offgen.data.writer import StoreWriter
 from offgen.errors import StoreLockedError
 
-from .conftest import smooth_episode
-
 OFFGEN = str(Path(sys.executable).with_name("offgen"))
 
 
-def _source(root: Path, count: int = 6, seed: int = 11) -> Path:
+def _source(root: Path, episode_factory: EpisodeFactory, count: int = 6, seed: int = 11) -> Path:
     rng = np.random.default_rng(seed)
     for i in range(count):
-        write_npz_episode(root, smooth_episode(rng, int(rng.integers(20, 50))), i)
+        write_npz_episode(root, episode_factory.smooth(rng, int(rng.integers(20, 50))), i)
     return root
 
 
-def test_second_writer_in_another_process_is_refused_naming_the_holder(tmp_path: Path) -> None:
+def test_second_writer_in_another_process_is_refused_naming_the_holder(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
     """`offgen convert --resume` while a conversion is running: refused, the running one wins."""
-    src = _source(tmp_path / "src")
+    src = _source(tmp_path / "src", episode_factory)
     store = tmp_path / "store"
     seen: list[subprocess.CompletedProcess[str]] = []
 
@@ -73,8 +74,10 @@ def test_second_writer_in_the_same_process_is_refused(tmp_path: Path) -> None:
         assert writer.num_episodes == 0
 
 
-def test_a_waiting_writer_continues_when_the_holder_is_done(tmp_path: Path) -> None:
-    src = _source(tmp_path / "src")
+def test_a_waiting_writer_continues_when_the_holder_is_done(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
+    src = _source(tmp_path / "src", episode_factory)
     store = tmp_path / "store"
     lock = StoreLock(store)
     lock.acquire()
@@ -100,8 +103,10 @@ sys.stdin.read()
 """
 
 
-def test_the_lock_of_a_killed_writer_is_taken_over(tmp_path: Path) -> None:
-    src = _source(tmp_path / "src")
+def test_the_lock_of_a_killed_writer_is_taken_over(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
+    src = _source(tmp_path / "src", episode_factory)
     store = tmp_path / "store"
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLD, str(store)],
@@ -120,8 +125,10 @@ def test_the_lock_of_a_killed_writer_is_taken_over(tmp_path: Path) -> None:
     assert result.episodes == 6 and len(offgen.load(store)) == 6
 
 
-def test_merge_and_rollouts_also_take_the_lock(tmp_path: Path) -> None:
-    src = _source(tmp_path / "src")
+def test_merge_and_rollouts_also_take_the_lock(
+    tmp_path: Path, episode_factory: EpisodeFactory
+) -> None:
+    src = _source(tmp_path / "src", episode_factory)
     convert_legacy(src, tmp_path / "a", game="coinrun", progress=False)
     from offgen.collect import merge_stores
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.assertions import assert_same_episode
+from fixtures.factories import EpisodeFactory
 
 from offgen.data import Episode, OffgenStore, StoreWriter
 from offgen.data.table import EPISODE_RECORD
-
-from .conftest import assert_same_episode, smooth_episode
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 
@@ -91,10 +91,10 @@ CHILD = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def episodes() -> list[Episode]:
+def episodes(episode_factory: EpisodeFactory) -> list[Episode]:
     rng = np.random.default_rng(5)
     # 40-300 steps with 128-frame shards: episodes straddle shard boundaries.
-    return [smooth_episode(rng, int(rng.integers(40, 300))) for _ in range(10)]
+    return [episode_factory.smooth(rng, int(rng.integers(40, 300))) for _ in range(10)]
 
 
 def _save(episodes: list[Episode], path: Path) -> Path:

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.factories import BUNDLE_100K, SCHEME1_COINRUN, SCHEME2_COINRUN, LegacyFactory
 
 import offgen
 from hub.archive_server import ArchiveServer
-from hub.conftest import BUNDLE_100K, SCHEME1_COINRUN, SCHEME2_COINRUN
-from hub.legacy_archives import build_game_archive, write_legacy_files
 from offgen.data import Episode
 from offgen.errors import ChecksumError, CorruptStoreError, DownloadError
 from offgen.hub.download import download_dataset, verify_archives
@@ -187,7 +186,10 @@ def test_bundle_archive_serves_two_games_legacy_format(
 
 
 def test_cli_clear_archives_keeps_a_bundle_until_every_game_is_present(
-    mirror: ArchiveServer, short_episodes: list[Episode], tmp_path: Path
+    mirror: ArchiveServer,
+    short_episodes: list[Episode],
+    tmp_path: Path,
+    legacy_factory: LegacyFactory,
 ) -> None:
     """A 100k bundle (one .tar, 16 games) survives --clear-archives for a subset of games, is
     reused by a later run for the others (no second download), and deleted once all are there."""
@@ -198,7 +200,7 @@ def test_cli_clear_archives_keeps_a_bundle_until_every_game_is_present(
     with tarfile.open(mirror.root / rel, "w") as tar:
         for i, game in enumerate(GAMES):
             eps = [short_episodes[i % len(short_episodes)]]
-            files[game] = write_legacy_files(eps, tmp_path / "src" / game, ext="npz", start=i)
+            files[game] = legacy_factory.files(eps, tmp_path / "src" / game, ext="npz", start=i)
             for f in files[game]:
                 tar.add(f, arcname=f"{game}/{f.name}")
     out = tmp_path / "out"
@@ -327,7 +329,11 @@ def test_overall_progress_counts_each_file_once_and_resumed_bytes(
 
 
 def test_cli_npz_archives_download_convert_load_and_legacy_format(
-    mirror: ArchiveServer, short_episodes: list[Episode], tmp_path: Path, _isolated_home: Path
+    mirror: ArchiveServer,
+    short_episodes: list[Episode],
+    tmp_path: Path,
+    _isolated_home: Path,
+    legacy_factory: LegacyFactory,
 ) -> None:
     """Per-game .tar.xz archives of .npz episode files (as the collector wrote them), fetched by
     offgen-download with two workers, converted, loaded with offgen.load; then --format legacy."""
@@ -335,7 +341,7 @@ def test_cli_npz_archives_download_convert_load_and_legacy_format(
     published: dict[str, list[Path]] = {}
     for game, eps in sources.items():
         out = mirror.root / "DGRL" / "1M" / "suboptimal" / f"{game}.tar.xz"
-        build_game_archive(eps, game, out, work=tmp_path / "work", ext="npz")
+        legacy_factory.archive(eps, game, out, work=tmp_path / "work", ext="npz")
         published[game] = sorted((tmp_path / "work" / game).glob("*.npz"))
     base = mirror.url("DGRL")
     proc = _cli(
@@ -367,10 +373,13 @@ def test_cli_npz_archives_download_convert_load_and_legacy_format(
 
 
 def test_cli_damaged_episode_file_in_archive_is_one_line_naming_it(
-    mirror: ArchiveServer, short_episodes: list[Episode], tmp_path: Path
+    mirror: ArchiveServer,
+    short_episodes: list[Episode],
+    tmp_path: Path,
+    legacy_factory: LegacyFactory,
 ) -> None:
     """Issue 12 item 4: a damaged .npy inside an intact archive ended in a traceback."""
-    files = write_legacy_files(short_episodes, tmp_path / "work" / "coinrun")
+    files = legacy_factory.files(short_episodes, tmp_path / "work" / "coinrun")
     header = b"{'descr': '|O', 'fortran_order': False, 'shape': (), "  # the dict never closes
     files[1].write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header)
     with tarfile.open(mirror.root / SCHEME1_COINRUN, "w:xz") as tar:

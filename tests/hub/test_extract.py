@@ -8,8 +8,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from fixtures.factories import add_bytes
 
-from hub.legacy_archives import add_bytes
 from offgen.errors import CorruptStoreError, UnsafeFileError
 from offgen.hub.extract import DiskSpaceError, safe_extract, uncompressed_size
 

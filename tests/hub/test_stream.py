@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fixtures.factories import BUNDLE_100K, SCHEME1_COINRUN, LegacyFactory, add_bytes
 
 import offgen
 from hub.archive_server import ArchiveServer
-from hub.conftest import BUNDLE_100K, SCHEME1_COINRUN
-from hub.legacy_archives import add_bytes, write_legacy_files
 from offgen.data import Episode
 from offgen.data.convert import SOURCES_FILE, convert_legacy
 from offgen.data.format import EPISODES, MANIFEST
@@ -118,16 +117,18 @@ def _tar_with(path: Path, members: list[tuple[str, bytes]], *, symlink: str | No
     return path
 
 
-def _members(short_episodes: list[Episode], folder: Path) -> list[tuple[str, bytes]]:
-    files = write_legacy_files(short_episodes, folder)
+def _members(
+    short_episodes: list[Episode], folder: Path, legacy_factory: LegacyFactory
+) -> list[tuple[str, bytes]]:
+    files = legacy_factory.files(short_episodes, folder)
     return [(f"coinrun/{f.name}", f.read_bytes()) for f in files]
 
 
 @pytest.mark.parametrize("suffix", [".tar", ".tar.xz"])
 def test_truncated_archive_names_the_member_and_leaves_no_complete_store(
-    short_episodes: list[Episode], tmp_path: Path, suffix: str
+    short_episodes: list[Episode], tmp_path: Path, suffix: str, legacy_factory: LegacyFactory
 ) -> None:
-    members = _members(short_episodes, tmp_path / "files")
+    members = _members(short_episodes, tmp_path / "files", legacy_factory)
     archive = _tar_with(tmp_path / f"coinrun{suffix}", members)
     whole = archive.read_bytes()
     archive.write_bytes(whole[: len(whole) * 2 // 3])
@@ -139,8 +140,10 @@ def test_truncated_archive_names_the_member_and_leaves_no_complete_store(
     assert not _complete(tmp_path / "store")
 
 
-def test_hostile_members_are_refused_by_name(short_episodes: list[Episode], tmp_path: Path) -> None:
-    members = _members(short_episodes, tmp_path / "files")
+def test_hostile_members_are_refused_by_name(
+    short_episodes: list[Episode], tmp_path: Path, legacy_factory: LegacyFactory
+) -> None:
+    members = _members(short_episodes, tmp_path / "files", legacy_factory)
     link = _tar_with(tmp_path / "link.tar.xz", members[:1], symlink="coinrun/evil.npy")
     with pytest.raises(UnsafeFileError, match=r"coinrun/evil\.npy"):
         convert_archive(link, {"coinrun": tmp_path / "a"}, progress=False)
@@ -224,10 +227,10 @@ def test_download_writes_no_unpacked_files(
 
 @pytest.mark.parametrize("suffix", [".tar", ".tar.xz"])
 def test_tar_cut_at_a_header_boundary_is_not_a_shorter_archive(
-    short_episodes: list[Episode], tmp_path: Path, suffix: str
+    short_episodes: list[Episode], tmp_path: Path, suffix: str, legacy_factory: LegacyFactory
 ) -> None:
     """tarfile ends its iteration silently at a missing header; the end-of-archive check does not."""
-    members = _members(short_episodes, tmp_path / "files")
+    members = _members(short_episodes, tmp_path / "files", legacy_factory)
     plain = _tar_with(tmp_path / "whole.tar", members)
     with tarfile.open(plain) as tar:
         cut = tar.getmembers()[2].offset  # the third member's header starts here

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fixtures.factories import DatasetFactory, EpisodeFactory
+
 from offgen.data import OffgenDataset
-from sampling.conftest import mixed_episodes, write_store
 
 CHILD = """
 import json, resource, sys
@@ -36,8 +37,10 @@ def _faults(store: str, tuning: str) -> dict[str, int]:
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def test_batches_reuse_heap_memory_instead_of_faulting_in_fresh_pages(tmp_path: Path) -> None:
-    ds: OffgenDataset = write_store(tmp_path / "store", mixed_episodes(0))
+def test_batches_reuse_heap_memory_instead_of_faulting_in_fresh_pages(
+    tmp_path: Path, dataset_factory: DatasetFactory, episode_factory: EpisodeFactory
+) -> None:
+    ds: OffgenDataset = dataset_factory(tmp_path / "store", episode_factory.mixed(0))
     tuned = _faults(ds.store.location, "1")
     untuned = _faults(ds.store.location, "0")
     assert tuned["tuned"] and not untuned["tuned"]

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.assertions import Reference
+from fixtures.factories import DatasetFactory, EpisodeFactory
 
 from offgen.data import StoreWriter
 from offgen.data.dataset import OffgenDataset
 from offgen.data.sampling.cache import cache_location, frame_cache_exists
 from offgen.data.sampling.strategy import StrategyChoice, choose_strategy, parse_bytes
-from sampling.conftest import Reference, mixed_episodes, write_store
 
 
 def test_cache_under_offgen_home_built_once_and_reused(small_ds: OffgenDataset) -> None:
@@ -35,10 +36,12 @@ def test_cache_under_offgen_home_built_once_and_reused(small_ds: OffgenDataset) 
     assert not list(where.glob(".*tmp*"))
 
 
-def test_cache_invalidated_after_append(tmp_path: Path) -> None:
+def test_cache_invalidated_after_append(
+    tmp_path: Path, episode_factory: EpisodeFactory, dataset_factory: DatasetFactory
+) -> None:
     path = tmp_path / "store"
-    episodes = mixed_episodes(1, count=10)
-    ds = write_store(path, episodes[:6])
+    episodes = episode_factory.mixed(1, count=10)
+    ds = dataset_factory(path, episodes[:6])
     ds.transitions(strategy="memmap", progress=False)
     old = cache_location(ds.store)
     assert old.is_dir()
@@ -57,11 +60,14 @@ def test_cache_invalidated_after_append(tmp_path: Path) -> None:
 
 
 def test_one_cache_per_local_store_whatever_the_path_spelling(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    episode_factory: EpisodeFactory,
+    dataset_factory: DatasetFactory,
 ) -> None:
     path = tmp_path / "store"
-    episodes = mixed_episodes(3, count=8)
-    write_store(path, episodes[:5])
+    episodes = episode_factory.mixed(3, count=8)
+    dataset_factory(path, episodes[:5])
     (tmp_path / "link").symlink_to(path, target_is_directory=True)
     monkeypatch.chdir(tmp_path)
     spellings = ["store", "./store/", str(path), f"{path}/../store", "link", f"file://{path}"]
@@ -95,7 +101,7 @@ def test_one_cache_per_local_store_whatever_the_path_spelling(
     ]
 
     # A different store is a different cache even with equal content.
-    twin = write_store(tmp_path / "twin", episodes)
+    twin = dataset_factory(tmp_path / "twin", episodes)
     assert twin.store.fingerprint != newer.store.fingerprint
 
 
@@ -109,9 +115,11 @@ def test_corrupt_cache_is_rebuilt(small_ds: OffgenDataset) -> None:
     Reference(fresh).check_transitions(next(fresh.transitions(strategy="memmap", progress=False)))
 
 
-def test_memmap_keeps_private_memory_low(tmp_path: Path) -> None:
+def test_memmap_keeps_private_memory_low(
+    tmp_path: Path, dataset_factory: DatasetFactory, episode_factory: EpisodeFactory
+) -> None:
     """Sampling from a 1.2 GB... here 100k-frame-sized cache must not copy it into RssAnon."""
-    ds = write_store(tmp_path / "big", mixed_episodes(2, count=24), shard_frames=256)
+    ds = dataset_factory(tmp_path / "big", episode_factory.mixed(2, count=24), shard_frames=256)
     ds.transitions(strategy="memmap", progress=False)
     code = f"""
 import resource, numpy as np

@@ -9,9 +9,10 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from fixtures.assertions import Reference
+from fixtures.factories import DatasetFactory, EpisodeFactory
 
 from offgen.data.dataset import OffgenDataset
-from sampling.conftest import Reference, mixed_episodes, write_store
 
 
 class _RangeHandler(SimpleHTTPRequestHandler):
@@ -43,8 +44,10 @@ class _RangeHandler(SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, OffgenDataset]]:
-    local = write_store(tmp_path / "www" / "coinrun", mixed_episodes(3, 10))
+def served(
+    tmp_path: Path, dataset_factory: DatasetFactory, episode_factory: EpisodeFactory
+) -> Iterator[tuple[str, OffgenDataset]]:
+    local = dataset_factory(tmp_path / "www" / "coinrun", episode_factory.mixed(3, 10))
     handler = functools.partial(_RangeHandler, directory=str(tmp_path / "www"))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -14,12 +14,13 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from fixtures.assertions import Reference
+from fixtures.factories import DatasetFactory, EpisodeFactory
 from typer.testing import CliRunner
 
 from offgen.cli import app
 from offgen.data.dataset import OffgenDataset
 from offgen.data.remote import RangeSafeHTTPFileSystem
-from sampling.conftest import Reference, mixed_episodes, write_store
 
 
 class _CountingHandler(SimpleHTTPRequestHandler):
@@ -41,8 +42,10 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 @pytest.fixture
-def plain_server(tmp_path: Path) -> Iterator[tuple[str, OffgenDataset, dict[str, int]]]:
-    local = write_store(tmp_path / "www" / "coinrun", mixed_episodes(3, 10))
+def plain_server(
+    tmp_path: Path, dataset_factory: DatasetFactory, episode_factory: EpisodeFactory
+) -> Iterator[tuple[str, OffgenDataset, dict[str, int]]]:
+    local = dataset_factory(tmp_path / "www" / "coinrun", episode_factory.mixed(3, 10))
     gets: dict[str, int] = {}
     handler_class = type("Handler", (_CountingHandler,), {"gets": gets})
     handler = functools.partial(handler_class, directory=str(tmp_path / "www"))

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fixtures.assertions import Reference
+from fixtures.factories import DatasetFactory, EpisodeFactory
 
 from offgen.data import mix
 from offgen.data.dataset import OffgenDataset
@@ -14,7 +16,6 @@ from offgen.data.sampling import choose_heldout_levels
 from offgen.data.sampling.mixture import largest_remainder
 from offgen.data.store import OffgenStore
 from offgen.errors import UnknownNameError
-from sampling.conftest import Reference, mixed_episodes, write_store
 
 
 def test_largest_remainder() -> None:
@@ -30,10 +31,12 @@ def test_largest_remainder() -> None:
 
 
 @pytest.fixture
-def two(tmp_path: Path) -> tuple[OffgenDataset, OffgenDataset]:
+def two(
+    tmp_path: Path, dataset_factory: DatasetFactory, episode_factory: EpisodeFactory
+) -> tuple[OffgenDataset, OffgenDataset]:
     return (
-        write_store(tmp_path / "expert", mixed_episodes(10, 8)),
-        write_store(tmp_path / "subopt", mixed_episodes(11, 8)),
+        dataset_factory(tmp_path / "expert", episode_factory.mixed(10, 8)),
+        dataset_factory(tmp_path / "subopt", episode_factory.mixed(11, 8)),
     )
 
 
@@ -105,9 +108,11 @@ def _forbid_array_reads(mp: pytest.MonkeyPatch) -> list[str]:
     return attempts
 
 
-def test_filters_use_table_only(tmp_path: Path) -> None:
+def test_filters_use_table_only(
+    tmp_path: Path, dataset_factory: DatasetFactory, episode_factory: EpisodeFactory
+) -> None:
     path = tmp_path / "store"
-    write_store(path, mixed_episodes(0))
+    dataset_factory(path, episode_factory.mixed(0))
     with pytest.MonkeyPatch.context() as mp:
         attempts = _forbid_array_reads(mp)
         with pytest.raises(AssertionError, match="read_frames"):  # the guard works

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.assertions import Reference
 
 import offgen.data.sampling
 from offgen.data import SamplerOptions, StreamOptions
 from offgen.data.dataset import OffgenDataset
 from offgen.data.sampling.cache import cache_location, frame_cache_exists
-from sampling.conftest import Reference
 
 STREAM = StreamOptions(pool_bytes=4 * 64 * 12288, unit_frames=64)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from fixtures.assertions import Reference
 
 from offgen.data.dataset import OffgenDataset
 from offgen.data.sampling.stream import StreamSampler
-from sampling.conftest import Reference
 
 
 def _stream(ds: OffgenDataset, **kw: object) -> StreamSampler:  # type: ignore[type-arg]

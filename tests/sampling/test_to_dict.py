@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from fixtures.assertions import Reference
 
 from offgen.data.dataset import OffgenDataset
 from offgen.data.sampling.arrays import arrays_bytes
 from offgen.errors import MemoryBudgetError
-from sampling.conftest import Reference
 
 
 def test_to_dict_holds_every_selected_transition_in_order(small_ds: OffgenDataset) -> None:

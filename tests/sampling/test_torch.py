@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from fixtures.assertions import Reference
 
 from offgen.data.dataset import OffgenDataset
-from sampling.conftest import Reference
 
 torch = pytest.importorskip("torch")
 from torch.utils.data import DataLoader  # noqa: E402

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from fixtures.assertions import Reference
 
 from offgen.data.dataset import OffgenDataset
-from sampling.conftest import Reference
 
 STRATEGIES = ["ram", "memmap", "stream"]
 STREAM = {"unit_frames": 64, "pool_bytes": 4 * 64 * 12288}

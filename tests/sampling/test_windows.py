@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixtures.assertions import Reference
 
 from offgen.data.dataset import OffgenDataset
 from offgen.data.sampling import returns_to_go
-from sampling.conftest import Reference
 
 STREAM = {"unit_frames": 64, "pool_bytes": 4 * 64 * 12288}
 
