@@ -11,6 +11,7 @@ import errno
 __all__ = [
     "ChecksumError",
     "CorruptStoreError",
+    "DatasetLabelError",
     "DatasetNotFoundError",
     "DiskSpaceError",
     "DownloadError",
@@ -93,6 +94,11 @@ class DiskSpaceError(OffgenError, OSError):
 
 class DownloadError(OffgenError):
     """A download failed after retries; the message names the URL and what was tried."""
+
+
+class DatasetLabelError(OffgenError, ValueError):
+    """Data is labelled as a registered dataset it cannot be (its levels, behaviour policies,
+    final frames or size contradict it); the message lists why and how to force the label."""
 
 
 # What to do about the machine's own refusals, by errno. The CLI prints these as one line.

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from offgen.errors import DatasetLabelError
+
+if TYPE_CHECKING:
+    from offgen.hub.card import WrittenCard
 
 __all__ = ["card", "download", "pull", "push", "register"]
 
@@ -106,17 +111,41 @@ def _resolve_store(name: str, game: str, store: Path | None) -> tuple[str, str, 
     from offgen.paths import dataset_dir
     from offgen.registry import resolve_dataset, resolve_game
 
+    from offgen.data.store import OffgenStore
+
     game_name = resolve_game(game).name
     try:
         dataset = resolve_dataset(name).name
+        root = store or dataset_dir(dataset, game_name)
     except Exception:
         if store is None and Path(name).is_dir():
-            from offgen.data.store import OffgenStore
-
             info = OffgenStore(name).info
-            return str(info.get("dataset") or Path(name).name), game_name, Path(name)
-        raise
-    return dataset, game_name, store or dataset_dir(dataset, game_name)
+            dataset, root = str(info.get("dataset") or Path(name).name), Path(name)
+        else:
+            raise
+    held = OffgenStore(root).game
+    if held != game_name:
+        raise DatasetLabelError(
+            f"{root}: holds {held} episodes, not {game_name}; pass --game {held}, or the store "
+            f"of {game_name}"
+        )
+    return dataset, game_name, root
+
+
+def _flag(card: WrittenCard, dataset: str) -> None:
+    """Say on stderr that a card was forced onto a store that contradicts its name."""
+    if card.mismatches:
+        typer.echo(
+            f"warning: {card.game} is carded as {dataset} with --force although "
+            f"{'; '.join(card.mismatches)} (the card carries this warning)",
+            err=True,
+        )
+
+
+_FORCE_HELP = (
+    "Card (and push) a store under a registered name its levels, behaviour policies, final "
+    "frames or size contradict; the card then says so in a warning at the top."
+)
 
 
 def push(
@@ -135,6 +164,7 @@ def push(
     private: Annotated[
         bool, typer.Option("--private", help="Create the repository private.")
     ] = False,
+    force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
 ) -> None:
     """Publish an offgen store and its dataset card to an HF-compatible hub (HF_ENDPOINT).
 
@@ -146,9 +176,14 @@ def push(
 
       HF_ENDPOINT=https://hub.my-lab.org offgen push ./stores/coinrun --game coinrun --repo lab/p
     """
+    from offgen.data.labels import check_label
+    from offgen.hub.card import store_facts
     from offgen.hub.hf import push_card, push_store
+    from offgen.registry import resolve_dataset
 
     dataset, game_name, root = _resolve_store(name, game, store)
+    # Refuse a mislabelled store before uploading anything (its card would refuse it after).
+    check_label(resolve_dataset(dataset), store_facts(root), where=str(root), force=force)
 
     def progress(done: int, total: int) -> None:
         typer.echo(f"committed {done}/{total} files", err=True)
@@ -162,7 +197,8 @@ def push(
         private=private,
         on_commit=progress,
     )
-    commit = push_card(repo, dataset=dataset, store=root, revision=revision)
+    commit, written = push_card(repo, dataset=dataset, store=root, revision=revision, force=force)
+    _flag(written, dataset)
     skipped = result.files - result.uploaded
     typer.echo(
         f"pushed {result.files} files to {repo}/{result.path_in_repo}: {result.uploaded} uploaded "
@@ -224,23 +260,38 @@ def card(
             "--output", "-o", help="Card folder (default: $OFFGEN_HOME/datasets/<dataset>/)."
         ),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview",
+            help="Also write preview/<dataset>/<game>.parquet (episode table and a thumbnail "
+            "per episode) and declare it in the card for the HF dataset viewer (push does).",
+        ),
+    ] = False,
 ) -> None:
     """Generate or refresh a dataset card from a store's measured statistics.
 
-    Writes README.md (HF dataset-card format), card_stats.json and images/<game>_returns.png; games measured earlier stay in the card.
+    Writes README.md (HF dataset-card format), card_stats.json and images/<game>_{returns,lengths,levels,frames}.png; games measured earlier stay in the card. Everything the card says about the data is measured from the store; the registry's words are shown apart as the publisher's description. A store whose levels, behaviour policies, final frames or size contradict the registered NAME is refused (--force cards it with a warning at the top).
 
     Examples:
 
       offgen card expert_1M --game coinrun
 
       offgen card mixed_1M --game chaser --store ./stores/chaser -o dataset_cards/mixed_1M
+
+      offgen card expert_1M --game coinrun --store ./my_random_store --force
     """
     from offgen.hub.card import write_card
     from offgen.paths import datasets_root
 
     dataset, _game, root = _resolve_store(name, game, store)
-    path, png = write_card(dataset, root, output or datasets_root() / dataset)
-    typer.echo(f"{path}\n{png}")
+    written = write_card(
+        dataset, root, output or datasets_root() / dataset, force=force, preview=preview
+    )
+    _flag(written, dataset)
+    for path in (written.card, *written.images, *([written.preview] if written.preview else [])):
+        typer.echo(str(path))
 
 
 def register(app: typer.Typer) -> None:

@@ -37,9 +37,22 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
 def _write_store(
     path: Path, episodes: list[Episode], *, game: str = "coinrun", **codec: int
 ) -> Path:
-    with StoreWriter(path, game=game, dataset="expert_1M", mode="overwrite", **codec) as writer:
+    # Shaped like the published expert_1M converted (legacy policy id, next-level final frames),
+    # so it may be pushed under that name (a random-policy store may not: see below).
+    with StoreWriter(
+        path,
+        game=game,
+        dataset="expert_1M",
+        mode="overwrite",
+        final_frame_is_true=False,
+        **codec,  # type: ignore[arg-type]
+    ) as writer:
         for ep in episodes:
-            writer.write(dataclasses.replace(ep, game=game))
+            writer.write(
+                dataclasses.replace(
+                    ep, game=game, policy_id="legacy:expert_1M", final_frame_is_true=False
+                )
+            )
     return path
 
 
