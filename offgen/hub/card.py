@@ -51,8 +51,8 @@ _LICENSE_NOTE = (
     "conversion adds no terms."
 )
 _FORCED_LICENSE_NOTE = (
-    "This data was not shown to be the published dataset (see the warning at the top): its "
-    "licence is that of whoever collected it. " + _LICENSE_NOTE
+    "This data was not shown to be the published dataset (see the warning at the top), so the "
+    "published dataset's licence does not tell you its terms: ask whoever collected it."
 )
 _BEHAVIOUR = {
     "expert": "the final checkpoint.",
@@ -233,6 +233,7 @@ def _warning(spec: DatasetSpec, forced: Mapping[str, list[str]]) -> str:
         "name with `--force` although its stores contradict it:",
     ]
     lines += [f"> - {game}: {'; '.join(found)}." for game, found in sorted(forced.items())]
+    lines.append(">")
     lines.append(
         "> What follows about the data is measured from its stores; the publisher's description "
         "of the registered dataset does not apply to it."
@@ -262,6 +263,23 @@ def _publisher(spec: DatasetSpec, measured: bool) -> str:
         "level's first frame (Procgen auto-reset in the original collection).\n"
         "- Episode end flags are not published: offgen infers truncated when the length equals "
         "the game's time limit.\n"
+    )
+
+
+def _load_it(spec: DatasetSpec, *, forced: bool) -> str:
+    pull = f"`offgen pull {spec.name} --game coinrun --repo ORG/NAME`"
+    if forced:
+        # offgen.load(name) without a hub repository fetches the published archives: other data.
+        return (
+            f"From the hub repository holding this card: {pull}, or `OFFGEN_HUB_REPO=ORG/NAME "
+            f"OFFGEN_SOURCES=local,hub` and `offgen.load(\"{spec.name}\", game=\"coinrun\")`. "
+            f"`offgen download {spec.name}` fetches the published dataset, which this is not.\n"
+        )
+    return (
+        "```python\nimport offgen\n\n"
+        f'ds = offgen.load("{spec.name}", game="coinrun")  # downloads what is missing\n```\n\n'
+        "Or `offgen-download --dataset " + spec.name + " --games coinrun`, or from a hub "
+        f"repository: {pull}.\n"
     )
 
 
@@ -335,13 +353,7 @@ def render_card(spec: DatasetSpec, stats: Mapping[str, Mapping[str, Any]] | None
     parts = [_yaml_header(spec, stats, games), f"# Procgen offline RL: `{spec.name}`\n"]
     if forced:
         parts.append(_warning(spec, forced))
-    parts += [
-        "## Load it\n",
-        "```python\nimport offgen\n\n"
-        f'ds = offgen.load("{spec.name}", game="coinrun")  # downloads what is missing\n```\n',
-        "Or `offgen-download --dataset " + spec.name + " --games coinrun`, or from a hub "
-        f"repository: `offgen pull {spec.name} --game coinrun --repo ORG/NAME`.\n",
-    ]
+    parts += ["## Load it\n", _load_it(spec, forced=bool(forced))]
     if stats:
         parts += ["## What the stores hold (measured)\n", _stats_table(stats, games)]
         parts += [_game_section(game, stats[game]) for game in games]

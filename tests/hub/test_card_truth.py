@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from offgen.data import Episode, StoreWriter
+import pytest
+
+from offgen.data import Episode, OffgenStore, StoreWriter
+from offgen.hub.card import write_card
+from offgen.hub.card_plots import frame_strip_rows
 
 BIN = Path(sys.executable).parent
 
@@ -69,3 +75,75 @@ def test_forced_card_states_the_store_facts_and_flags_the_label(
     # ... and the mismatch is flagged at the top, before any other section.
     warning = text.index("[!WARNING]")
     assert warning < text.index("## ") and "not the registered dataset `expert_1M`" in text
+
+
+def _table_blocks(text: str) -> list[list[str]]:
+    """Runs of consecutive Markdown table lines."""
+    blocks: list[list[str]] = []
+    previous = False
+    for line in text.splitlines():
+        is_row = line.startswith("|")
+        if is_row and previous:
+            blocks[-1].append(line)
+        elif is_row:
+            blocks.append([line])
+        previous = is_row
+    return blocks
+
+
+def test_statistics_table_is_one_contiguous_table_and_nothing_says_none(
+    short_episodes: list[Episode], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib.figure
+
+    titles: list[str] = []
+    save = matplotlib.figure.Figure.savefig
+
+    def record(fig: matplotlib.figure.Figure, *args: Any, **kwargs: Any) -> None:
+        titles.extend(ax.get_title() for ax in fig.axes)
+        titles.append(fig.get_suptitle())
+        save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", record)
+    card = tmp_path / "card"
+    for game in ("coinrun", "maze"):  # no dataset recorded in the stores: their label is None
+        store = tmp_path / game
+        with StoreWriter(store, game=game, env_options={"num_levels": 200}) as writer:
+            for ep in short_episodes:
+                writer.write(dataclasses.replace(ep, game=game))
+        written = write_card("expert_1M", store, card, force=True)
+        assert written.mismatches  # random policy, true final frames
+    text = (card / "README.md").read_text()
+    tables = _table_blocks(text)
+    assert len(tables) == 1, "the statistics table must be one block of contiguous lines"
+    header, rule, *rows = tables[0]
+    assert header.startswith("| game | episodes | transitions |") and rule.startswith("|---|")
+    assert [row.split(" | ")[0] for row in rows] == ["| coinrun", "| maze"]
+    assert all(row.count("|") == header.count("|") for row in rows)
+    assert "None" not in text
+    assert titles and not any("None" in t for t in titles)
+    assert any(t.startswith("expert_1M / maze: 3 episodes") for t in titles)
+
+
+def test_card_pictures_are_written_and_referenced(
+    short_episodes: list[Episode], tmp_path: Path
+) -> None:
+    import matplotlib.image
+
+    store = _random_store(tmp_path / "coinrun", short_episodes)
+    written = write_card("expert_1M", store, tmp_path / "card", force=True)
+    text = written.card.read_text()
+    assert [p.name for p in written.images] == [
+        f"coinrun_{kind}.png" for kind in ("returns", "lengths", "levels", "frames")
+    ]
+    for png in written.images:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"](images/{png.name})" in text
+    # The strip shows three sample episodes (lowest, median, highest return), first to last.
+    opened = OffgenStore(store)
+    picks = frame_strip_rows(opened)
+    assert len(picks) == 3
+    for index, frames in picks:
+        assert frames[0] == 0 and frames[-1] == int(opened.table.rows["length"][index])
+    strip = matplotlib.image.imread(tmp_path / "card" / "images" / "coinrun_frames.png")
+    assert strip.shape[1] > 2 * strip.shape[0]  # a strip: wider than tall
