@@ -34,6 +34,7 @@ from typing import Any
 from offgen._allocator import tune_allocator
 from offgen._io import atomic_write_bytes
 from offgen.data.format import EPISODES
+from offgen.data.labels import DataFacts, check_label
 from offgen.data.legacy import LegacyFrames, LegacyName, find_legacy_files, open_legacy_episode
 from offgen.data.legacy.names import split_duplicates
 from offgen.data.schema import Episode
@@ -119,6 +120,21 @@ def _provenance(
     return prov
 
 
+def _check_label(
+    spec: DatasetSpec | None, names: list[LegacyName], game: str, source: Path, force: bool
+) -> list[str]:
+    """Refuse (unless ``force``) to label files ``spec`` when their names contradict it."""
+    if spec is None:
+        return []
+    facts = DataFacts(
+        game=game,
+        transitions=sum(n.length for n in names),
+        level_seeds=sorted({n.level_seed for n in names}),
+        final_frame_is_true=False,  # the predecessor's files end with the next level's frame
+    )
+    return check_label(spec, facts, where=str(source), force=force)
+
+
 def convert_legacy(
     source: str | os.PathLike[str],
     destination: str | os.PathLike[str],
@@ -143,12 +159,16 @@ def convert_legacy(
         workers: Threads opening (and, for ``.npz``, inflating) files ahead of the writer.
         progress: Show a tqdm progress bar on stderr.
         on_episode: Called with the episode count after each written episode (tests, UIs).
-        force: Convert episodes longer than ``game``'s time limit instead of refusing them.
+        force: Convert episodes longer than ``game``'s time limit instead of refusing them, and
+            label the files ``dataset`` even though their level seeds or size contradict it
+            (recorded in the store's provenance as ``label_forced``; cards flag it).
 
     Returns:
         A summary of the conversion.
 
     Raises:
+        DatasetLabelError: The files cannot be ``dataset`` (level seeds outside its levels, more
+            transitions than it has) and ``force`` is false; nothing is written.
         StoreExistsError: ``destination`` holds a store and ``mode`` is ``"create"``, or a resumed
             store does not match the source files.
         UnsafeFileError, CorruptStoreError, SchemaError: A source file is unsafe, damaged or
@@ -177,6 +197,7 @@ def convert_legacy(
     if not force:
         _check_lengths(src, files, game_spec.name, game_spec.max_episode_steps)
     names = [name for name, _ in files]
+    forced = _check_label(spec, names, game_spec.name, src, force)
     policy_id = f"legacy:{spec.name}" if spec is not None else "legacy"
     store = Path(destination)
     with StoreWriter(
@@ -198,7 +219,10 @@ def convert_legacy(
         todo = [(path, name.length + 1) for name, path in files[skipped:]]
         _run(writer, todo, game_spec.name, policy_id, workers, progress, skipped, on_episode)
         atomic_write_bytes(store / SOURCES_FILE, "".join(f"{n.format()}\n" for n in names).encode())
-        writer.update_info(provenance=_provenance(src, names, spec, game_spec.name))
+        provenance = _provenance(src, names, spec, game_spec.name)
+        if forced:
+            provenance["label_forced"] = forced
+        writer.update_info(provenance=provenance)
         episodes, transitions = writer.num_episodes, writer.num_transitions
     return ConvertResult(
         store=store,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from hub.legacy_archives import write_legacy_files
 from offgen.data import Episode, OffgenStore, StoreWriter
 from offgen.hub.card import write_card
 from offgen.hub.card_plots import frame_strip_rows
@@ -147,3 +148,39 @@ def test_card_pictures_are_written_and_referenced(
         assert frames[0] == 0 and frames[-1] == int(opened.table.rows["length"][index])
     strip = matplotlib.image.imread(tmp_path / "card" / "images" / "coinrun_frames.png")
     assert strip.shape[1] > 2 * strip.shape[0]  # a strip: wider than tall
+
+
+def test_convert_refuses_a_registered_name_the_files_cannot_be(
+    short_episodes: list[Episode], tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    write_legacy_files(short_episodes, src)
+    seeds = sorted({ep.level_seed for ep in short_episodes})
+    assert seeds != [0]  # collected on 200 levels: not the single level of level1_mixed_100k
+    store = tmp_path / "store"
+    refused = _offgen("convert", str(src), str(store), "-g", "coinrun", "-d", "level1_mixed_100k")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "cannot be the registered dataset level1_mixed_100k" in refused.stderr
+    assert f"lie outside level1_mixed_100k's level 0 ({seeds[0]}" in refused.stderr
+    assert "--force" in refused.stderr
+    assert not store.exists()
+
+    forced = _offgen("convert", str(src), str(store), "-g", "coinrun", "-d", "level1_mixed_100k",
+                     "--force")  # fmt: skip
+    assert forced.returncode == 0, forced.stderr
+    provenance = OffgenStore(store).info["provenance"]
+    assert "level seeds lie outside" in provenance["label_forced"][0]
+    # The store keeps contradicting its name: its card needs --force too, and says so.
+    assert _offgen("card", "level1_mixed_100k", "-g", "coinrun", "--store", str(store),
+                   "-o", str(tmp_path / "card")).returncode != 0  # fmt: skip
+
+    # The same files may be expert_1M (200 levels, under 1M transitions).
+    ok = _offgen("convert", str(src), str(tmp_path / "e"), "-g", "coinrun", "-d", "expert_1M")
+    assert ok.returncode == 0, ok.stderr
+    carded = _offgen("card", "expert_1M", "-g", "coinrun", "--store", str(tmp_path / "e"),
+                     "-o", str(tmp_path / "card_e"))  # fmt: skip
+    assert carded.returncode == 0, carded.stderr
+    text = (tmp_path / "card_e" / "README.md").read_text()
+    assert "[!WARNING]" not in text and "`legacy:expert_1M` (3 episodes" in text
+    assert "the next level's first frame (Procgen auto-reset)" in text.split("## Publisher")[0]
+    assert "inferred: truncated when length" in text
