@@ -108,10 +108,9 @@ def download(
 
 
 def _resolve_store(name: str, game: str, store: Path | None) -> tuple[str, str, Path]:
+    from offgen.data.store import OffgenStore
     from offgen.paths import dataset_dir
     from offgen.registry import resolve_dataset, resolve_game
-
-    from offgen.data.store import OffgenStore
 
     game_name = resolve_game(game).name
     try:

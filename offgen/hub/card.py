@@ -272,7 +272,7 @@ def _load_it(spec: DatasetSpec, *, forced: bool) -> str:
         # offgen.load(name) without a hub repository fetches the published archives: other data.
         return (
             f"From the hub repository holding this card: {pull}, or `OFFGEN_HUB_REPO=ORG/NAME "
-            f"OFFGEN_SOURCES=local,hub` and `offgen.load(\"{spec.name}\", game=\"coinrun\")`. "
+            f'OFFGEN_SOURCES=local,hub` and `offgen.load("{spec.name}", game="coinrun")`. '
             f"`offgen download {spec.name}` fetches the published dataset, which this is not.\n"
         )
     return (
@@ -313,7 +313,8 @@ def _policy_text(policy: Mapping[str, Any]) -> str:
 
 def _game_section(game: str, s: Mapping[str, Any]) -> str:
     images = " ".join(
-        f"![{kind} of {game}](images/{game}_{kind}.png)" for kind in ("returns", "lengths", "levels")
+        f"![{kind} of {game}](images/{game}_{kind}.png)"
+        for kind in ("returns", "lengths", "levels")
     )
     ls, ends = s["level_seeds"], s.get("episode_ends")
     final = {

@@ -136,8 +136,9 @@ def card_images(
     seeds = np.asarray(store.table.level_seeds, dtype=np.int64)
     return [
         return_histogram(stats, root / f"{game}_returns.png"),
-        _histogram(lengths.tolist(), "episode length (steps)", _title(stats),
-                   root / f"{game}_lengths.png"),  # fmt: skip
+        _histogram(
+            lengths.tolist(), "episode length (steps)", _title(stats), root / f"{game}_lengths.png"
+        ),
         _level_coverage(seeds, stats, root / f"{game}_levels.png"),
         _frame_strip(store, root / f"{game}_frames.png"),
     ]

@@ -74,9 +74,7 @@ def write_preview(
     rows = store.table.rows
     picks = preview_rows(len(rows), limit)
     names = store.table.policies
-    policy = [
-        names[int(p)] if int(p) < len(names) else "?" for p in rows["policy"][picks]
-    ]
+    policy = [names[int(p)] if int(p) < len(names) else "?" for p in rows["policy"][picks]]
     columns: dict[str, Any] = {
         "episode": picks,
         "episode_id": rows["episode_id"][picks],

@@ -40,7 +40,9 @@ def test_measured_card_from_real_store(short_episodes: list[Episode], tmp_path: 
         final_frame_is_true=False,
     ) as w:
         for ep in short_episodes:
-            w.write(dataclasses.replace(ep, policy_id="legacy:expert_1M", final_frame_is_true=False))
+            w.write(
+                dataclasses.replace(ep, policy_id="legacy:expert_1M", final_frame_is_true=False)
+            )
     stats = measure_store(store)
     returns = [ep.episode_return for ep in short_episodes]
     assert stats["episodes"] == 3

@@ -352,7 +352,9 @@ def test_push_refuses_a_store_that_contradicts_the_name_unless_forced(
         for ep in short_episodes:  # random policy, true final frames
             writer.write(ep)
     refused = _cli("push", str(store), "-g", "coinrun", "-r", REPO)
-    assert refused.returncode != 0 and "cannot be the registered dataset expert_1M" in refused.stderr
+    assert (
+        refused.returncode != 0 and "cannot be the registered dataset expert_1M" in refused.stderr
+    )
     assert REPO not in hub.repos or not hub.repos[REPO].refs  # nothing was uploaded
     forced = _cli("push", str(store), "-g", "coinrun", "-r", REPO, "--force")
     assert forced.returncode == 0, forced.stderr
