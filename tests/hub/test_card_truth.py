@@ -184,3 +184,13 @@ def test_convert_refuses_a_registered_name_the_files_cannot_be(
     assert "[!WARNING]" not in text and "`legacy:expert_1M` (3 episodes" in text
     assert "the next level's first frame (Procgen auto-reset)" in text.split("## Publisher")[0]
     assert "inferred: truncated when length" in text
+
+
+def test_card_refuses_a_store_of_another_game(
+    short_episodes: list[Episode], tmp_path: Path
+) -> None:
+    store = _random_store(tmp_path / "coinrun", short_episodes)
+    out = _offgen("card", "expert_1M", "-g", "maze", "--store", str(store), "--force",
+                  "-o", str(tmp_path / "card"))  # fmt: skip
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "holds coinrun episodes, not maze" in out.stderr
