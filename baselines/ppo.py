@@ -56,7 +56,7 @@ from baselines.common import (
 from baselines.common.evaluation import ACTIONS
 from offgen.collect import RolloutRecorder
 from offgen.data.writer import StoreWriter
-from offgen.envs import EnvSpec, make_env
+from offgen.envs import EnvSpec, make_env, resolve_distribution_mode
 from offgen.errors import OffgenError
 from offgen.policies import build_impala
 from offgen.registry import resolve_game
@@ -131,7 +131,13 @@ class PPOConfig:
         if "/" in self.xpid or self.xpid in (".", ".."):
             raise ConfigError(f"--xpid {self.xpid!r} must be a plain folder name (no '/')")
         game = resolve_game(self.env_name).name
-        EnvSpec(game, self.distribution_mode, self.start_level, self.num_levels, None)
+        EnvSpec(
+            game,
+            resolve_distribution_mode(self.distribution_mode),
+            self.start_level,
+            self.num_levels,
+            None,
+        )
         train_split_name(self.start_level, self.num_levels)
         if not self.xpid:
             object.__setattr__(self, "xpid", self.default_xpid(game))
@@ -355,7 +361,11 @@ class Trainer:
         if resume_state is not None:
             self._restore(resume_state)
         self.spec = EnvSpec(
-            cfg.env_name, cfg.distribution_mode, cfg.start_level, cfg.num_levels, None
+            cfg.env_name,
+            resolve_distribution_mode(cfg.distribution_mode),
+            cfg.start_level,
+            cfg.num_levels,
+            None,
         )
         # A resumed run restarts its environments (envpool state cannot be saved) from a seed
         # that depends on the update, so it never replays the levels of the first start.

@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from offgen.collect import collect, run_episodes
+from offgen.collect import collect
+from offgen.collect.engine import run_episodes
 from offgen.envs import EnvSpec, make_env
 from offgen.policies import RandomPolicy, TorchPolicy, build_impala
 

@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -35,6 +35,29 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _create_temp(target: Path) -> tuple[int, str]:
+    """Create a new, uniquely named temporary file next to ``target``.
+
+    Unlike :func:`tempfile.mkstemp` (always 0600), the file gets mode 0666 less the umask, as
+    ``open()`` gives, so a replaced file keeps the permissions any other file of the store has
+    (0644 under umask 022): a store shared on a group file system stays readable by the group.
+    """
+    flags = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | os.O_EXCL
+        | getattr(os, "O_CLOEXEC", 0)
+        | getattr(os, "O_BINARY", 0)
+    )
+    for _ in range(100):
+        tmp = str(target.parent / f".{target.name}.tmp-{secrets.token_hex(6)}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{target.parent}: cannot create a temporary file for {target.name}")
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path`` that replaces ``path`` only if the block succeeds.
@@ -44,7 +67,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    fd, tmp = _create_temp(target)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle

@@ -17,12 +17,14 @@ __all__ = [
     "DownloadError",
     "EnvSpecError",
     "EnvironmentUnavailableError",
+    "EvaluationError",
     "FormatVersionError",
     "IncompleteStoreError",
     "MissingDependencyError",
     "OffgenError",
     "SchemaError",
     "StoreExistsError",
+    "StoreLockedError",
     "UnknownNameError",
     "UnsafeFileError",
     "os_error_message",
@@ -68,6 +70,10 @@ class StoreExistsError(OffgenError, FileExistsError):
     """A writer was asked to create a store where a different one already exists."""
 
 
+class StoreLockedError(OffgenError):
+    """Another process is writing the store; the message names it (pid, host, start time)."""
+
+
 class UnsafeFileError(OffgenError):
     """A legacy file or archive holds something offgen refuses to load (pickled code, path escapes)."""
 
@@ -99,6 +105,10 @@ class DownloadError(OffgenError):
 class DatasetLabelError(OffgenError, ValueError):
     """Data is labelled as a registered dataset it cannot be (its levels, behaviour policies,
     final frames or size contradict it); the message lists why and how to force the label."""
+
+
+class EvaluationError(OffgenError):
+    """An evaluation cannot run or its results cannot be compared; the message says what to fix."""
 
 
 # What to do about the machine's own refusals, by errno. The CLI prints these as one line.

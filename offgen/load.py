@@ -1,14 +1,13 @@
-"""``offgen.load``: open a dataset by registered name (local store) or by path / URL."""
+"""``offgen.load``: open a dataset by name (registered, your own, a hub repository) or path / URL."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from offgen.errors import UnknownNameError
-from offgen.registry import GAMES, DatasetSpec, GameSpec, resolve_dataset, resolve_game
+from offgen.errors import OffgenError, UnknownNameError
+from offgen.registry import GAMES, resolve_game, resolve_target
 
 if TYPE_CHECKING:
     from offgen.data.dataset import OffgenDataset
@@ -16,50 +15,39 @@ if TYPE_CHECKING:
 __all__ = ["load", "resolve_location"]
 
 
-def _locate(spec: DatasetSpec, game: GameSpec) -> Path:
-    """The store directory of ``spec`` for ``game``, fetched if no preferred source has it.
+def resolve_location(
+    name_or_path: str | os.PathLike[str], game: str | None = None, *, revision: str | None = None
+) -> str:
+    """Where ``name_or_path`` lives: a URL or path as given, or the store of a dataset name.
 
-    This is the single place that decides where a registered dataset comes from:
-    :func:`offgen.hub.sources.locate_dataset` tries the local store, the hub repository and the
-    published archives in the order of ``OFFGEN_SOURCES``, saying what it fetches and how big, and
-    downloads nothing in offline mode (``OFFGEN_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``).
-
-    Raises:
-        DatasetNotFoundError: No source provided it; the message says how to get it.
-    """
-    from offgen.hub.sources import locate_dataset
-
-    return locate_dataset(spec, game)
-
-
-def resolve_location(name_or_path: str | os.PathLike[str], game: str | None = None) -> str:
-    """Where ``name_or_path`` lives: a URL or path as given, or a registered name's local store.
-
-    A string that is a registered dataset name (or alias) and has no path separator is a name; any
-    other string is a path or URL.
+    Names and paths are told apart by :func:`offgen.registry.resolve_target`; where a named
+    dataset comes from (this machine, a hub, the published archives) is decided by
+    :func:`offgen.hub.sources.locate`, which fetches what is missing unless offline.
 
     Raises:
         UnknownNameError: If a bare name is neither a dataset nor an existing path, or ``game`` is
             unknown or missing for a name.
-        DatasetNotFoundError: If a registered dataset is not present locally.
+        DatasetNotFoundError: If no source has the named dataset for ``game``.
+        OffgenError: If ``revision`` is given for something other than an ``hf://`` name.
     """
-    text = os.fspath(name_or_path)
-    is_name = isinstance(name_or_path, str) and "/" not in text and os.sep not in text
-    if is_name and not text.startswith((".", "~")):
-        try:
-            spec = resolve_dataset(text)
-        except UnknownNameError:
-            if not Path(text).exists():
-                raise
-        else:
-            if game is None:
-                raise UnknownNameError(
-                    f"dataset {spec.name!r} needs a game (CLI: --game coinrun; Python: "
-                    f"offgen.load({text!r}, game='coinrun')). "
-                    f"Games: {', '.join(GAMES)}."
-                )
-            return str(_locate(spec, resolve_game(game)))
-    return text
+    target = resolve_target(name_or_path)
+    if revision is not None and target.kind != "hub":
+        raise OffgenError(
+            f"revision={revision!r} applies to hub names (hf://ORG/REPO); {target.text!r} is a "
+            f"{target.kind} {'path' if target.kind == 'path' else 'dataset'} (for a registered "
+            "dataset's hub source, set OFFGEN_HUB_REVISION)."
+        )
+    if target.kind == "path":
+        return target.text
+    if game is None:
+        have = f" It has: {', '.join(target.local.games)}." if target.local else ""
+        raise UnknownNameError(
+            f"dataset {target.name or target.text!r} needs a game (CLI: --game coinrun; Python: "
+            f"offgen.load({target.text!r}, game='coinrun')). Games: {', '.join(GAMES)}.{have}"
+        )
+    from offgen.hub.sources import locate
+
+    return str(locate(target, resolve_game(game), revision=revision))
 
 
 def load(
@@ -68,16 +56,22 @@ def load(
     *,
     allow_incomplete: bool = False,
     storage_options: Mapping[str, Any] | None = None,
+    revision: str | None = None,
 ) -> OffgenDataset:
     """Open an offline dataset.
 
     Args:
-        name_or_path: A registered dataset name or alias (``"expert_1M"``, ``"1M_E"``, see
-            ``offgen list``), a store directory, or a URL fsspec understands (``s3://...``,
-            ``https://...``).
+        name_or_path: A registered dataset name or alias (``"expert_1M"``, ``"1M_E"``), the name
+            of a dataset of your own under ``$OFFGEN_HOME/datasets/<name>/<game>``
+            (``"my_random"``, ``"my-lab/coinrun-random"``; see ``offgen list``), a hub repository
+            (``"hf://ORG/REPO"``, or ``"hf://ORG/REPO/<dataset>"`` when it holds several), a store
+            directory, or a URL fsspec understands (``s3://...``, ``https://...``).
         game: The game, required with a dataset name; with a path it is checked against the store.
         allow_incomplete: Open a store still being written and expose its committed episodes.
         storage_options: fsspec options for URLs (credentials, endpoints).
+        revision: For ``hf://`` names: the branch, tag or commit to fetch. The commit it resolves
+            to is pinned (``$OFFGEN_HOME/hub/ORG/REPO/offgen.lock.json``), and later loads
+            without ``revision`` read that commit, from the hub cache.
 
     Returns:
         The dataset (all episodes selected).
@@ -90,11 +84,13 @@ def load(
     Example:
         >>> import offgen
         >>> ds = offgen.load("expert_1M", game="coinrun")  # doctest: +SKIP
+        >>> ds = offgen.load("my-lab/coinrun-random", game="coinrun")  # doctest: +SKIP
+        >>> ds = offgen.load("hf://my-lab/offgen-procgen", game="coinrun", revision="v1.0")  # doctest: +SKIP
         >>> ds = offgen.load("/data/stores/coinrun")  # doctest: +SKIP
     """
     from offgen.data.dataset import OffgenDataset
 
-    location = resolve_location(name_or_path, game)
+    location = resolve_location(name_or_path, game, revision=revision)
     dataset = OffgenDataset.open(
         location, allow_incomplete=allow_incomplete, storage_options=storage_options
     )

@@ -3,6 +3,8 @@
 Everything lives under :func:`offgen_home`: ``$OFFGEN_HOME`` if set, else ``~/.cache/offgen``::
 
     <home>/datasets/<dataset>/<game>/   one offgen store per (dataset, game)
+    <home>/datasets/<ns>/<dataset>/<game>/  the same, for a namespaced name (my-lab/coinrun-random)
+    <home>/hub/<org>/<repo>/            commits pinned by ``hf://ORG/REPO`` loads
     <home>/cache/                       rebuildable caches (decoded memmaps, partial downloads)
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cache_dir", "dataset_dir", "datasets_root", "offgen_home"]
+__all__ = ["cache_dir", "dataset_dir", "datasets_root", "hub_dir", "offgen_home"]
 
 
 def offgen_home() -> Path:
@@ -23,7 +25,7 @@ def offgen_home() -> Path:
 
 
 def datasets_root() -> Path:
-    """``<home>/datasets``: the parent of every local store of a registered dataset."""
+    """``<home>/datasets``: the parent of every local store (registered datasets and your own)."""
     return offgen_home() / "datasets"
 
 
@@ -36,6 +38,11 @@ def dataset_dir(dataset: str, game: str) -> Path:
         game: Game name.
     """
     return datasets_root() / dataset / game
+
+
+def hub_dir(repo: str) -> Path:
+    """``<home>/hub/<org>/<repo>``: where ``hf://ORG/REPO`` loads pin their commits."""
+    return offgen_home() / "hub" / repo
 
 
 def cache_dir(*parts: str) -> Path:

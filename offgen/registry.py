@@ -13,7 +13,10 @@ every game, so :attr:`SourceArchive.all_games` is true for them.
 from __future__ import annotations
 
 import difflib
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from offgen.errors import UnknownNameError
@@ -24,10 +27,17 @@ __all__ = [
     "Behaviour",
     "DatasetSpec",
     "GameSpec",
+    "LocalDataset",
     "SourceArchive",
+    "Target",
+    "dataset_name",
+    "local_dataset",
+    "local_datasets",
     "normalized_return",
+    "registered_clash",
     "resolve_dataset",
     "resolve_game",
+    "resolve_target",
 ]
 
 Behaviour = Literal["expert", "mixed", "suboptimal"]
@@ -295,3 +305,190 @@ def resolve_game(name: str) -> GameSpec:
 def normalized_return(game: str, episode_return: float) -> float:
     """Normalised return of ``episode_return`` in ``game`` (see :meth:`GameSpec.normalized_return`)."""
     return resolve_game(game).normalized_return(episode_return)
+
+
+# ------------------------------------------------------------------------------- local datasets
+_LOCAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
+
+
+@dataclass(frozen=True)
+class LocalDataset:
+    """A dataset of your own: stores under ``$OFFGEN_HOME/datasets/<name>/<game>``.
+
+    Attributes:
+        name: The folder's path under ``datasets/``, e.g. ``"my_random"`` or
+            ``"my-lab/coinrun-random"`` (one namespace level).
+        folder: ``$OFFGEN_HOME/datasets/<name>``.
+        games: Games with a store (an ``info.json``) in the folder, in game order.
+    """
+
+    name: str
+    folder: Path
+    games: tuple[str, ...]
+
+
+def _games_in(folder: Path) -> tuple[str, ...]:
+    return tuple(g for g in GAMES if (folder / g / "info.json").is_file())
+
+
+def local_dataset(name: str) -> LocalDataset | None:
+    """The local dataset called ``name`` (its exact folder name), or None if no store is there."""
+    from offgen.paths import datasets_root
+
+    if not _LOCAL_NAME.fullmatch(name):
+        return None
+    folder = datasets_root() / name
+    games = _games_in(folder)
+    return LocalDataset(name, folder, games) if games else None
+
+
+def local_datasets() -> list[LocalDataset]:
+    """Every folder under ``$OFFGEN_HOME/datasets`` holding stores, registered names included.
+
+    A folder is a dataset when it has ``<game>/info.json`` children; a folder without any is
+    looked into once more for namespaced datasets (``my-lab/coinrun-random``).
+    """
+    from offgen.paths import datasets_root
+
+    found: list[LocalDataset] = []
+    root = datasets_root()
+    for top in sorted(p for p in root.glob("*") if p.is_dir()):
+        games = _games_in(top)
+        if games:
+            found.append(LocalDataset(top.name, top, games))
+            continue
+        for inner in sorted(p for p in top.glob("*") if p.is_dir()):
+            games = _games_in(inner)
+            if games:
+                found.append(LocalDataset(f"{top.name}/{inner.name}", inner, games))
+    return found
+
+
+def registered_clash(name: str) -> DatasetSpec | None:
+    """The registered dataset a local folder name would take, unless it is that dataset's own.
+
+    ``datasets/expert_1M`` is the registered dataset's local copy; ``datasets/1M_E`` or
+    ``datasets/Expert`` spell a registered name without being its folder, so they are refused.
+    """
+    canonical = _DATASET_INDEX.get(_key(name))
+    return DATASETS[canonical] if canonical is not None and canonical != name else None
+
+
+def dataset_name(name: str) -> str:
+    """The dataset name to file a store under: a registered name's canonical form, else ``name``.
+
+    Raises:
+        UnknownNameError: If ``name`` is not a valid dataset name (letters, digits, ``_ . -``,
+            at most one ``/`` for a namespace).
+    """
+    canonical = _DATASET_INDEX.get(_key(name))
+    if canonical is not None:
+        return canonical
+    if not _LOCAL_NAME.fullmatch(name):
+        raise UnknownNameError(
+            f"{name!r} is not a dataset name: use letters, digits, '_', '.', '-' and at most one "
+            "'/' for a namespace (e.g. my_random, my-lab/coinrun-random)."
+        )
+    return name
+
+
+# ------------------------------------------------------------------------------- name or path
+TargetKind = Literal["registered", "local", "hub", "path"]
+HUB_PREFIX = "hf://"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a user's dataset argument names.
+
+    Attributes:
+        kind: ``"registered"`` (a published dataset, :attr:`spec`), ``"local"`` (a dataset of your
+            own under ``$OFFGEN_HOME/datasets``, :attr:`local`), ``"hub"`` (a hub repository,
+            :attr:`repo`, and maybe the dataset in it, :attr:`name`) or ``"path"`` (a store
+            directory or a URL fsspec understands, :attr:`text`).
+        text: The argument as given (``os.fspath`` of a path).
+        spec: The registered dataset, for ``"registered"``.
+        local: The local dataset, for ``"local"``.
+        repo: ``ORG/NAME`` of the hub repository, for ``"hub"``.
+        name: The dataset name: canonical for ``"registered"``, the folder name for ``"local"``,
+            the dataset folder in the repository for ``"hub"`` (None: the only one there).
+    """
+
+    kind: TargetKind
+    text: str
+    spec: DatasetSpec | None = None
+    local: LocalDataset | None = None
+    repo: str | None = None
+    name: str | None = None
+
+
+def _looks_like_path(text: str) -> bool:
+    """A path or URL by its spelling: a scheme, the OS separator, a leading ``/``, ``.`` or ``~``."""
+    return "://" in text or (os.sep != "/" and os.sep in text) or text.startswith(("/", ".", "~"))
+
+
+def _hub_target(text: str) -> Target:
+    parts = [p for p in text[len(HUB_PREFIX) :].split("/") if p]
+    if len(parts) < 2:
+        raise UnknownNameError(
+            f"{text!r}: a hub name is hf://ORG/REPO (or hf://ORG/REPO/<dataset> when the "
+            "repository holds several datasets)."
+        )
+    rest = "/".join(parts[2:])
+    return Target("hub", text, repo="/".join(parts[:2]), name=dataset_name(rest) if rest else None)
+
+
+def _unknown_dataset(text: str) -> UnknownNameError:
+    local = [d.name for d in local_datasets() if d.name not in DATASETS]
+    names = {**_DATASET_INDEX, **{_key(n): n for n in local}}
+    best = difflib.get_close_matches(_key(text), list(names), n=1, cutoff=0.5)
+    suggestion = f" Did you mean {names[best[0]]!r}?" if best else ""
+    mine = f"; local datasets: {', '.join(local)}" if local else ""
+    return UnknownNameError(
+        f"unknown dataset {text!r}.{suggestion} Valid names: {', '.join(DATASETS)}{mine} (run "
+        "`offgen list`), a store folder under $OFFGEN_HOME/datasets/<name>/<game>, "
+        "hf://ORG/REPO, or a store path."
+    )
+
+
+def resolve_target(name_or_path: str | os.PathLike[str]) -> Target:
+    """Decide whether ``name_or_path`` is a dataset name or a store path / URL.
+
+    The one rule every entry point uses (``offgen.load``, ``offgen info / verify / push / card``):
+
+    * an :class:`os.PathLike` is a path;
+    * ``hf://ORG/REPO[/<dataset>]`` names a hub repository;
+    * a string spelled like a path or URL (a scheme, a leading ``/``, ``.`` or ``~``) is a path;
+    * a registered name or alias is that dataset, even where a folder of that name exists;
+    * a name with stores under ``$OFFGEN_HOME/datasets/<name>/<game>`` (``my_random``,
+      ``my-lab/coinrun-random``) is that local dataset, unless it spells a registered name;
+    * any other string is a path if it exists or has a ``/``, else an unknown name.
+
+    Write ``./name`` for a folder that a name would shadow.
+
+    Raises:
+        UnknownNameError: A string without ``/`` that is no name and no existing path (the message
+            suggests the closest name), or a malformed ``hf://`` name.
+
+    Example:
+        >>> resolve_target("1M_E").spec.name
+        'expert_1M'
+        >>> resolve_target("./stores/coinrun").kind
+        'path'
+    """
+    text = os.fspath(name_or_path)
+    if not isinstance(name_or_path, str):
+        return Target("path", text)
+    if text.startswith(HUB_PREFIX):
+        return _hub_target(text)
+    if _looks_like_path(text):
+        return Target("path", text)
+    canonical = _DATASET_INDEX.get(_key(text)) if "/" not in text else None
+    if canonical is not None:
+        return Target("registered", text, spec=DATASETS[canonical], name=canonical)
+    local = local_dataset(text)
+    if local is not None:
+        return Target("local", text, local=local, name=local.name)
+    if "/" in text or Path(text).exists():
+        return Target("path", text)
+    raise _unknown_dataset(text)

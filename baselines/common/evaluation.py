@@ -19,7 +19,7 @@ from typing import Any
 from baselines.common.errors import ConfigError
 from offgen._optional import require
 from offgen.collect import evaluate_policy
-from offgen.envs import EnvSpec
+from offgen.envs import EnvSpec, resolve_distribution_mode
 from offgen.policies import TorchPolicy
 
 __all__ = ["ACTIONS", "evaluate_returns", "train_split_name"]
@@ -86,7 +86,7 @@ def evaluate_returns(
         return {
             split: evaluate_policy(
                 policy,
-                EnvSpec.from_split(game, split, distribution_mode),
+                EnvSpec.from_split(game, split, resolve_distribution_mode(distribution_mode)),
                 episodes=episodes,
                 seed=seed,
                 num_envs=num_envs,

@@ -19,31 +19,52 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
 
+from offgen.cli import flags
 from offgen.errors import OffgenError, os_error_message
 
 __all__ = ["app", "collect_main", "download_main", "main", "run_app"]
 
+_EPILOG = f"""
+Examples:
+
+  offgen list                              # registered datasets and your own
+
+  offgen download --dataset expert_1M --games coinrun
+
+  offgen info my_random --game coinrun     # $OFFGEN_HOME/datasets/my_random
+
+  offgen collect --game coinrun --policy random --num-env-steps 100000 \\
+      --dataset my_random --output $OFFGEN_HOME/datasets/my_random/coinrun
+
+  offgen push my_random --game coinrun --repo my-lab/offgen-procgen
+
+Run offgen COMMAND --help for a command's flags and examples. {flags.FLAG_NOTE}
+"""
+
 app = typer.Typer(
     name="offgen",
     help="Offline-RL datasets for Procgen: list, inspect, convert, verify, collect, download, share.",
+    epilog=_EPILOG,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # click's plain help: rich's table cuts long flag names at 80 columns
+    context_settings=flags.CONTEXT_SETTINGS,
 )
 
-# Command modules; each defines register(app). Missing ones (features not built yet) are skipped.
-_COMMAND_MODULES = ("offgen.cli.data", "offgen.cli.collect", "offgen.cli.hub")
+# Command modules; each defines register(app).
+_COMMAND_MODULES = (
+    "offgen.cli.data",
+    "offgen.cli.collect",
+    "offgen.cli.hub",
+    "offgen.cli.evaluate",
+)
 
 
 def _register_all() -> None:
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(name).register(app)
+    flags.apply(app)
 
 
 _register_all()
@@ -71,18 +92,23 @@ def main() -> None:
     run_app(app, "offgen")
 
 
-def _single_command_app(module: str, attribute: str, prog_name: str) -> None:
-    command = getattr(importlib.import_module(module), attribute)
-    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    single.command()(command)
+def _single_command_app(name: str, prog_name: str) -> None:
+    """Run the ``offgen NAME`` command alone, as registered (help, examples, flags)."""
+    single = typer.Typer(
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings=flags.CONTEXT_SETTINGS,
+    )
+    single.registered_commands = [i for i in app.registered_commands if i.name == name]
     run_app(single, prog_name)
 
 
 def download_main() -> None:
     """Entry point of ``offgen-download`` (same as ``offgen download``)."""
-    _single_command_app("offgen.cli.hub", "download", "offgen-download")
+    _single_command_app("download", "offgen-download")
 
 
 def collect_main() -> None:
     """Entry point of ``offgen-collect`` (same as ``offgen collect``)."""
-    _single_command_app("offgen.cli.collect", "collect", "offgen-collect")
+    _single_command_app("collect", "offgen-collect")

@@ -15,22 +15,35 @@ __all__ = ["collect", "merge", "register"]
 _EPILOG = """
 Examples:
 
-  # 100k transitions of a uniform random policy on the training levels (0-199)
-  offgen-collect --game coinrun --policy random --num_env_steps 100000 --output data/coinrun_random
+  # 100k transitions of a uniform random policy on training levels 0-199
+  offgen-collect --game coinrun --policy random --num-env-steps 100000 \\
+      --output data/coinrun_random
 
-  # expert data from a PPO checkpoint, predecessor's flags, .npz files like the published data
-  offgen-collect --env_name coinrun --checkpoint_path ppo/final/model_9.80.pt \\
-      --num_processes 64 --num_env_steps 1000000 --dataset_saving_dir out/ --format npz
+  # your own dataset, by name: offgen.load("my_random", game="coinrun")
+  offgen-collect --game coinrun --policy random --num-env-steps 100000 \\
+      --dataset my_random --output $OFFGEN_HOME/datasets/my_random/coinrun
+
+  # expert data from a PPO checkpoint, predecessor's flags, .npz files
+  offgen-collect --env_name coinrun \\
+      --checkpoint_path ppo/final/model_9.80.pt --num_processes 64 \\
+      --num_env_steps 1000000 --dataset_saving_dir out/ --format npz
 
   # 75% of the final checkpoint's return, as a mixture of two checkpoints
-  offgen-collect --game coinrun --ratio 0.75 --ratio_checkpoint_dir ppo/coinrun/run0 \\
-      --ratio_mode mixture --num_env_steps 1000000 --output data/coinrun_mixed
+  offgen-collect --game coinrun --ratio 0.75 \\
+      --ratio-checkpoint-dir ppo/coinrun/run0 --ratio-mode mixture \\
+      --num-env-steps 1000000 --output data/coinrun_mixed
 
-  # one of 8 SLURM array tasks; merge the shards afterwards with `offgen merge`
-  offgen-collect --game coinrun --checkpoint_path model.pt --num_env_steps 10000000 \\
-      --num-shards 8 --shard-index $SLURM_ARRAY_TASK_ID --output shards/part$SLURM_ARRAY_TASK_ID
+  # one of 8 SLURM array tasks; merge the shards later with `offgen merge`
+  offgen-collect --game coinrun --checkpoint_path model.pt \\
+      --num_env_steps 10000000 --num-shards 8 \\
+      --shard-index $SLURM_ARRAY_TASK_ID \\
+      --output shards/part$SLURM_ARRAY_TASK_ID
 
-Killed at any point, rerunning the same command resumes and ends with exactly the same data.
+  # roll out and report only, the predecessor's way
+  offgen-collect --game coinrun --checkpoint_path model.pt \\
+      --num_env_steps 5000 --save_dataset=False
+
+Killed at any point, rerunning the same command resumes and ends with exactly the same data. Every flag takes snake_case or kebab-case; booleans take --flag, --no-flag or --flag=True/False.
 """
 
 
@@ -38,15 +51,6 @@ def _non_negative_seconds(value: float) -> float:
     if not value >= 0:  # also refuses NaN
         raise typer.BadParameter(f"must be a number of seconds >= 0, got {value}")
     return value
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "y"):
-        return True
-    if value in ("0", "false", "no", "n"):
-        return False
-    raise typer.BadParameter(f"expected True or False, got {text!r}")
 
 
 def collect(
@@ -91,6 +95,21 @@ def collect(
     tolerance: Annotated[
         float, typer.Option("--tolerance", help="Accepted |achieved ratio - ratio|.")
     ] = 0.05,
+    accept_outside_tolerance: Annotated[
+        bool,
+        typer.Option(
+            "--accept-outside-tolerance",
+            help="Exit 0 even if the achieved ratio misses --tolerance (the dataset is kept).",
+        ),
+    ] = False,
+    ratio_cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--ratio_cache_dir",
+            help="Cache of checkpoint measurements (default: beside the checkpoints if they are "
+            "yours and writable, else offgen's cache).",
+        ),
+    ] = None,
     split: Annotated[
         str,
         typer.Option(
@@ -120,8 +139,11 @@ def collect(
     shard_index: Annotated[int, typer.Option("--shard-index", help="This shard (0-based).")] = 0,
     num_shards: Annotated[int, typer.Option("--num-shards", help="Shards in the collection.")] = 1,
     save_dataset: Annotated[
-        str, typer.Option("--save_dataset", help="False: roll out and report, write nothing.")
-    ] = "True",
+        bool,
+        typer.Option(
+            "--save_dataset", help="--no-save-dataset: roll out and report, write nothing."
+        ),
+    ] = True,
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Dataset name recorded in info.json.")
     ] = None,
@@ -137,11 +159,20 @@ def collect(
             callback=_non_negative_seconds,
         ),
     ] = 10.0,
+    wait_for_lock: Annotated[
+        bool,
+        typer.Option("--wait-for-lock", help="If another process writes the output, wait for it."),
+    ] = False,
 ) -> None:
     """Collect a Procgen dataset with a behaviour policy (exact budget, resumable)."""
-    from offgen.collect.collector import collect as run_collection
-    from offgen.collect.ratio import achieved, discover_checkpoints, measure, plan
-    from offgen.envs.procgen import EnvSpec, check_available, resolve_split
+    from offgen.collect import RatioPolicies, choose_ratio_policies
+    from offgen.collect import collect as run_collection
+    from offgen.envs.procgen import (
+        EnvSpec,
+        check_available,
+        resolve_distribution_mode,
+        resolve_split,
+    )
     from offgen.policies import RandomPolicy, load_policy
     from offgen.policies.base import Policy
 
@@ -155,14 +186,14 @@ def collect(
         raise typer.BadParameter("--format must be 'offgen' or 'npz'")
     if ratio_mode not in ("closest", "mixture"):
         raise typer.BadParameter("--ratio_mode must be 'closest' or 'mixture'")
-    save = _bool(save_dataset)
+    save = save_dataset
     # The overrides are applied before the one EnvSpec is built: validating the split's own range
     # first would refuse e.g. exploration mode with --num_levels 0 because of the default split.
     levels = resolve_split(split)
     overridden = start_level is not None or num_levels is not None
     spec = EnvSpec(
         game,
-        distribution_mode,
+        resolve_distribution_mode(distribution_mode),
         levels.start_level if start_level is None else start_level,
         levels.num_levels if num_levels is None else num_levels,
         None if overridden else split,
@@ -182,46 +213,26 @@ def collect(
             "--policy random does not use --checkpoint_path; drop --checkpoint_path for a random "
             "policy, or drop --policy random to roll out the checkpoint"
         )
-    finish = None
-    slots: list[int] | None = None
-    policies: list[Policy]
+    policies: list[Policy] | RatioPolicies
     if ratio_flags:
         if ratio is None or ratio_checkpoint_dir is None:
             raise typer.BadParameter("ratio mode needs both --ratio and --ratio_checkpoint_dir")
         if not 0.0 <= ratio <= 1.0:
             raise typer.BadParameter(f"--ratio must lie in [0, 1], got {ratio}")
-        candidates = discover_checkpoints(ratio_checkpoint_dir)
-        eval_spec = EnvSpec.from_split(spec.game, eval_split, distribution_mode)
-        measurements = []
-        for cand in candidates:
-            m = measure(cand.path, eval_spec, episodes=eval_episodes, seed=seed)
-            typer.echo(
-                f"measured {cand.path}: mean return {m.mean_return:.3f} over {eval_episodes}"
-            )
-            measurements.append(m)
-        chosen = plan(
-            candidates,
-            measurements,
+        policies = choose_ratio_policies(
+            ratio_checkpoint_dir,
+            spec,
             ratio=ratio,
             num_envs=num_envs,
             mode=ratio_mode,  # type: ignore[arg-type]
             tolerance=tolerance,
+            eval_split=eval_split,
+            eval_episodes=eval_episodes,
+            seed=seed,
+            greedy=greedy,
+            cache_dir=ratio_cache_dir,
+            log=typer.echo,
         )
-        policies = []
-        for path, entry in zip(chosen.paths, chosen.recipe["mixture"], strict=True):
-            pol = load_policy(path, greedy=greedy)
-            pol.metadata["measured_return"] = entry["measured_return"]
-            policies.append(pol)
-        slots = chosen.slot_policy
-        recipe = chosen.recipe
-        typer.echo(
-            f"target return {recipe['target_return']:.3f} (ratio {ratio} of "
-            f"{recipe['final_return']:.3f}); predicted {recipe['predicted_return']:.3f}"
-        )
-
-        def finish(mean: float) -> dict[str, Any]:
-            return {"recipe": achieved(recipe, mean)}
-
     elif policy == "random" or (policy is None and checkpoint_path is None):
         if policy is None:
             raise typer.BadParameter("give --checkpoint_path, --policy random, or ratio mode flags")
@@ -234,9 +245,9 @@ def collect(
         raise UnknownNameError(f"unknown --policy {policy!r}; use 'random' or 'checkpoint'")
 
     if not save:
-        from offgen.collect.ratio import evaluate_policy
+        from offgen.collect import evaluate_policy
 
-        if len(policies) != 1:
+        if isinstance(policies, RatioPolicies) or len(policies) != 1:
             raise typer.BadParameter("--save_dataset False supports a single policy")
         result = evaluate_policy(
             policies[0], spec, episodes=max(1, num_envs), seed=seed, num_envs=num_envs
@@ -255,12 +266,11 @@ def collect(
         shard_index=shard_index,
         num_shards=num_shards,
         fmt=fmt,  # type: ignore[arg-type]
-        slot_policy=slots,
         dataset=dataset,
         overwrite=overwrite,
         progress=progress,
-        finish_info=finish,
         commit_every_s=commit_every,
+        wait_for_lock=wait_for_lock,
     )
     state = "already complete" if result_c.already_complete else "done"
     mean = "n/a" if result_c.mean_return is None else f"{result_c.mean_return:.3f}"
@@ -275,11 +285,29 @@ def collect(
     )
     recipe_done = result_c.info.get("recipe") if result_c.info else None
     if recipe_done:
-        flag = "within" if recipe_done.get("within_tolerance") else "OUTSIDE"
-        typer.echo(
-            f"achieved ratio {recipe_done['achieved_ratio']:.3f} (target {recipe_done['ratio']}, "
-            f"{flag} tolerance {recipe_done['tolerance_ratio']})"
-        )
+        _report_ratio(recipe_done, result_c.output, accept_outside_tolerance)
+
+
+def _report_ratio(recipe: dict[str, Any], output: Path, accept: bool) -> None:
+    """Print the achieved ratio; a miss is an error (exit 1) unless the user accepts it."""
+    line = (
+        f"achieved ratio {recipe['achieved_ratio']:.3f} (target {recipe['ratio']}, "
+        f"{{}} tolerance {recipe['tolerance_ratio']})"
+    )
+    if recipe.get("within_tolerance"):
+        typer.echo(line.format("within"))
+        return
+    typer.echo(line.format("OUTSIDE"))
+    if accept:
+        typer.echo(f"kept {output} although outside the tolerance (--accept-outside-tolerance)")
+        return
+    typer.echo(
+        f"error: {output} is complete but misses the target ratio by more than the tolerance. "
+        "Collect again with other checkpoints or settings (--overwrite), or pass "
+        "--accept-outside-tolerance to keep this result with exit code 0.",
+        err=True,
+    )
+    raise typer.Exit(1)
 
 
 def merge(
@@ -289,6 +317,10 @@ def merge(
         bool, typer.Option("--overwrite", help="Replace an existing output.")
     ] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    wait_for_lock: Annotated[
+        bool,
+        typer.Option("--wait-for-lock", help="If another process writes the output, wait for it."),
+    ] = False,
 ) -> None:
     """Combine stores (e.g. collection shards) into one store.
 
@@ -301,7 +333,9 @@ def merge(
     """
     from offgen.collect.merge import merge_stores
 
-    result = merge_stores(inputs, output, overwrite=overwrite, progress=progress)
+    result = merge_stores(
+        inputs, output, overwrite=overwrite, progress=progress, wait_for_lock=wait_for_lock
+    )
     typer.echo(
         f"merged {len(inputs)} stores into {output}: {result.episodes} episodes, {result.transitions} transitions"
     )

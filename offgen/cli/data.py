@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,12 +53,29 @@ def _open(target: str, game: str | None, allow_incomplete: bool = False) -> Any:
 _LIST_EPILOG = """
 Examples:
 
-  offgen list              # every dataset, which games are in the local store and their sizes
+  offgen list              # registered datasets and your own, games present
 
   OFFGEN_HOME=/data/offgen offgen list
 
-Datasets live under $OFFGEN_HOME/datasets/<dataset>/<game> (default ~/.cache/offgen).
+Datasets live under $OFFGEN_HOME/datasets/<dataset>/<game> (default ~/.cache/offgen). Any
+store there is a dataset of that name (my_random, or namespaced my-lab/coinrun-random):
+offgen.load("my_random", game="coinrun") opens it.
 """
+
+
+def _present(folder: Path, games: Iterable[str]) -> str:
+    """``coinrun (1.2 MB), maze (3.4 MB, unfinished)`` for the stores of ``games`` in ``folder``."""
+    present = []
+    for game in games:
+        root = folder / game
+        if (root / "info.json").is_file():
+            try:
+                status = json.loads((root / "info.json").read_bytes()).get("status")
+            except (ValueError, AttributeError):
+                status = "damaged"
+            mark = {"complete": "", "writing": ", unfinished"}.get(status, ", damaged")
+            present.append(f"{game} ({_human(store_size(root))}{mark})")
+    return ", ".join(present) or "-"
 
 
 def list_datasets(
@@ -65,38 +83,43 @@ def list_datasets(
         bool, typer.Option("--games", help="Also list the 16 games with their time limits.")
     ] = False,
 ) -> None:
-    """List the known datasets and which of them are present locally."""
-    from offgen.paths import dataset_dir, datasets_root
-    from offgen.registry import DATASETS, GAMES
+    """List the registered datasets and your own, and which games are present locally."""
+    from offgen.paths import datasets_root
+    from offgen.registry import DATASETS, GAMES, local_datasets, registered_clash
 
     typer.echo(f"local store: {datasets_root()}")
     header = f"{'dataset':<21}{'alias':<12}{'behaviour':<12}{'steps/game':>12}  {'levels':<8}local"
     typer.echo(header)
     typer.echo("-" * len(header))
     for spec in DATASETS.values():
-        present = []
-        for game in GAMES:
-            root = dataset_dir(spec.name, game)
-            if (root / "info.json").is_file():
-                try:
-                    status = json.loads((root / "info.json").read_bytes()).get("status")
-                except (ValueError, AttributeError):
-                    status = "damaged"
-                mark = {"complete": "", "writing": ", unfinished"}.get(status, ", damaged")
-                present.append(f"{game} ({_human(store_size(root))}{mark})")
         last = spec.start_level + spec.num_levels - 1
         levels = f"{spec.start_level}-{last}" if last > spec.start_level else str(last)
         typer.echo(
             f"{spec.name:<21}{spec.legacy_category:<12}{spec.behaviour:<12}"
-            f"{spec.transitions_per_game:>12,}  {levels:<8}{', '.join(present) or '-'}"
+            f"{spec.transitions_per_game:>12,}  {levels:<8}"
+            f"{_present(datasets_root() / spec.name, GAMES)}"
         )
+    own = [d for d in local_datasets() if d.name not in DATASETS]
+    if own:
+        typer.echo(f"\n{'your datasets':<33}local")
+        typer.echo("-" * len(header))
+        for local in own:
+            clash = registered_clash(local.name)
+            where = _present(local.folder, local.games)
+            if clash is not None:
+                where = (
+                    f"ignored: {local.name!r} is a name of registered {clash.name}; rename "
+                    f"the folder ({where})"
+                )
+            typer.echo(f"{local.name:<33}{where}")
     if games:
         typer.echo("\ngame        max steps   normalised return (Rmin, Rmax)")
         for g in GAMES.values():
             typer.echo(f"{g.name:<12}{g.max_episode_steps:>9}   ({g.return_min}, {g.return_max})")
     typer.echo(
         "\nGet one: offgen download --dataset expert_1M --games coinrun, or convert files you "
-        "have: offgen convert <folder> --game coinrun --dataset expert_1M"
+        "have: offgen convert <folder> --game coinrun --dataset expert_1M. Your own: "
+        "offgen-collect --dataset my_random --output $OFFGEN_HOME/datasets/my_random/coinrun"
     )
 
 
@@ -118,17 +141,17 @@ def summarize(store: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "location": store.location,
         "game": store.game,
-        "dataset": info.get("dataset"),
-        "status": info["status"],
-        "format_version": info["format_version"],
+        "dataset": info.dataset,
+        "status": info.status,
+        "format_version": info.format_version,
         "episodes": len(table),
         "transitions": table.num_transitions,
         "frames": store.num_frames_stored,
-        "final_frame": info["observation"].get("final_frame", "true"),
+        "final_frame": info.observation.final_frame,
         "terminated": int(table.rows["terminated"].sum()),
         "truncated": int(table.rows["truncated"].sum()),
-        "codec": info["codec"],
-        "env": info.get("env", {}),
+        "codec": info.codec.to_json(),
+        "env": info.env.to_json(),
     }
     if len(table):
         out["return"] = {
@@ -209,7 +232,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
 _INFO_EPILOG = """
 Examples:
 
-  offgen info expert_1M --game coinrun      # a dataset in the local store (aliases work: 1M_E)
+  offgen info expert_1M --game coinrun      # local store (aliases work: 1M_E)
+
+  offgen info my-lab/coinrun-random -g coinrun   # a dataset of your own
 
   offgen info ./stores/coinrun              # any store directory
 
@@ -218,7 +243,9 @@ Examples:
 
 
 def info(
-    target: Annotated[str, typer.Argument(help="Dataset name (with --game), store path or URL.")],
+    target: Annotated[
+        str, typer.Argument(help="Dataset name (with --game), hf://ORG/REPO, store path or URL.")
+    ],
     game: Annotated[str | None, typer.Option("--game", "-g", help="Game, e.g. coinrun.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     card: Annotated[
@@ -237,7 +264,10 @@ def info(
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
     _print_summary(summary)
-    text = _card_for(summary.get("dataset")) if card else None
+    from offgen.registry import resolve_target
+
+    # A store opened by name shows that dataset's card, whatever label its info.json carries.
+    text = _card_for(resolve_target(target).name or summary.get("dataset")) if card else None
     if text:
         typer.echo("\n" + text)
 
@@ -259,7 +289,7 @@ def _card_for(dataset: Any) -> str | None:
 _CONVERT_EPILOG = """
 Examples:
 
-  # an extracted archive (coinrun/<files>) into the local store, where offgen.load finds it
+  # an extracted archive (coinrun/<files>) into the local store (offgen.load)
   offgen convert ~/dgrl/1M/expert --game coinrun --dataset expert_1M
 
   # a flat folder of .npz / .npy episode files into a store of your choice
@@ -302,12 +332,16 @@ def convert(
             "store; its card flags it).",
         ),
     ] = False,
+    wait_for_lock: Annotated[
+        bool,
+        typer.Option("--wait-for-lock", help="If another process writes the store, wait for it."),
+    ] = False,
 ) -> None:
     """Convert the predecessor's per-episode files into an offgen store."""
     from offgen.data.convert import convert_legacy
     from offgen.data.writer import WriteMode
     from offgen.paths import dataset_dir
-    from offgen.registry import resolve_dataset, resolve_game
+    from offgen.registry import dataset_name, resolve_game
 
     if resume and overwrite:
         raise typer.BadParameter("choose one of --resume and --overwrite")
@@ -316,12 +350,19 @@ def convert(
             raise typer.BadParameter(
                 "give a DESTINATION folder, or --dataset to use the local store"
             )
-        destination = dataset_dir(resolve_dataset(dataset).name, resolve_game(game).name)
+        destination = dataset_dir(dataset_name(dataset), resolve_game(game).name)
     mode: WriteMode = "append" if resume else "overwrite" if overwrite else "create"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         result = convert_legacy(
-            source, destination, game=game, dataset=dataset, mode=mode, workers=workers, force=force
+            source,
+            destination,
+            game=game,
+            dataset=dataset,
+            mode=mode,
+            workers=workers,
+            force=force,
+            wait_for_lock=wait_for_lock,
         )
     for warning in caught:
         typer.secho(f"warning: {warning.message}", fg=typer.colors.YELLOW, err=True)
@@ -337,12 +378,15 @@ def convert(
 _VERIFY_EPILOG = """
 Examples:
 
-  offgen verify expert_1M --game coinrun       # manifest sizes + sha256, schema, every chunk,
-                                               # and kept archives against offgen.lock.json
+  # manifest sizes + sha256, schema, every chunk, archives vs offgen.lock.json
+  offgen verify expert_1M --game coinrun
 
-  offgen verify ./stores/coinrun --quick       # sizes and the episode table only (seconds)
+  offgen verify my_random --game coinrun     # a dataset of your own
 
-  offgen verify ./stores/coinrun --replay 5    # also replay 5 episodes in Procgen (needs envpool)
+  offgen verify ./stores/coinrun --quick     # sizes, episode table (seconds)
+
+  # also replay 5 episodes in Procgen (needs envpool)
+  offgen verify ./stores/coinrun --replay 5
 
 For a dataset name, the downloaded archives of that game still kept under
 $OFFGEN_HOME/datasets/<dataset>/archives/ (none after --clear-archives) are checked against the
@@ -354,18 +398,15 @@ Exit status 0: the store (and its archives) are intact; 2: what is damaged, with
 
 def _verify_download_archives(target: str, game: str | None, quick: bool) -> None:
     """For a registered dataset name: check its kept archives of ``game`` against the lockfile."""
-    from offgen.errors import UnknownNameError
     from offgen.hub.download import verify_archives
     from offgen.hub.lockfile import LOCKFILE_NAME
     from offgen.paths import datasets_root
-    from offgen.registry import resolve_dataset
+    from offgen.registry import resolve_target
 
-    # The rule offgen.load uses: a bare string without a path separator naming a dataset.
-    if game is None or "/" in target or os.sep in target or target.startswith((".", "~")):
+    if game is None:
         return
-    try:
-        spec = resolve_dataset(target)
-    except UnknownNameError:
+    spec = resolve_target(target).spec
+    if spec is None:
         return
     folder = datasets_root() / spec.name
     if not (folder / "archives").is_dir():
@@ -398,7 +439,9 @@ def _check_schema(store: Any) -> None:
 
 
 def verify(
-    target: Annotated[str, typer.Argument(help="Dataset name (with --game), store path or URL.")],
+    target: Annotated[
+        str, typer.Argument(help="Dataset name (with --game), hf://ORG/REPO, store path or URL.")
+    ],
     game: Annotated[str | None, typer.Option("--game", "-g", help="Game, e.g. coinrun.")] = None,
     quick: Annotated[
         bool, typer.Option("--quick", help="Check sizes and the table; skip hashes and decoding.")
@@ -414,8 +457,17 @@ def verify(
     _check_schema(store)
     what = "sizes" if quick else "sizes and sha256"
     files = f"{len(checked)} files ({what})"
+    if store.sealed:
+        files += ", info.json and the manifest against their checksums"
     decoded = "" if quick else f", {store.num_frames_stored:,} frames decoded"
     typer.echo(f"ok: {store.location}: {files}, {len(store.table):,} episodes{decoded}")
+    if not store.sealed:
+        typer.echo(
+            f"note: {store.location} was written before offgen sealed its metadata: info.json "
+            "and the manifest carry no checksum, so info.json was checked against its schema "
+            "only. Rebuilding the store (offgen convert / collect) or downloading it again "
+            "seals it."
+        )
     _verify_download_archives(target, game, quick)
     if replay:
         try:

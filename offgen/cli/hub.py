@@ -85,7 +85,7 @@ def download(
 
       offgen-download --category 1M_E --output /data/procgen --clear-archives
 
-      OFFGEN_BASE_URL=http://mirror.lab/DGRL offgen download -d mixed_1M -g chaser --format legacy
+      OFFGEN_BASE_URL=http://mirror.lab/DGRL offgen download -d mixed_1M -g chaser
     """
     from offgen.hub.download import download_dataset, format_bytes
 
@@ -108,27 +108,36 @@ def download(
 
 
 def _resolve_store(name: str, game: str, store: Path | None) -> tuple[str, str, Path]:
+    """(dataset, game, store folder) of a dataset name or a store folder given on the CLI; the
+    store must hold ``game``'s episodes."""
     from offgen.data.store import OffgenStore
+    from offgen.errors import UnknownNameError
+    from offgen.hub.sources import locate_local
     from offgen.paths import dataset_dir
-    from offgen.registry import resolve_dataset, resolve_game
+    from offgen.registry import resolve_game, resolve_target
 
-    game_name = resolve_game(game).name
-    try:
-        dataset = resolve_dataset(name).name
-        root = store or dataset_dir(dataset, game_name)
-    except Exception:
-        if store is None and Path(name).is_dir():
-            info = OffgenStore(name).info
-            dataset, root = str(info.get("dataset") or Path(name).name), Path(name)
-        else:
-            raise
-    held = OffgenStore(root).game
-    if held != game_name:
-        raise DatasetLabelError(
-            f"{root}: holds {held} episodes, not {game_name}; pass --game {held}, or the store "
-            f"of {game_name}"
+    game_spec = resolve_game(game)
+    target = resolve_target(name)
+    if target.spec is not None:
+        dataset = target.spec.name
+        root = store or dataset_dir(dataset, game_spec.name)
+    elif target.local is not None:
+        dataset, root = target.local.name, store or locate_local(target.local, game_spec)
+    elif target.repo is not None:
+        raise UnknownNameError(
+            f"{name}: a hub name is fetched, not published from; give a dataset name or a store "
+            "folder (offgen pull fetches from a hub)."
         )
-    return dataset, game_name, root
+    else:
+        root = store or Path(target.text)
+        dataset = OffgenStore(root).info.dataset or Path(target.text).name
+    held = OffgenStore(root).game
+    if held != game_spec.name:
+        raise DatasetLabelError(
+            f"{root}: holds {held} episodes, not {game_spec.name}; pass --game {held}, or the "
+            f"store of {game_spec.name}"
+        )
+    return dataset, game_spec.name, root
 
 
 def _flag(card: WrittenCard, dataset: str) -> None:
@@ -173,16 +182,20 @@ def push(
 
       offgen push expert_1M --game coinrun --repo my-lab/procgen-offline
 
+      offgen push my-lab/coinrun-random --game coinrun --repo my-lab/offgen-procgen
+
       HF_ENDPOINT=https://hub.my-lab.org offgen push ./stores/coinrun --game coinrun --repo lab/p
     """
     from offgen.data.labels import check_label
     from offgen.hub.card import store_facts
     from offgen.hub.hf import push_card, push_store
-    from offgen.registry import resolve_dataset
+    from offgen.registry import DATASETS, dataset_name
 
     dataset, game_name, root = _resolve_store(name, game, store)
-    # Refuse a mislabelled store before uploading anything (its card would refuse it after).
-    check_label(resolve_dataset(dataset), store_facts(root), where=str(root), force=force)
+    spec = DATASETS.get(dataset_name(dataset))
+    if spec is not None:  # a dataset of your own has no registered label to contradict
+        # Refuse a mislabelled store before uploading anything (its card would refuse it after).
+        check_label(spec, store_facts(root), where=str(root), force=force)
 
     def progress(done: int, total: int) -> None:
         typer.echo(f"committed {done}/{total} files", err=True)
@@ -206,7 +219,9 @@ def push(
 
 
 def pull(
-    name: Annotated[str, typer.Argument(help="Dataset name, e.g. expert_1M.")],
+    name: Annotated[
+        str, typer.Argument(help="Dataset name in the repository, e.g. expert_1M or my_random.")
+    ],
     game: Annotated[str, typer.Option("--game", "-g", help="Game to fetch.")],
     repo: Annotated[
         str,
@@ -231,12 +246,14 @@ def pull(
       offgen pull expert_1M --game coinrun --repo my-lab/procgen-offline
 
       offgen pull expert_1M --game coinrun --repo my-lab/procgen-offline --revision v1.0
+
+    In Python, offgen.load("hf://my-lab/procgen-offline", game="coinrun", revision="v1.0") pulls and opens it.
     """
     from offgen.hub.hf import pull_store
     from offgen.paths import datasets_root
-    from offgen.registry import resolve_dataset, resolve_game
+    from offgen.registry import dataset_name, resolve_game
 
-    dataset, game_name = resolve_dataset(name).name, resolve_game(game).name
+    dataset, game_name = dataset_name(name), resolve_game(game).name
     result = pull_store(
         repo,
         dataset=dataset,
@@ -248,7 +265,9 @@ def pull(
 
 
 def card(
-    name: Annotated[str, typer.Argument(help="Dataset name, e.g. expert_1M.")],
+    name: Annotated[
+        str, typer.Argument(help="Dataset name, e.g. expert_1M or my_random, or a store folder.")
+    ],
     game: Annotated[str, typer.Option("--game", "-g", help="Game whose store is measured.")],
     store: Annotated[
         Path | None, typer.Option("--store", help="Store folder (default: the local store).")
@@ -276,6 +295,8 @@ def card(
     Examples:
 
       offgen card expert_1M --game coinrun
+
+      offgen card my_random --game coinrun     # a dataset of your own: every line measured
 
       offgen card mixed_1M --game chaser --store ./stores/chaser -o dataset_cards/mixed_1M
 

@@ -1,39 +1,42 @@
-"""Collection: deterministic, resumable, exactly budgeted datasets from Procgen."""
+"""Collection: deterministic, resumable, exactly budgeted datasets from Procgen.
 
-from offgen.collect.assembler import EpisodeAssembler, RawEpisode
-from offgen.collect.collector import CollectResult, collect, shard_budget, shard_seeds
-from offgen.collect.engine import TapeEntry, run_episodes
+:func:`collect` writes a dataset with one or several behaviour policies; ratio mode
+(:func:`choose_ratio_policies`, then :func:`collect`) picks or mixes a training run's checkpoints
+whose return is a chosen fraction of the final one's. :func:`merge_stores` combines shards and
+:class:`RolloutRecorder` records a training loop's own steps.
+"""
+
+from offgen.collect.collector import CollectResult, collect, shard_budget
 from offgen.collect.merge import MergeResult, merge_stores
 from offgen.collect.ratio import (
     Candidate,
     Measurement,
     RatioPlan,
-    achieved,
+    RatioPolicies,
+    choose_ratio_policies,
     discover_checkpoints,
     evaluate_policy,
-    measure,
-    plan,
+    measure_checkpoint,
+    plan_ratio,
+    with_achieved_ratio,
 )
 from offgen.collect.rollouts import RolloutRecorder
 
 __all__ = [
     "Candidate",
     "CollectResult",
-    "EpisodeAssembler",
     "Measurement",
     "MergeResult",
     "RatioPlan",
-    "RawEpisode",
+    "RatioPolicies",
     "RolloutRecorder",
-    "TapeEntry",
-    "achieved",
+    "choose_ratio_policies",
     "collect",
     "discover_checkpoints",
     "evaluate_policy",
-    "measure",
+    "measure_checkpoint",
     "merge_stores",
-    "plan",
-    "run_episodes",
+    "plan_ratio",
     "shard_budget",
-    "shard_seeds",
+    "with_achieved_ratio",
 ]

@@ -32,7 +32,9 @@ from offgen._allocator import release_free_memory
 from offgen.collect.assembler import RawEpisode
 from offgen.collect.engine import TapeEntry, run_episodes
 from offgen.collect.journal import JOURNAL_NAME, Journal, JournalRecord
+from offgen.collect.ratio import RatioPolicies, with_achieved_ratio
 from offgen.collect.sinks import NpzSink, OutputFormat, Sink, StoreSink, existing_collection
+from offgen.data.lock import StoreLock
 from offgen.data.schema import Episode, make_episode
 from offgen.envs.procgen import EnvSpec, check_available
 from offgen.errors import CorruptStoreError, StoreExistsError
@@ -58,7 +60,7 @@ class CollectResult:
         resumed_episodes: Episodes that were already committed when this run started.
         already_complete: The output was finished before this run (nothing was collected).
         seconds: Wall time of this run.
-        info: Extra fields recorded at the end (e.g. the ratio recipe).
+        info: Extra fields recorded at the end (the ratio recipe with the achieved ratio).
     """
 
     output: Path
@@ -146,10 +148,26 @@ def _policies(policies: PolicyLike | Sequence[PolicyLike]) -> list[Policy]:
     return [as_policy(p, policy_id=f"callable{i}") for i, p in enumerate(items)]
 
 
+@dataclass
+class _Opened:
+    """A collection opened for writing: its sink, journal and what is already committed."""
+
+    out: Path
+    sink: Sink
+    journal: Journal
+    records: list[JournalRecord]
+    steps: int
+    return_sum: float
+
+    @property
+    def committed(self) -> int:
+        return len(self.records)
+
+
 def collect(
     output: str | Path,
     spec: EnvSpec,
-    policies: PolicyLike | Sequence[PolicyLike],
+    policies: PolicyLike | Sequence[PolicyLike] | RatioPolicies,
     *,
     budget: int,
     num_envs: int = 64,
@@ -161,18 +179,20 @@ def collect(
     dataset: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
-    finish_info: Callable[[float], Mapping[str, Any]] | None = None,
     commit_every_s: float = _FLUSH_EVERY_S,
+    wait_for_lock: bool = False,
 ) -> CollectResult:
     """Collect exactly ``budget`` transitions (this shard's share) into ``output``.
 
     Args:
         output: Store directory (``fmt="offgen"``) or folder of ``.npz`` files (``fmt="npz"``).
         spec: Game, distribution mode and levels.
-        policies: One behaviour policy, or several for a mixture (see ``slot_policy``). A plain
-            callable ``fn(obs) -> actions`` is accepted wherever a policy is (wrapped with
-            :func:`offgen.policies.as_policy`; id ``"callable"``, or ``"callable<i>"`` when
-            several are given).
+        policies: One behaviour policy, or several for a mixture (see ``slot_policy``), or the
+            :class:`~offgen.collect.ratio.RatioPolicies` of a ratio collection (its policies,
+            environment assignment and recipe; ``info.json`` then records the recipe with the
+            achieved ratio). A plain callable ``fn(obs) -> actions`` is accepted wherever a policy
+            is (wrapped with :func:`offgen.policies.as_policy`; id ``"callable"``, or
+            ``"callable<i>"`` when several are given).
         budget: Total transitions of the whole collection (all shards together).
         num_envs: Parallel environments.
         seed: Collection seed (environment levels and policy sampling).
@@ -183,22 +203,30 @@ def collect(
         dataset: Dataset name recorded in ``info.json``.
         overwrite: Delete an existing output first.
         progress: Show a progress bar.
-        finish_info: Called with the final mean return; its fields go into ``info.json``
-            (the ratio recipe with the achieved ratio).
         commit_every_s: Commit (make episodes durable) at least this often; 0 commits every
             episode. A killed run loses at most this much work.
+        wait_for_lock: If another process is writing ``output``, wait for it to finish instead
+            of raising :class:`~offgen.errors.StoreLockedError`.
 
     Returns:
         A :class:`CollectResult`.
 
     Raises:
         StoreExistsError: If ``output`` holds a different collection (and not ``overwrite``).
+        StoreLockedError: If another process is writing ``output`` (and not ``wait_for_lock``).
         CorruptStoreError: If resuming finds the output inconsistent with its settings.
         EnvSpecError: If envpool has no task for the game in this distribution mode.
     """
     started = time.monotonic()
     out = Path(output)
-    pols = _policies(policies)
+    recipe: Mapping[str, Any] | None = None
+    if isinstance(policies, RatioPolicies):
+        if slot_policy is not None:
+            raise ValueError("ratio policies bring their own slot_policy; do not pass one")
+        pols = list(policies.policies)
+        slot_policy, recipe = policies.slot_policy, policies.recipe
+    else:
+        pols = _policies(policies)
     slots = list(slot_policy) if slot_policy is not None else [0] * num_envs
     if len(slots) != num_envs:
         raise ValueError(f"slot_policy has {len(slots)} entries for {num_envs} environments")
@@ -206,7 +234,6 @@ def collect(
         raise ValueError("budget must be >= 1 and 0 <= shard_index < num_shards")
     if not commit_every_s >= 0:  # also refuses NaN
         raise ValueError(f"commit_every_s must be >= 0 seconds, got {commit_every_s}")
-    my_budget = shard_budget(budget, shard_index, num_shards)
     config = _collection_config(
         spec,
         budget=budget,
@@ -221,129 +248,33 @@ def collect(
     # Before touching the output: an unsupported game/mode would otherwise only fail once the
     # engine starts envpool, after the store was created with that mode recorded in its settings.
     check_available(spec)
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    recorded, complete = existing_collection(out, fmt)
-    if recorded is not None and _diff(recorded, config):
-        raise StoreExistsError(
-            f"{out}: holds a collection with different settings ({', '.join(_diff(recorded, config))} "
-            "differ). Rerun with the same arguments to resume it, or choose another output / "
-            "pass --overwrite."
+    # The lock covers everything from the first look at the output (its settings, --overwrite,
+    # the journal) to the finished collection.
+    with StoreLock(out, wait=wait_for_lock) as lock:
+        opened = _open(
+            out, fmt, config, overwrite=overwrite, spec=spec, dataset=dataset, pols=pols, lock=lock
         )
-    journal_path = out / JOURNAL_NAME
-    if complete:
-        journal_path.unlink(missing_ok=True)
-        return _finished_result(out, fmt, started)
-
-    sink: Sink
-    if fmt == "offgen":
-        sink = StoreSink(
-            out,
-            game=spec.game,
-            env_options=spec.to_dict(),
-            provenance={"collection": config, "collector": "offgen.collect"},
-            dataset=dataset,
-            policies=[(p.policy_id, dict(p.metadata)) for p in pols],
-        )
-    else:
-        sink = NpzSink(out, collection=config)
-    committed, steps = sink.committed_episodes, sink.committed_steps
-    records = Journal.read(journal_path)
-    if len(records) < committed:
-        sink.abort()
-        raise CorruptStoreError(
-            f"{journal_path}: covers {len(records)} episodes but {committed} are committed; the "
-            "collection cannot be resumed exactly (was the journal deleted?). Start over with "
-            "--overwrite."
-        )
-    records = records[:committed]
-    Journal.truncate(journal_path, records)
-    if sum(len(r.actions) for r in records) != steps:
-        sink.abort()
-        raise CorruptStoreError(f"{journal_path}: disagrees with {out} on the committed steps")
-    return_sum = float(sum(r.episode_return for r in records))
-    episodes = committed
-    journal = Journal(journal_path)
-    try:
-        if steps < my_budget:
-            tapes: list[list[TapeEntry]] = [[] for _ in range(num_envs)]
-            for r in records:
-                tapes[r.env].append(TapeEntry(r.actions, r.level_seed, r.episode_return, r.cut))
-            env_seed, rng_key = shard_seeds(seed, shard_index, num_shards)
-            bar = tqdm(
-                total=my_budget,
-                initial=steps,
-                unit="step",
-                unit_scale=True,
-                desc=f"collect {spec.game}" + (f" shard {shard_index}" if num_shards > 1 else ""),
-                disable=not progress,
-                dynamic_ncols=True,
-            )
-            if committed and progress:
-                bar.write(f"resuming: replaying {committed} committed episodes ({steps} steps)")
-            last_flush = last_post = time.monotonic()
-            stream = run_episodes(
+        if opened is None:
+            return _finished_result(out, fmt, started)
+        committed = opened.committed
+        try:
+            steps, episodes, return_sum = _run(
+                opened,
                 spec,
-                num_envs=num_envs,
-                env_seed=env_seed,
-                rng_key=rng_key,
-                policies=pols,
-                slot_policy=np.asarray(slots, dtype=np.int64),
-                tapes=tapes,
+                pols,
+                slots,
+                budget=shard_budget(budget, shard_index, num_shards),
+                seeds=shard_seeds(seed, shard_index, num_shards),
+                label=f"collect {spec.game}" + (f" shard {shard_index}" if num_shards > 1 else ""),
+                progress=progress,
+                commit_every_s=commit_every_s,
             )
-            try:
-                for raw in stream:
-                    keep = min(raw.length, my_budget - steps)
-                    episode = _to_episode(raw, keep, spec.game, pols[slots[raw.env]].policy_id)
-                    journal.append(
-                        JournalRecord(
-                            env=raw.env,
-                            level_seed=raw.level_seed,
-                            episode_return=episode.episode_return,
-                            terminated=episode.terminated,
-                            truncated=episode.truncated,
-                            cut=keep < raw.length,
-                            actions=episode.actions,
-                        )
-                    )
-                    sink.write(episode, journal)
-                    steps += keep
-                    episodes += 1
-                    return_sum += episode.episode_return
-                    bar.update(keep)
-                    now = time.monotonic()
-                    if now - last_post > 0.5:
-                        # Strings: tqdm prints round numbers as "3e+4".
-                        bar.set_postfix(
-                            episodes=f"{episodes:,}", mean_return=f"{return_sum / episodes:.2f}"
-                        )
-                        last_post = now
-                    if now - last_flush >= commit_every_s:
-                        sink.flush(journal)
-                        last_flush = now
-                    if steps >= my_budget:
-                        break
-            finally:
-                stream.close()
-                bar.set_postfix(
-                    episodes=f"{episodes:,}", mean_return=f"{return_sum / max(episodes, 1):.2f}"
-                )
-                bar.close()
-        mean = return_sum / episodes if episodes else None
-        extra = dict(finish_info(mean if mean is not None else float("nan"))) if finish_info else {}
-        journal.sync()
-        sink.finish(extra)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            journal.sync()
-            sink.abort()
-        raise
-    finally:
-        journal.close()
-        # The engine kept and freed ~1 GB of frame batches from several threads; glibc would
-        # otherwise keep that memory resident for the rest of the process.
-        release_free_memory()
-    journal_path.unlink(missing_ok=True)
+            mean = return_sum / episodes if episodes else None
+            extra = _finish(opened, recipe, mean)
+        finally:
+            # The engine kept and freed ~1 GB of frame batches from several threads; glibc would
+            # otherwise keep that memory resident for the rest of the process.
+            release_free_memory()
     return CollectResult(
         output=out,
         episodes=episodes,
@@ -356,13 +287,224 @@ def collect(
     )
 
 
+def _open(
+    out: Path,
+    fmt: OutputFormat,
+    config: Mapping[str, Any],
+    *,
+    overwrite: bool,
+    spec: EnvSpec,
+    dataset: str | None,
+    pols: Sequence[Policy],
+    lock: StoreLock,
+) -> _Opened | None:
+    """Open (or resume) the output; ``None`` if it already holds the finished collection."""
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    recorded, complete = existing_collection(out, fmt)
+    if recorded is not None and _diff(recorded, config):
+        raise StoreExistsError(
+            f"{out}: holds a collection with different settings ({', '.join(_diff(recorded, config))} "
+            "differ). Rerun with the same arguments to resume it, or choose another output / "
+            "pass --overwrite."
+        )
+    journal_path = out / JOURNAL_NAME
+    if complete:
+        journal_path.unlink(missing_ok=True)
+        return None
+    sink: Sink
+    if fmt == "offgen":
+        sink = StoreSink(
+            out,
+            game=spec.game,
+            env_options=spec.to_dict(),
+            provenance={"collection": dict(config), "collector": "offgen.collect"},
+            dataset=dataset,
+            policies=[(p.policy_id, dict(p.metadata)) for p in pols],
+            lock=lock,
+        )
+    else:
+        sink = NpzSink(out, collection=config)
+    try:
+        records = _reconcile_journal(journal_path, sink, out)
+    except BaseException:
+        sink.abort()
+        raise
+    return _Opened(
+        out=out,
+        sink=sink,
+        journal=Journal(journal_path),
+        records=records,
+        steps=sink.committed_steps,
+        return_sum=float(sum(r.episode_return for r in records)),
+    )
+
+
+def _reconcile_journal(journal_path: Path, sink: Sink, out: Path) -> list[JournalRecord]:
+    """The journal's records of the committed episodes (records after them are dropped)."""
+    committed, steps = sink.committed_episodes, sink.committed_steps
+    records = Journal.read(journal_path)
+    if len(records) < committed:
+        raise CorruptStoreError(
+            f"{journal_path}: covers {len(records)} episodes but {committed} are committed; the "
+            "collection cannot be resumed exactly (was the journal deleted?). Start over with "
+            "--overwrite."
+        )
+    records = records[:committed]
+    Journal.truncate(journal_path, records)
+    if sum(len(r.actions) for r in records) != steps:
+        raise CorruptStoreError(f"{journal_path}: disagrees with {out} on the committed steps")
+    return records
+
+
+def _run(
+    opened: _Opened,
+    spec: EnvSpec,
+    pols: Sequence[Policy],
+    slots: Sequence[int],
+    *,
+    budget: int,
+    seeds: tuple[int, tuple[int, ...]],
+    label: str,
+    progress: bool,
+    commit_every_s: float,
+) -> tuple[int, int, float]:
+    """Collect until the output holds ``budget`` steps; returns (steps, episodes, return sum).
+
+    On any error (or interrupt) the journal and what was written are committed, so a rerun
+    resumes.
+    """
+    steps, episodes, return_sum = opened.steps, opened.committed, opened.return_sum
+    if steps >= budget:
+        return steps, episodes, return_sum
+    tapes: list[list[TapeEntry]] = [[] for _ in slots]
+    for r in opened.records:
+        tapes[r.env].append(TapeEntry(r.actions, r.level_seed, r.episode_return, r.cut))
+    bar = _Progress(label, budget, steps, episodes, return_sum, enabled=progress)
+    if episodes:
+        bar.note(f"resuming: replaying {episodes} committed episodes ({steps} steps)")
+    stream = run_episodes(
+        spec,
+        num_envs=len(slots),
+        env_seed=seeds[0],
+        rng_key=seeds[1],
+        policies=list(pols),
+        slot_policy=np.asarray(slots, dtype=np.int64),
+        tapes=tapes,
+    )
+    last_flush = time.monotonic()
+    try:
+        for raw in stream:
+            keep = min(raw.length, budget - steps)
+            episode = _to_episode(raw, keep, spec.game, pols[slots[raw.env]].policy_id)
+            opened.journal.append(_record(raw, episode, cut=keep < raw.length))
+            opened.sink.write(episode, opened.journal)
+            steps, episodes, return_sum = (
+                steps + keep,
+                episodes + 1,
+                return_sum + episode.episode_return,
+            )
+            bar.update(keep, episodes, return_sum)
+            if time.monotonic() - last_flush >= commit_every_s:
+                opened.sink.flush(opened.journal)
+                last_flush = time.monotonic()
+            if steps >= budget:
+                break
+    except BaseException:
+        _abort(opened)
+        raise
+    finally:
+        stream.close()
+        bar.close()
+    return steps, episodes, return_sum
+
+
+def _record(raw: RawEpisode, episode: Episode, *, cut: bool) -> JournalRecord:
+    return JournalRecord(
+        env=raw.env,
+        level_seed=raw.level_seed,
+        episode_return=episode.episode_return,
+        terminated=episode.terminated,
+        truncated=episode.truncated,
+        cut=cut,
+        actions=episode.actions,
+    )
+
+
+def _abort(opened: _Opened) -> None:
+    """Commit what was written and leave the output resumable (errors here are secondary)."""
+    with contextlib.suppress(Exception):
+        opened.journal.sync()
+        opened.sink.abort()
+    with contextlib.suppress(Exception):
+        opened.journal.close()
+
+
+def _finish(
+    opened: _Opened, recipe: Mapping[str, Any] | None, mean: float | None
+) -> Mapping[str, Any]:
+    """Mark the output complete (recording the ratio recipe, if any) and drop the journal."""
+    achieved = float("nan") if mean is None else mean
+    extra = {"recipe": with_achieved_ratio(recipe, achieved)} if recipe is not None else {}
+    try:
+        opened.journal.sync()
+        opened.sink.finish(extra)
+    except BaseException:
+        _abort(opened)
+        raise
+    opened.journal.close()
+    (opened.out / JOURNAL_NAME).unlink(missing_ok=True)
+    return extra
+
+
+class _Progress:
+    """The collection's progress bar: steps, with the episode count and mean return."""
+
+    def __init__(
+        self, label: str, total: int, steps: int, episodes: int, return_sum: float, *, enabled: bool
+    ) -> None:
+        self._bar = tqdm(
+            total=total,
+            initial=steps,
+            unit="step",
+            unit_scale=True,
+            desc=label,
+            disable=not enabled,
+            dynamic_ncols=True,
+        )
+        self._enabled = enabled
+        self._episodes, self._return_sum = episodes, return_sum
+        self._last_post = time.monotonic()
+
+    def note(self, message: str) -> None:
+        if self._enabled:
+            self._bar.write(message)
+
+    def update(self, steps: int, episodes: int, return_sum: float) -> None:
+        self._bar.update(steps)
+        self._episodes, self._return_sum = episodes, return_sum
+        if time.monotonic() - self._last_post > 0.5:
+            self._post()
+            self._last_post = time.monotonic()
+
+    def _post(self) -> None:
+        # Strings: tqdm prints round numbers as "3e+4".
+        mean = self._return_sum / max(self._episodes, 1)
+        self._bar.set_postfix(episodes=f"{self._episodes:,}", mean_return=f"{mean:.2f}")
+
+    def close(self) -> None:
+        self._post()
+        self._bar.close()
+
+
 def _finished_result(out: Path, fmt: OutputFormat, started: float) -> CollectResult:
     if fmt == "offgen":
         from offgen.data.store import OffgenStore
 
         store = OffgenStore(out)
         rows = store.table.rows
-        info: Mapping[str, Any] = {"recipe": store.info.get("recipe")}
+        recipe = store.info.recipe
+        info: Mapping[str, Any] = {"recipe": None if recipe is None else recipe.to_json()}
         episodes, transitions = len(rows), int(rows["length"].sum()) if len(rows) else 0
         mean = float(rows["return"].mean()) if len(rows) else None
     else:

@@ -43,8 +43,12 @@ def merge_stores(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    wait_for_lock: bool = False,
 ) -> MergeResult:
     """Merge finished stores into ``output``.
+
+    ``wait_for_lock``: if another process is writing ``output``, wait for it instead of raising
+    :class:`~offgen.errors.StoreLockedError`.
 
     Raises:
         SchemaError: If the inputs disagree on game, options or format, or repeat a shard.
@@ -55,10 +59,10 @@ def merge_stores(
     stores = [OffgenStore(p) for p in inputs]
     first = stores[0]
     keys: tuple[tuple[str, Callable[[OffgenStore], Any]], ...] = (
-        ("game", lambda s: s.info["game"]),
-        ("env options", lambda s: s.info.get("env", {})),
-        ("format version", lambda s: s.info["format_version"]),
-        ("final-frame semantics", lambda s: s.info["observation"].get("final_frame")),
+        ("game", lambda s: s.info.game),
+        ("env options", lambda s: s.info.env.to_json()),
+        ("format version", lambda s: s.info.format_version),
+        ("final-frame semantics", lambda s: s.info.observation.final_frame),
     )
     for store in stores[1:]:
         for name, get in keys:
@@ -69,7 +73,7 @@ def merge_stores(
                 )
     seen: dict[str, str] = {}
     for store in stores:
-        shard = store.info.get("provenance", {}).get("collection")
+        shard = store.info.provenance.get("collection")
         if shard is not None:
             key = _canon(shard)
             if key in seen:
@@ -83,20 +87,21 @@ def merge_stores(
             "location": s.location,
             "episodes": len(s.table),
             "fingerprint": s.fingerprint,
-            "provenance": s.info.get("provenance"),
+            "provenance": s.info.to_json()["provenance"],
         }
         for s in stores
     ]
-    recipes = [s.info.get("recipe") for s in stores]
+    recipes = [None if s.info.recipe is None else s.info.recipe.to_json() for s in stores]
     total = sum(len(s.table) for s in stores)
     with StoreWriter(
         output,
         game=first.game,
         mode="overwrite" if overwrite else "create",
-        dataset=first.info.get("dataset"),
-        env_options=first.info.get("env", {}),
+        dataset=first.info.dataset,
+        env_options=first.info.env.to_json(),
         provenance={"merged_from": sources},
         final_frame_is_true=first.final_frame_is_true,
+        wait_for_lock=wait_for_lock,
     ) as writer:
         if any(r is not None for r in recipes):
             same = all(_canon(r) == _canon(recipes[0]) for r in recipes)

@@ -6,16 +6,20 @@ Steps (see ``docs/collection.md``):
    (``final/model_<ret>.pt``, ``checkpoint/model_<update>_<ret>.pt``, ``rolling/model.pt``) or
    offgen's own (``*.pt`` saved by :func:`offgen.policies.save_checkpoint`). The returns in file
    names are never trusted (they were measured on training levels, 10 episodes).
-2. :func:`measure` plays ``N`` seeded episodes per candidate on a chosen split (each environment
-   plays its first episodes, so short episodes are not favoured) and caches the result next to the
-   checkpoint in ``<checkpoint>.offgen-eval.json``, keyed by the checkpoint's sha256 and the
-   settings.
-3. :func:`plan` either picks the single candidate closest to ``r x R_final`` (the predecessor's
+2. :func:`measure_checkpoint` plays ``N`` seeded episodes per candidate on a chosen split (each
+   environment plays its first episodes, so short episodes are not favoured) and caches the result,
+   keyed by the checkpoint's sha256 and the settings, next to the checkpoint in
+   ``<checkpoint>.offgen-eval.json`` (or in offgen's cache when the run folder is read-only or
+   another user's).
+3. :func:`plan_ratio` either picks the single candidate closest to ``r x R_final`` (the predecessor's
    rule) or a two-checkpoint mixture, assigning environments to checkpoints so that the predicted
    dataset mean return (episodes weighted by how often each policy finishes one) is closest to the
    target.
-4. After collection, :func:`achieved` compares the dataset's mean return with the target; the whole
-   recipe goes into ``info.json``.
+4. After collection, :func:`with_achieved_ratio` compares the dataset's mean return with the
+   target; the whole recipe goes into ``info.json``.
+
+:func:`choose_ratio_policies` does steps 1-3 and loads the chosen policies; hand its result to
+:func:`offgen.collect.collect` as the policies, which records the recipe with step 4.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +38,7 @@ import numpy as np
 from offgen._io import atomic_write_json, sha256_file
 from offgen.collect.engine import run_episodes
 from offgen.envs.procgen import EnvSpec
+from offgen.paths import cache_dir as offgen_cache_dir
 from offgen.policies.base import Policy, as_policy
 from offgen.policies.torch_policy import CheckpointError, load_policy, load_state_dict
 
@@ -40,11 +46,13 @@ __all__ = [
     "Candidate",
     "Measurement",
     "RatioPlan",
-    "achieved",
+    "RatioPolicies",
+    "choose_ratio_policies",
     "discover_checkpoints",
     "evaluate_policy",
-    "measure",
-    "plan",
+    "measure_checkpoint",
+    "plan_ratio",
+    "with_achieved_ratio",
 ]
 
 RatioMode = Literal["closest", "mixture"]
@@ -86,6 +94,22 @@ class RatioPlan:
     paths: list[Path]
     slot_policy: list[int]
     recipe: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RatioPolicies:
+    """Loaded policies of a ratio collection: pass it to :func:`offgen.collect.collect` as its
+    ``policies`` (it brings the environments' policy assignment and the recipe).
+
+    Attributes:
+        policies: The chosen checkpoints' policies (metadata include their measured return).
+        slot_policy: Policy index of each environment.
+        recipe: The plan recorded in ``info.json`` (completed with the achieved ratio).
+    """
+
+    policies: tuple[Policy, ...]
+    slot_policy: tuple[int, ...]
+    recipe: Mapping[str, Any]
 
 
 def discover_checkpoints(directory: str | Path) -> list[Candidate]:
@@ -178,10 +202,22 @@ def evaluate_policy(
     )
 
 
-def measure(
-    path: Path, spec: EnvSpec, *, episodes: int, seed: int, num_envs: int = 16
+def measure_checkpoint(
+    path: Path,
+    spec: EnvSpec,
+    *,
+    episodes: int,
+    seed: int,
+    num_envs: int = 16,
+    cache_dir: str | Path | None = None,
 ) -> Measurement:
-    """Measured return of a checkpoint (cached in ``<checkpoint>.offgen-eval.json``)."""
+    """Measured return of a checkpoint, cached (keyed by its sha256 and the settings).
+
+    The cache is ``<checkpoint>.offgen-eval.json`` beside the checkpoint when its folder is this
+    user's own and writable; a read-only or shared run folder (another user's) is left untouched
+    and the cache goes under offgen's cache (``<home>/cache/ratio-eval/``), or ``cache_dir`` when
+    given.
+    """
     sha = sha256_file(path)
     settings = {
         "env": spec.to_dict(),
@@ -191,7 +227,7 @@ def measure(
         "greedy": False,
     }
     key = hashlib.sha256(json.dumps([sha, settings], sort_keys=True).encode()).hexdigest()[:24]
-    cache = path.with_name(path.name + CACHE_SUFFIX)
+    cache = _cache_file(path, sha, cache_dir)
     entries: dict[str, Any] = {}
     if cache.exists():
         try:
@@ -207,11 +243,26 @@ def measure(
         load_policy(path), spec, episodes=episodes, seed=seed, num_envs=num_envs
     )
     entries[key] = {"sha256": sha, "settings": settings, **asdict(result)}
-    with contextlib.suppress(OSError):  # a read-only checkpoint folder only loses the cache
+    with contextlib.suppress(OSError):  # an unwritable cache only costs a re-measurement
+        cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(cache, {"format": "offgen-eval", "entries": entries})
     return Measurement(
         result.mean_return, result.mean_length, result.returns, result.lengths, settings
     )
+
+
+def _cache_file(path: Path, sha: str, cache_dir: str | Path | None) -> Path:
+    if cache_dir is None and _own_writable(path.parent):
+        return path.with_name(path.name + CACHE_SUFFIX)
+    folder = Path(cache_dir) if cache_dir is not None else offgen_cache_dir("ratio-eval")
+    return folder / f"{sha[:16]}-{path.name}{CACHE_SUFFIX}"
+
+
+def _own_writable(folder: Path) -> bool:
+    try:
+        return folder.stat().st_uid == os.getuid() and os.access(folder, os.W_OK)
+    except OSError:
+        return False
 
 
 def _predict(slots: Sequence[int], rets: Sequence[float], lens: Sequence[float]) -> float:
@@ -223,7 +274,7 @@ def _predict(slots: Sequence[int], rets: Sequence[float], lens: Sequence[float])
     )
 
 
-def plan(
+def plan_ratio(
     candidates: Sequence[Candidate],
     measurements: Sequence[Measurement],
     *,
@@ -236,7 +287,7 @@ def plan(
 
     Args:
         candidates: From :func:`discover_checkpoints`.
-        measurements: One per candidate, from :func:`measure`.
+        measurements: One per candidate, from :func:`measure_checkpoint`.
         ratio: Target fraction of the final checkpoint's measured return, in ``[0, 1]``.
         num_envs: Environments of the collection (mixture weights are whole environments).
         mode: ``closest`` (single checkpoint) or ``mixture`` (two checkpoints).
@@ -308,7 +359,23 @@ def plan(
     return RatioPlan([candidates[i].path for i in chosen], slot_policy, recipe)
 
 
-def achieved(recipe: Mapping[str, Any], mean_return: float) -> dict[str, Any]:
+def _unreachable(recipe: Mapping[str, Any], measurements: Sequence[Measurement]) -> str | None:
+    """A warning when the target lies outside every candidate's measured return."""
+    target, final = float(recipe["target_return"]), float(recipe["final_return"])
+    returns = [m.mean_return for m in measurements]
+    if min(returns) <= target <= max(returns):
+        return None
+    side, nearest = ("below", min(returns)) if target < min(returns) else ("above", max(returns))
+    ratio = f"{nearest / final:.3f}" if final else "n/a"
+    return (
+        f"warning: the target return {target:.3f} is {side} every candidate's measured return "
+        f"(nearest {nearest:.3f}, ratio {ratio}); the nearest checkpoint is used and the achieved "
+        "ratio will likely miss the tolerance. Add checkpoints that reach the target, or change "
+        "--ratio."
+    )
+
+
+def with_achieved_ratio(recipe: Mapping[str, Any], mean_return: float) -> dict[str, Any]:
     """The recipe completed with the dataset's achieved return and ratio and whether it is within
     the tolerance."""
     final = float(recipe["final_return"])
@@ -320,3 +387,76 @@ def achieved(recipe: Mapping[str, Any], mean_return: float) -> dict[str, Any]:
         "achieved_ratio": ratio,
         "within_tolerance": ok,
     }
+
+
+def choose_ratio_policies(
+    checkpoint_dir: str | Path,
+    spec: EnvSpec,
+    *,
+    ratio: float,
+    num_envs: int,
+    mode: RatioMode = "closest",
+    tolerance: float = 0.05,
+    eval_split: str = "train",
+    eval_episodes: int = 20,
+    seed: int = 0,
+    greedy: bool = False,
+    cache_dir: str | Path | None = None,
+    log: Callable[[str], None] = lambda _message: None,
+) -> RatioPolicies:
+    """Measure a run's checkpoints and load the policies whose collection hits ``ratio``.
+
+    Args:
+        checkpoint_dir: One training run's checkpoint folder (see :func:`discover_checkpoints`).
+        spec: The collection's game and distribution mode (its levels are not the evaluation's).
+        ratio: Target return as a fraction of the final checkpoint's measured return, in ``[0, 1]``.
+        num_envs: Environments of the collection.
+        mode: ``closest`` (one checkpoint) or ``mixture`` (two).
+        tolerance: Accepted ``|achieved ratio - ratio|``, recorded in the recipe.
+        eval_split: Split the candidates are measured on.
+        eval_episodes: Seeded episodes per candidate.
+        seed: Evaluation seed.
+        greedy: Collect with the most likely action instead of sampling.
+        cache_dir: Where measurements are cached (default: see :func:`measure_checkpoint`).
+        log: Receives progress lines (before and after each measurement), a warning when no
+            candidate reaches the target, and the plan.
+
+    Example:
+        >>> chosen = choose_ratio_policies(  # doctest: +SKIP
+        ...     "ppo/coinrun/run0", EnvSpec("coinrun"), ratio=0.75, num_envs=64, mode="mixture"
+        ... )
+        >>> collect("data/coinrun_mixed", EnvSpec("coinrun"), chosen, budget=1_000_000)  # doctest: +SKIP
+    """
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"ratio must lie in [0, 1], got {ratio}")
+    if mode not in ("closest", "mixture"):
+        raise ValueError(f"ratio mode must be 'closest' or 'mixture', got {mode!r}")
+    candidates = discover_checkpoints(checkpoint_dir)
+    eval_spec = EnvSpec.from_split(spec.game, eval_split, spec.distribution_mode)
+    measurements = []
+    for number, cand in enumerate(candidates, 1):
+        log(
+            f"measuring checkpoint {number}/{len(candidates)}: {cand.path} ({eval_episodes} episodes)"
+        )
+        m = measure_checkpoint(
+            cand.path, eval_spec, episodes=eval_episodes, seed=seed, cache_dir=cache_dir
+        )
+        log(f"measured {cand.path}: mean return {m.mean_return:.3f} over {eval_episodes}")
+        measurements.append(m)
+    chosen = plan_ratio(
+        candidates, measurements, ratio=ratio, num_envs=num_envs, mode=mode, tolerance=tolerance
+    )
+    warning = _unreachable(chosen.recipe, measurements)
+    if warning:
+        log(warning)
+    policies = []
+    for path, entry in zip(chosen.paths, chosen.recipe["mixture"], strict=True):
+        policy = load_policy(path, greedy=greedy)
+        policy.metadata["measured_return"] = entry["measured_return"]
+        policies.append(policy)
+    recipe = chosen.recipe
+    log(
+        f"target return {recipe['target_return']:.3f} (ratio {ratio} of "
+        f"{recipe['final_return']:.3f}); predicted {recipe['predicted_return']:.3f}"
+    )
+    return RatioPolicies(tuple(policies), tuple(chosen.slot_policy), recipe)

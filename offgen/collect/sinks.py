@@ -13,8 +13,10 @@ from typing import Any, Literal, Protocol
 
 from offgen._io import atomic_write_json
 from offgen.collect.journal import Journal
-from offgen.data.format import INFO, parse_info
+from offgen.data.format import INFO
+from offgen.data.info import read_info
 from offgen.data.legacy import LegacyName, write_npz_episode
+from offgen.data.lock import StoreLock
 from offgen.data.schema import Episode
 from offgen.data.writer import StoreWriter
 from offgen.errors import CorruptStoreError
@@ -64,9 +66,9 @@ def existing_collection(output: Path, fmt: OutputFormat) -> tuple[dict[str, Any]
     if fmt == "offgen":
         if not (output / INFO).exists():
             return None, False
-        info = parse_info((output / INFO).read_bytes(), str(output / INFO))
-        config = info.get("provenance", {}).get("collection")
-        return (config if isinstance(config, dict) else {}), info["status"] == "complete"
+        info = read_info(output)
+        config = info.provenance.get("collection")
+        return (config if isinstance(config, dict) else {}), info.complete
     state = output / NPZ_STATE
     if not state.exists():
         return None, False
@@ -91,8 +93,10 @@ class StoreSink:
         provenance: Mapping[str, Any],
         dataset: str | None,
         policies: list[tuple[str, Mapping[str, Any]]],
+        lock: StoreLock,
     ) -> None:
-        # The collector commits on its own schedule (after syncing its journal).
+        # The collector commits on its own schedule (after syncing its journal), and holds the
+        # store's lock itself (it reads its journal in the store before this writer opens).
         self.writer = StoreWriter(
             path,
             game=game,
@@ -101,12 +105,13 @@ class StoreSink:
             env_options=env_options,
             provenance=provenance,
             commit_interval_s=float("inf"),
+            lock=lock,
         )
         for policy_id, metadata in policies:
             self.writer.add_policy(policy_id, **metadata)
         self.committed_episodes = self.writer.num_episodes
         self.committed_steps = self.writer.num_transitions
-        self._shard = int(self.writer.info["codec"]["shard_frames"])
+        self._shard = self.writer.info.codec.shard_frames
 
     def write(self, episode: Episode, journal: Journal) -> None:
         """Buffer the episode; sync the journal first if this write fills a shard (a commit)."""

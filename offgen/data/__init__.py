@@ -2,6 +2,7 @@
 
 from offgen.data.convert import convert_legacy
 from offgen.data.dataset import OffgenDataset
+from offgen.data.info import StoreInfo
 from offgen.data.legacy import LegacyName, read_legacy_episode, write_npz_episode
 from offgen.data.mixing import mix
 from offgen.data.sampling import SamplerOptions, StreamOptions, TransitionBatch, WindowBatch
@@ -29,6 +30,7 @@ __all__ = [
     "OffgenDataset",
     "OffgenStore",
     "SamplerOptions",
+    "StoreInfo",
     "StoreWriter",
     "StreamOptions",
     "TransitionBatch",

@@ -25,7 +25,7 @@ import os
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +33,12 @@ from typing import Any
 
 from offgen._allocator import tune_allocator
 from offgen._io import atomic_write_bytes
-from offgen.data.format import EPISODES
+from offgen.data.format import EPISODES, INFO
+from offgen.data.info import read_info
 from offgen.data.labels import DataFacts, check_label
 from offgen.data.legacy import LegacyFrames, LegacyName, find_legacy_files, open_legacy_episode
 from offgen.data.legacy.names import split_duplicates
+from offgen.data.lock import StoreLock
 from offgen.data.schema import Episode
 from offgen.data.table import decode_records
 from offgen.data.writer import StoreWriter, WriteMode
@@ -146,6 +148,7 @@ def convert_legacy(
     progress: bool = True,
     on_episode: Callable[[int], None] | None = None,
     force: bool = False,
+    wait_for_lock: bool = False,
 ) -> ConvertResult:
     """Stream a folder of legacy episode files into an offgen store.
 
@@ -162,6 +165,8 @@ def convert_legacy(
         force: Convert episodes longer than ``game``'s time limit instead of refusing them, and
             label the files ``dataset`` even though their level seeds or size contradict it
             (recorded in the store's provenance as ``label_forced``; cards flag it).
+        wait_for_lock: If another process is writing ``destination``, wait for it to finish
+            instead of raising :class:`~offgen.errors.StoreLockedError`.
 
     Returns:
         A summary of the conversion.
@@ -171,9 +176,11 @@ def convert_legacy(
             transitions than it has) and ``force`` is false; nothing is written.
         StoreExistsError: ``destination`` holds a store and ``mode`` is ``"create"``, or a resumed
             store does not match the source files.
+        StoreLockedError: Another process is writing ``destination`` (and not ``wait_for_lock``).
         UnsafeFileError, CorruptStoreError, SchemaError: A source file is unsafe, damaged or
             malformed (the message names it). Committed episodes stay; fix or remove the file and
-            rerun with ``mode="append"``.
+            rerun with ``mode="append"``. A store left without any episode by a refused run is
+            replaced by the next ``mode="create"`` run (it holds nothing to keep).
         SchemaError: A file name says an episode is longer than ``game`` allows (the files are
             another game's; nothing is written), unless ``force``.
 
@@ -196,10 +203,37 @@ def convert_legacy(
         )
     if not force:
         _check_lengths(src, files, game_spec.name, game_spec.max_episode_steps)
-    names = [name for name, _ in files]
-    forced = _check_label(spec, names, game_spec.name, src, force)
-    policy_id = f"legacy:{spec.name}" if spec is not None else "legacy"
+    forced = _check_label(spec, [name for name, _ in files], game_spec.name, src, force)
     store = Path(destination)
+    with StoreLock(store, wait=wait_for_lock) as lock:
+        if mode == "create" and _empty_unfinished(store):
+            mode = "overwrite"  # a refused run's empty store holds nothing to keep or resume
+        return _convert(
+            store, lock, files, duplicates, game_spec.name, spec, forced, src, mode, workers,
+            progress, on_episode, started,
+        )  # fmt: skip
+
+
+def _convert(
+    store: Path,
+    lock: StoreLock,
+    files: list[tuple[LegacyName, Path]],
+    duplicates: Sequence[tuple[Path, Path]],
+    game: str,
+    spec: DatasetSpec | None,
+    forced: list[str],
+    src: Path,
+    mode: WriteMode,
+    workers: int,
+    progress: bool,
+    on_episode: Callable[[int], None] | None,
+    started: float,
+) -> ConvertResult:
+    """Write the files' episodes into ``store`` (whose lock the caller holds); ``forced`` lists
+    the contradictions of a label given with ``force`` (recorded in the provenance)."""
+    names = [name for name, _ in files]
+    policy_id = f"legacy:{spec.name}" if spec is not None else "legacy"
+    game_spec = resolve_game(game)
     with StoreWriter(
         store,
         game=game_spec.name,
@@ -208,6 +242,7 @@ def convert_legacy(
         env_options=spec.env_options if spec is not None else {"distribution_mode": "easy"},
         provenance=_provenance(src, names, spec, game_spec.name),
         final_frame_is_true=False,
+        lock=lock,
     ) as writer:
         skipped = writer.num_episodes
         _check_resume(store, names, skipped)
@@ -246,6 +281,15 @@ def _check_lengths(
             f"{limit} steps (e.g. {path.name}: {name.length} steps), so they are not {game} data. "
             "Check --game, or pass --force (force=True) to convert them anyway."
         )
+
+
+def _empty_unfinished(store: Path) -> bool:
+    """Whether ``store`` is an unfinished store without a committed episode (what a run refused
+    before its first episode leaves; kept so that it reads as unfinished, not as nothing)."""
+    table = store / EPISODES
+    if not ((store / INFO).is_file() and table.is_file() and table.stat().st_size == 0):
+        return False
+    return read_info(store).status == "writing"
 
 
 def _run(

@@ -9,6 +9,7 @@ from typing import Any, Unpack
 import numpy as np
 import numpy.typing as npt
 
+from offgen.data.info import StoreInfo
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch
 from offgen.data.sampling.build import DecodedFrames, build_transitions, build_windows
 from offgen.data.sampling.frames import SelectedEpisodes
@@ -58,8 +59,8 @@ class OffgenDataset:
         )
 
     @property
-    def info(self) -> dict[str, Any]:
-        """The store's ``info.json``."""
+    def info(self) -> StoreInfo:
+        """The store's ``info.json``, checked and typed."""
         return self.store.info
 
     @property
@@ -209,7 +210,7 @@ class OffgenDataset:
 
     def __repr__(self) -> str:
         return (
-            f"OffgenDataset(game={self.game!r}, dataset={self.info.get('dataset')!r}, "
+            f"OffgenDataset(game={self.game!r}, dataset={self.info.dataset!r}, "
             f"episodes={len(self)}, transitions={self.num_transitions}, "
             f"location={self.store.location!r})"
         )

@@ -14,6 +14,8 @@ One directory per (game, dataset)::
       rewards/         (steps,) float32, chunks of 65536
       manifest.json    size and sha256 of every other file, written when the store is finished
 
+``info.json`` is read and written as a typed :class:`offgen.data.info.StoreInfo`.
+
 A store whose ``info.json`` says ``"status": "writing"`` is being written or its writer was killed;
 readers refuse it unless asked for its committed episodes explicitly.
 """
@@ -21,14 +23,14 @@ readers refuse it unless asked for its committed episodes explicitly.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from offgen._io import atomic_write_json, sha256_file
-from offgen.errors import ChecksumError, CorruptStoreError, FormatVersionError
+from offgen.data._fields import Fields, corrupt, load_json
+from offgen.errors import ChecksumError, CorruptStoreError
 
 __all__ = [
     "ACTIONS",
@@ -46,10 +48,9 @@ __all__ = [
     "build_manifest",
     "check_manifest_entry",
     "now_iso",
-    "parse_info",
     "parse_manifest",
     "verify_manifest",
-    "write_info",
+    "write_manifest",
 ]
 
 FORMAT_NAME = "offgen-store"
@@ -68,60 +69,10 @@ SHARD_FRAMES = 16384
 CHUNK_STEPS = 65536
 ZSTD_LEVEL = 3
 
-_REQUIRED_INFO_KEYS = (
-    "format",
-    "format_version",
-    "status",
-    "game",
-    "observation",
-    "action",
-    "codec",
-)
-
 
 def now_iso() -> str:
     """Current UTC time as ISO 8601 with seconds."""
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def parse_info(data: bytes, source: str) -> dict[str, Any]:
-    """Parse and check ``info.json``.
-
-    Raises:
-        CorruptStoreError: If the file is not valid JSON or lacks a required key.
-        FormatVersionError: If it is not an offgen store or its version is newer than supported.
-    """
-    try:
-        info = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptStoreError(
-            f"{source}: not valid JSON ({exc}); the store's info file is damaged. "
-            "Restore it from the source or rerun `offgen convert`."
-        ) from exc
-    if not isinstance(info, dict):
-        raise CorruptStoreError(f"{source}: expected a JSON object, got {type(info).__name__}")
-    if info.get("format") != FORMAT_NAME:
-        raise FormatVersionError(
-            f"{source}: not an offgen store (format={info.get('format')!r}, "
-            f"expected {FORMAT_NAME!r})"
-        )
-    missing = [key for key in _REQUIRED_INFO_KEYS if key not in info]
-    if missing:
-        raise CorruptStoreError(f"{source}: missing required keys {missing}")
-    version = info["format_version"]
-    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
-        raise FormatVersionError(
-            f"{source}: store format version {version!r} is not supported by this offgen "
-            f"(reads version {FORMAT_VERSION}). Upgrade offgen: pip install -U offgen"
-        )
-    if info["status"] not in ("writing", "complete"):
-        raise CorruptStoreError(f"{source}: unknown status {info['status']!r}")
-    return info
-
-
-def write_info(root: Path, info: Mapping[str, Any]) -> None:
-    """Atomically (re)write ``info.json`` under ``root``."""
-    atomic_write_json(root / INFO, dict(info))
 
 
 def _store_files(root: Path) -> list[str]:
@@ -135,6 +86,13 @@ def _store_files(root: Path) -> list[str]:
     return sorted(files)
 
 
+def write_manifest(root: Path) -> str:
+    """Write the manifest of the store at ``root`` atomically; return its own sha256 (which
+    ``info.json`` records, so the manifest is covered too)."""
+    atomic_write_json(root / MANIFEST, build_manifest(root))
+    return sha256_file(root / MANIFEST)
+
+
 def build_manifest(root: Path) -> dict[str, Any]:
     """Size and sha256 of every data file of the store (``info.json`` is checked by parsing)."""
     entries = {}
@@ -144,14 +102,37 @@ def build_manifest(root: Path) -> dict[str, Any]:
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "files": entries}
 
 
+_FIX_MANIFEST = (
+    "the manifest is damaged; re-download or restore the store (a store you wrote: resume its "
+    "writer with --resume to rebuild the manifest)"
+)
+_REQUIRED_FILES = (EPISODES, POLICIES, "zarr.json")
+
+
 def parse_manifest(data: bytes, source: str) -> dict[str, dict[str, Any]]:
-    """The ``files`` table of a manifest's bytes (``source`` names it in errors)."""
-    try:
-        files: dict[str, dict[str, Any]] = json.loads(data)["files"]
-        for entry in files.values():
-            int(entry["size"]), str(entry["sha256"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptStoreError(f"{source}: manifest unreadable ({exc})") from exc
+    """The ``files`` table of a manifest's bytes (``source`` names it in errors).
+
+    Each entry is ``{"size": bytes, "sha256": hex digest}``; the store's metadata files must be
+    listed.
+
+    Raises:
+        CorruptStoreError: If the manifest does not match this schema.
+    """
+    manifest = Fields(load_json(data, source, _FIX_MANIFEST), source, fix=_FIX_MANIFEST)
+    if manifest.raw.get("format") != FORMAT_NAME:
+        corrupt(source, f"format is {manifest.raw.get('format')!r}, not {FORMAT_NAME!r}",
+                _FIX_MANIFEST)  # fmt: skip
+    table = manifest.obj("files")
+    files: dict[str, dict[str, Any]] = {}
+    for rel in table.raw:
+        entry = table.obj(rel)
+        digest = entry.text("sha256")
+        if len(digest) != 64 or digest.strip("0123456789abcdef"):
+            corrupt(source, f"files.{rel}.sha256 is not a sha256 hex digest", _FIX_MANIFEST)
+        files[rel] = {"size": entry.integer("size", minimum=0), "sha256": digest}
+    missing = [rel for rel in _REQUIRED_FILES if rel not in files]
+    if missing:
+        corrupt(source, f"does not list the store's metadata files {missing}", _FIX_MANIFEST)
     return files
 
 

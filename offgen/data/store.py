@@ -28,16 +28,33 @@ from offgen.data.format import (
     POLICIES,
     REWARDS,
     check_manifest_entry,
-    parse_info,
     parse_manifest,
     verify_manifest,
+)
+from offgen.data.info import StoreInfo, check_info_seal
+from offgen.data.metadata import (
+    ZARR_METADATA,
+    ArrayMeta,
+    parse_array_meta,
+    parse_group_meta,
+    parse_policies,
 )
 from offgen.data.remote import open_sequential, url_filesystem, url_zarr_store
 from offgen.data.schema import Episode
 from offgen.data.table import EpisodeTable, decode_records
-from offgen.errors import CorruptStoreError, DatasetNotFoundError, IncompleteStoreError
+from offgen.errors import (
+    ChecksumError,
+    CorruptStoreError,
+    DatasetNotFoundError,
+    IncompleteStoreError,
+)
 
 __all__ = ["OffgenStore", "is_url"]
+
+_ZARR_FILES = (
+    ZARR_METADATA,
+    *(f"{name}/{ZARR_METADATA}" for name in (OBSERVATIONS, ACTIONS, REWARDS)),
+)
 
 
 def is_url(location: str | os.PathLike[str]) -> bool:
@@ -82,8 +99,9 @@ class OffgenStore:
             str(Path(self._path).resolve()) if self._fs is None else self.location
         )
         info_bytes = self._read(INFO, missing_hint=True)
-        self.info: dict[str, Any] = parse_info(info_bytes, self._name(INFO))
-        self.complete = self.info["status"] == "complete"
+        #: The checked, typed ``info.json``.
+        self.info: StoreInfo = StoreInfo.from_bytes(info_bytes, self._name(INFO))
+        self.complete = self.info.complete
         if not self.complete and not allow_incomplete:
             raise IncompleteStoreError(
                 f"{self.location}: the store is still being written or its writer was interrupted. "
@@ -94,10 +112,19 @@ class OffgenStore:
         rows = decode_records(
             self._table_bytes, source=self._name(EPISODES), tolerate_torn_tail=not self.complete
         )
-        policies = json.loads(self._read(POLICIES))
+        referenced = int(rows["policy"].max()) + 1 if len(rows) else 0
+        policy_bytes = self._read(POLICIES)
+        policies = parse_policies(policy_bytes, self._name(POLICIES), referenced)
         self.table = EpisodeTable(rows=rows, policies=tuple(p["id"] for p in policies))
         self.policies: list[dict[str, Any]] = policies
         self._check_consistency()
+        zarr_meta = {rel: self._read(rel) for rel in _ZARR_FILES}
+        self._array_meta = self._parse_zarr_metadata(zarr_meta)
+        #: Whether ``info.json`` carries its own checksum and (finished stores) the manifest's;
+        #: ``False`` for stores written before offgen sealed its metadata.
+        self.sealed = check_info_seal(info_bytes, self._name(INFO))
+        if self.sealed and self.complete:
+            self._check_metadata_against_manifest({POLICIES: policy_bytes, **zarr_meta})
 
     # ------------------------------------------------------------------ io
     def _name(self, rel: str) -> str:
@@ -138,12 +165,53 @@ class OffgenStore:
                 f"{self.location}: cannot open the zarr arrays ({exc}). Run `offgen verify`."
             ) from exc
 
+    def _parse_zarr_metadata(self, files: Mapping[str, bytes]) -> dict[str, ArrayMeta]:
+        """Check the group's and each array's ``zarr.json`` (zarr would fail on first use)."""
+        parse_group_meta(files[ZARR_METADATA], self._name(ZARR_METADATA))
+        metas = {}
+        for name in (OBSERVATIONS, ACTIONS, REWARDS):
+            rel = f"{name}/{ZARR_METADATA}"
+            metas[name] = parse_array_meta(files[rel], self._name(rel), name)
+        return metas
+
+    def _read_manifest(self) -> dict[str, dict[str, Any]]:
+        """The manifest's file table, checked against the sha256 ``info.json`` records."""
+        data = self._read(MANIFEST)
+        recorded = self.info.manifest_sha256
+        if recorded is not None and hashlib.sha256(data).hexdigest() != recorded:
+            raise ChecksumError(
+                f"{self._name(MANIFEST)}: sha256 differs from the one {INFO} records; the "
+                "manifest was edited or is corrupt. Re-download or restore the store."
+            )
+        return parse_manifest(data, self._name(MANIFEST))
+
+    def _check_metadata_against_manifest(self, files: Mapping[str, bytes]) -> None:
+        """The cheap part of verification, on every open of a sealed store: the small metadata
+        files a reader trusts (policies, zarr metadata) must be the ones the manifest lists."""
+        listed = self._read_manifest()
+        for rel, data in files.items():
+            entry = listed.get(rel)
+            if entry is None:
+                raise CorruptStoreError(
+                    f"{self._name(rel)}: not listed in {MANIFEST}; the store is damaged. "
+                    "Re-download or restore it."
+                )
+            check_manifest_entry(
+                self._name(rel), entry, len(data), hashlib.sha256(data).hexdigest()
+            )
+
     def _array(self, name: str) -> zarr.Array[Any]:
         try:
             arr = self._group[name]
         except KeyError as exc:
             raise CorruptStoreError(f"{self._name(name)}: array missing from the store") from exc
-        assert isinstance(arr, zarr.Array)
+        except Exception as exc:  # metadata that passed our schema but not zarr's
+            raise CorruptStoreError(
+                f"{self._name(name)}/{ZARR_METADATA}: unreadable array metadata "
+                f"({type(exc).__name__}: {exc}); re-download or restore the store"
+            ) from exc
+        if not isinstance(arr, zarr.Array):
+            raise CorruptStoreError(f"{self._name(name)}: not an array; the store is damaged")
         return arr
 
     @property
@@ -243,7 +311,7 @@ class OffgenStore:
     @property
     def game(self) -> str:
         """Procgen game of the store."""
-        return str(self.info["game"])
+        return self.info.game
 
     @property
     def num_frames_stored(self) -> int:
@@ -260,7 +328,7 @@ class OffgenStore:
     @property
     def final_frame_is_true(self) -> bool:
         """Whether row T of each episode is its true final frame (False for legacy data)."""
-        return bool(self.info["observation"].get("final_frame", "true") == "true")
+        return self.info.final_frame_is_true
 
     @property
     def fingerprint(self) -> str:
@@ -270,18 +338,17 @@ class OffgenStore:
         absolute path to the same local store share one fingerprint (and one frame cache).
         """
         digest = hashlib.sha256(self._table_bytes)
-        digest.update(json.dumps(self.info.get("counts"), sort_keys=True).encode())
+        counts = self.info.counts.to_json(finished=self.complete)
+        digest.update(json.dumps(counts, sort_keys=True).encode())
         digest.update(self.canonical_location.encode())
         return digest.hexdigest()[:32]
 
     def _check_consistency(self) -> None:
         rows = self.table.rows
-        if not len(rows):
-            return
         lengths = rows["length"].astype(np.int64)
         if (lengths < 1).any():
             raise CorruptStoreError(f"{self._name(EPISODES)}: an episode has length < 1")
-        expect_steps = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        expect_steps = np.cumsum(lengths) - lengths
         expect_frames = expect_steps + np.arange(len(rows))
         if not (
             np.array_equal(rows["step_offset"], expect_steps)
@@ -291,14 +358,13 @@ class OffgenStore:
                 f"{self._name(EPISODES)}: episode offsets are not contiguous; the table is damaged"
             )
         if self.complete:
-            counts = self.info.get("counts", {})
-            if counts.get("episodes") not in (None, len(rows)) or counts.get("transitions") not in (
-                None,
-                int(lengths.sum()),
-            ):
+            counts = self.info.counts
+            if (counts.episodes, counts.transitions) != (len(rows), int(lengths.sum())):
                 raise CorruptStoreError(
-                    f"{self._name(INFO)}: counts {counts} disagree with the episode table "
-                    f"({len(rows)} episodes, {int(lengths.sum())} steps)"
+                    f"{self._name(INFO)}: counts {counts.to_json(finished=True)} disagree with "
+                    f"the episode table {self._name(EPISODES)} ({len(rows)} episodes, "
+                    f"{int(lengths.sum())} steps); one of them is damaged. Re-download or "
+                    "restore the store"
                 )
 
     # ------------------------------------------------------------------ episodes
@@ -331,6 +397,9 @@ class OffgenStore:
         A local store is also checked for files the manifest does not list; a remote one cannot
         be listed (plain HTTP has no listing), so only the manifest's files are checked there,
         each streamed once for its sha256 (or only its size with ``check_hashes=False``).
+        ``info.json`` is checked against its own checksum and the manifest against the sha256
+        ``info.json`` records (a store written before offgen sealed its metadata, see
+        :attr:`sealed`, has neither: its ``info.json`` is checked against the schema only).
 
         Raises:
             CorruptStoreError: On any missing, truncated or corrupt file.
@@ -340,11 +409,12 @@ class OffgenStore:
             raise IncompleteStoreError(f"{self.location}: unfinished store; nothing to verify yet")
         checked: list[str] = []
         if self._fs is None:
+            self._read_manifest()
             checked = verify_manifest(Path(self._path), check_hashes=check_hashes)
         else:
             checked = self._verify_remote_manifest(check_hashes)
         if check_frames:
-            step = int(self.info["codec"]["shard_frames"])
+            step = self.info.codec.shard_frames
             for start in range(0, self.num_frames_stored, step):
                 self.read_frames(start, min(start + step, self.num_frames_stored))
             _ = self.actions, self.rewards
@@ -352,7 +422,7 @@ class OffgenStore:
 
     def _verify_remote_manifest(self, check_hashes: bool) -> list[str]:
         assert self._fs is not None
-        files = parse_manifest(self._read(MANIFEST), self._name(MANIFEST))
+        files = self._read_manifest()
         for rel, entry in files.items():
             path = f"{self._path.rstrip('/')}/{rel}"
             digest: str | None = None

@@ -13,11 +13,15 @@ is on disk (checked on each write); episodes are also committed every ``commit_i
 seconds, on :meth:`StoreWriter.flush` and on close, which wait for every shard being written.
 Reopening with ``mode="append"`` resumes after the last committed episode (frames written after it
 are discarded).
+
+One writer per store: a writer holds the store's :class:`~offgen.data.lock.StoreLock` from before
+it looks at the store until it closes; a second writer is refused (or waits, if asked to).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -43,8 +47,6 @@ from offgen.data.format import (
     CHUNK_FRAMES,
     CHUNK_STEPS,
     EPISODES,
-    FORMAT_NAME,
-    FORMAT_VERSION,
     INFO,
     MANIFEST,
     OBSERVATIONS,
@@ -52,14 +54,23 @@ from offgen.data.format import (
     REWARDS,
     SHARD_FRAMES,
     ZSTD_LEVEL,
-    build_manifest,
     now_iso,
-    parse_info,
+    write_manifest,
+)
+from offgen.data.info import (
+    Codec,
+    Counts,
+    EnvOptions,
+    ObservationSpec,
+    StoreInfo,
+    read_info,
     write_info,
 )
-from offgen.data.schema import FRAME_SHAPE_HWC, NUM_ACTIONS, Episode, FrameSource
+from offgen.data.lock import StoreLock
+from offgen.data.metadata import parse_policies
+from offgen.data.schema import FRAME_SHAPE_HWC, Episode, FrameSource
 from offgen.data.table import EPISODE_FIELDS, decode_records, encode_records
-from offgen.errors import SchemaError, StoreExistsError
+from offgen.errors import CorruptStoreError, SchemaError, StoreExistsError
 from offgen.registry import resolve_game
 
 __all__ = ["StoreWriter", "WriteMode"]
@@ -90,6 +101,10 @@ class StoreWriter:
         final_frame_is_true: ``False`` for data whose last frame is the next level's first frame.
         commit_interval_s: Commit buffered episodes at least this often.
         shard_frames: Frames per shard file (and the writer's buffer size).
+        wait_for_lock: If another process is writing the store, wait for it instead of raising
+            :class:`~offgen.errors.StoreLockedError`.
+        lock: The store's lock, already held by the caller (who then releases it; e.g. the
+            collector, which reads its journal in the store before opening the writer).
 
     Example:
         >>> with StoreWriter("store", game="coinrun") as writer:  # doctest: +SKIP
@@ -109,11 +124,43 @@ class StoreWriter:
         commit_interval_s: float = 30.0,
         shard_frames: int = SHARD_FRAMES,
         chunk_frames: int = CHUNK_FRAMES,
+        wait_for_lock: bool = False,
+        lock: StoreLock | None = None,
     ) -> None:
         self.root = Path(path)
         self.game = resolve_game(game).name  # episodes carry the canonical name
         self.commit_interval_s = commit_interval_s
         self._closed = False
+        # Taken before the store is looked at: a second writer must not even read a store that
+        # is being written (or delete it, with mode="overwrite").
+        self._own_lock = lock is None
+        self._lock = StoreLock(self.root, wait=wait_for_lock) if lock is None else lock
+        if not self._lock.held:
+            self._lock.acquire()
+        try:
+            self._open(
+                mode,
+                dataset,
+                env_options,
+                provenance,
+                final_frame_is_true,
+                shard_frames,
+                chunk_frames,
+            )
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _open(
+        self,
+        mode: WriteMode,
+        dataset: str | None,
+        env_options: Mapping[str, Any] | None,
+        provenance: Mapping[str, Any] | None,
+        final_frame_is_true: bool,
+        shard_frames: int,
+        chunk_frames: int,
+    ) -> None:
         exists = (self.root / INFO).exists()
         if exists and mode == "create":
             raise StoreExistsError(
@@ -140,15 +187,21 @@ class StoreWriter:
         self._obs = _array(group, OBSERVATIONS).with_config({"write_empty_chunks": True})
         self._actions = _array(group, ACTIONS).with_config({"write_empty_chunks": True})
         self._rewards = _array(group, REWARDS).with_config({"write_empty_chunks": True})
-        self._shard = int(self._info["codec"]["shard_frames"])
+        self._shard = self._info.codec.shard_frames
         # Frames stream into offgen's own shard encoder when the array is laid out as offgen
         # creates it (always, unless a future zarr changes the metadata): compression overlaps
         # writing and needs no shard-sized buffer. Otherwise zarr writes a buffered shard.
         self._sink: ShardSink = ShardStream.for_array(self._obs) or ZarrShardSink(self._obs)
-        self._policies: list[dict[str, Any]] = json.loads((self.root / POLICIES).read_bytes())
+        self._policies = parse_policies(
+            (self.root / POLICIES).read_bytes(), str(self.root / POLICIES)
+        )
         self._policy_index = {p["id"]: i for i, p in enumerate(self._policies)}
         self._resume_from_table()
         self._last_commit = time.monotonic()
+
+    def _release_lock(self) -> None:
+        if self._own_lock:
+            self._lock.release()
 
     # ------------------------------------------------------------------ setup
     def _create(
@@ -159,40 +212,25 @@ class StoreWriter:
         final_frame_is_true: bool,
         shard_frames: int,
         chunk_frames: int,
-    ) -> dict[str, Any]:
-        if shard_frames % chunk_frames:
+    ) -> StoreInfo:
+        if shard_frames < 1 or chunk_frames < 1 or shard_frames % chunk_frames:
             raise ValueError("shard_frames must be a multiple of chunk_frames")
         self.root.mkdir(parents=True, exist_ok=True)
-        info: dict[str, Any] = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "status": "writing",
-            "game": self.game,
-            "dataset": dataset,
-            "env": dict(env_options or {}),
-            "observation": {
-                "shape": list(FRAME_SHAPE_HWC),
-                "dtype": "uint8",
-                "layout": "HWC",
-                "final_frame": "true" if final_frame_is_true else "next_level_first_frame",
-            },
-            "action": {"n": NUM_ACTIONS, "dtype": "uint8"},
-            "reward": {"dtype": "float32"},
-            "codec": {
-                "name": "zstd",
-                "level": ZSTD_LEVEL,
-                "checksum": True,
-                "chunk_frames": chunk_frames,
-                "shard_frames": shard_frames,
-                "chunk_steps": CHUNK_STEPS,
-            },
-            "counts": {"episodes": 0, "transitions": 0, "frames": 0},
-            "provenance": dict(provenance or {}),
-            "recipe": None,
-            "created": now_iso(),
-            "updated": now_iso(),
-            "offgen_version": offgen.__version__,
-        }
+        now = now_iso()
+        info = StoreInfo(
+            game=self.game,
+            status="writing",
+            observation=ObservationSpec(
+                "true" if final_frame_is_true else "next_level_first_frame"
+            ),
+            codec=Codec(chunk_frames=chunk_frames, shard_frames=shard_frames),
+            env=_env_options(env_options, self.root),
+            dataset=dataset,
+            provenance=_json_object(provenance, "provenance", self.root),
+            created=now,
+            updated=now,
+            offgen_version=offgen.__version__,
+        )
         group = zarr.create_group(store=LocalStore(self.root), overwrite=True)
         atomic_write_json(self.root / POLICIES, [])
         atomic_write_bytes(self.root / EPISODES, b"")
@@ -215,25 +253,25 @@ class StoreWriter:
         write_info(self.root, info)
         return info
 
-    def _reopen(self, env_options: Mapping[str, Any] | None) -> dict[str, Any]:
-        info = parse_info((self.root / INFO).read_bytes(), str(self.root / INFO))
-        if info["game"] != self.game:
+    def _reopen(self, env_options: Mapping[str, Any] | None) -> StoreInfo:
+        info = read_info(self.root)
+        if info.game != self.game:
             raise StoreExistsError(
-                f"{self.root}: holds game {info['game']!r}, cannot append {self.game!r}"
+                f"{self.root}: holds game {info.game!r}, cannot append {self.game!r}"
             )
-        if env_options is not None and dict(env_options) != info.get("env", {}):
+        if env_options is not None and _env_options(env_options, self.root) != info.env:
             raise StoreExistsError(
-                f"{self.root}: was written with options {info.get('env')}, not {dict(env_options)}; "
-                "write to a new store"
+                f"{self.root}: was written with options {info.env.to_json()}, not "
+                f"{dict(env_options)}; write to a new store"
             )
         for leftover in self.root.rglob("*.partial"):  # zarr temp files of a killed writer
             leftover.unlink(missing_ok=True)
         for leftover in self.root.rglob(".*.tmp-*"):
             leftover.unlink(missing_ok=True)
-        (self.root / MANIFEST).unlink(missing_ok=True)
-        info["status"] = "writing"
-        info["updated"] = now_iso()
+        info = dataclasses.replace(info, status="writing", updated=now_iso(), manifest_sha256=None)
+        # "writing" first: killed in between, the store must not claim a manifest it lacks.
         write_info(self.root, info)
+        (self.root / MANIFEST).unlink(missing_ok=True)
         return info
 
     def _resume_from_table(self) -> None:
@@ -282,10 +320,9 @@ class StoreWriter:
         return self._steps
 
     @property
-    def info(self) -> dict[str, Any]:
-        """A copy of the store's current ``info.json`` content."""
-        copy: dict[str, Any] = json.loads(json.dumps(self._info))
-        return copy
+    def info(self) -> StoreInfo:
+        """The store's current ``info.json`` content."""
+        return self._info
 
     def add_policy(self, policy_id: str, **metadata: Any) -> int:
         """Register a behaviour policy (idempotent) and return its index in the table."""
@@ -297,12 +334,28 @@ class StoreWriter:
         return len(self._policies) - 1
 
     def update_info(self, **fields: Any) -> None:
-        """Set top-level ``info.json`` fields such as ``recipe`` or ``provenance`` (JSON values)."""
-        protected = {"format", "format_version", "status", "game", "codec", "counts"}
-        if protected & fields.keys():
-            raise ValueError(f"cannot set {sorted(protected & fields.keys())} through update_info")
-        self._info.update(json.loads(json.dumps(fields)))
-        self._info["updated"] = now_iso()
+        """Set top-level ``info.json`` fields: ``dataset``, ``provenance`` or ``recipe``.
+
+        Values are JSON values or the typed records of :mod:`offgen.data.info` (a
+        :class:`~offgen.data.info.RatioRecipe`); they are checked against the schema.
+
+        Raises:
+            ValueError: For any other field, or a value that does not match the schema.
+        """
+        settable = {"dataset", "provenance", "recipe"}
+        if fields.keys() - settable:
+            raise ValueError(
+                f"cannot set {sorted(fields.keys() - settable)} through update_info "
+                f"(settable: {sorted(settable)})"
+            )
+        raw = self._info.to_json()
+        for key, value in fields.items():
+            raw[key] = value.to_json() if hasattr(value, "to_json") else value
+        raw["updated"] = now_iso()
+        try:
+            self._info = StoreInfo.from_json(json.loads(json.dumps(raw)), str(self.root / INFO))
+        except CorruptStoreError as exc:
+            raise ValueError(f"update_info: {exc}") from exc
         write_info(self.root, self._info)
 
     def write(self, episode: Episode, *, frames: FrameSource | None = None) -> int:
@@ -372,12 +425,15 @@ class StoreWriter:
         if self._closed:
             return
         try:
-            self._commit()
+            try:
+                self._commit()
+            finally:
+                self._closed = True
+                self._sink.close()
+            if finalize:
+                self._finalize()
         finally:
-            self._closed = True
-            self._sink.close()
-        if finalize:
-            self._finalize()
+            self._release_lock()
 
     def __enter__(self) -> StoreWriter:
         return self
@@ -463,13 +519,32 @@ class StoreWriter:
 
     def _finalize(self) -> None:
         # Trim frames of an episode that was never finished (none, after _commit) and record counts.
-        self._info["counts"] = {
-            "episodes": self._num_episodes,
-            "transitions": self._steps_written,
-            "frames": self._frames_written,
-            "mean_return": self._return_sum / self._num_episodes if self._num_episodes else None,
-        }
-        self._info["updated"] = now_iso()
-        atomic_write_json(self.root / MANIFEST, build_manifest(self.root))
-        self._info["status"] = "complete"
+        counts = Counts(
+            episodes=self._num_episodes,
+            transitions=self._steps_written,
+            frames=self._frames_written,
+            mean_return=self._return_sum / self._num_episodes if self._num_episodes else None,
+        )
+        self._info = dataclasses.replace(self._info, counts=counts, updated=now_iso())
+        manifest_sha256 = write_manifest(self.root)
+        self._info = dataclasses.replace(
+            self._info, status="complete", manifest_sha256=manifest_sha256
+        )
         write_info(self.root, self._info)
+
+
+def _env_options(options: Mapping[str, Any] | None, root: Path) -> EnvOptions:
+    """Procgen options as recorded, checked like a reader checks them."""
+    try:
+        return EnvOptions.from_json(_json_object(options, "env_options", root), str(root / INFO))
+    except CorruptStoreError as exc:
+        raise SchemaError(f"env_options: {exc}") from exc
+
+
+def _json_object(value: Mapping[str, Any] | None, name: str, root: Path) -> dict[str, Any]:
+    """A JSON copy of a free-form mapping (what ``info.json`` will hold)."""
+    try:
+        copy: dict[str, Any] = json.loads(json.dumps(dict(value or {})))
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"{root}: {name} must hold JSON values ({exc})") from exc
+    return copy

@@ -3,6 +3,7 @@
 from offgen.envs.procgen import (
     DISTRIBUTION_MODES,
     SPLITS,
+    DistributionMode,
     EnvSpec,
     EnvSpecError,
     LevelRange,
@@ -11,12 +12,14 @@ from offgen.envs.procgen import (
     envpool_id,
     import_envpool,
     make_env,
+    resolve_distribution_mode,
     resolve_split,
 )
 
 __all__ = [
     "DISTRIBUTION_MODES",
     "SPLITS",
+    "DistributionMode",
     "EnvSpec",
     "EnvSpecError",
     "LevelRange",
@@ -25,5 +28,6 @@ __all__ = [
     "envpool_id",
     "import_envpool",
     "make_env",
+    "resolve_distribution_mode",
     "resolve_split",
 ]

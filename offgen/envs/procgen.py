@@ -45,7 +45,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 from offgen.data.schema import Layout
 from offgen.errors import EnvironmentUnavailableError, EnvSpecError, UnknownNameError
@@ -62,12 +62,13 @@ __all__ = [
     "envpool_id",
     "import_envpool",
     "make_env",
+    "resolve_distribution_mode",
     "resolve_split",
 ]
 
 
 DistributionMode = Literal["easy", "hard", "extreme", "memory", "exploration"]
-DISTRIBUTION_MODES: tuple[str, ...] = ("easy", "hard", "extreme", "memory", "exploration")
+DISTRIBUTION_MODES: tuple[DistributionMode, ...] = get_args(DistributionMode)
 
 _MAX_LEVEL = 2**31 - 1
 
@@ -129,7 +130,22 @@ def resolve_split(name: str) -> LevelRange:
     )
 
 
-def envpool_id(game: str, distribution_mode: str = "easy") -> str:
+def resolve_distribution_mode(name: str) -> DistributionMode:
+    """The distribution mode called ``name`` (case-insensitive), e.g. ``"Easy"`` -> ``"easy"``.
+
+    Raises:
+        UnknownNameError: If it is not one of the five modes.
+    """
+    mode = name.lower()
+    for known in get_args(DistributionMode):
+        if mode == known:
+            return cast(DistributionMode, known)
+    raise UnknownNameError(
+        f"unknown distribution mode {name!r}; use one of {', '.join(DISTRIBUTION_MODES)}"
+    )
+
+
+def envpool_id(game: str, distribution_mode: DistributionMode = "easy") -> str:
     """envpool task id of a game and distribution mode, e.g. ``"CoinrunEasy-v0"``.
 
     Naming only: whether envpool provides the task is checked by :func:`check_available`.
@@ -138,12 +154,7 @@ def envpool_id(game: str, distribution_mode: str = "easy") -> str:
         UnknownNameError: For an unknown game or distribution mode.
     """
     spec = resolve_game(game)
-    mode = distribution_mode.lower()
-    if mode not in DISTRIBUTION_MODES:
-        raise UnknownNameError(
-            f"unknown distribution mode {distribution_mode!r}; use one of "
-            f"{', '.join(DISTRIBUTION_MODES)}"
-        )
+    mode = resolve_distribution_mode(distribution_mode)
     return f"{spec.name.capitalize()}{mode.capitalize()}-v0"
 
 
@@ -162,21 +173,23 @@ class EnvSpec:
     """
 
     game: str
-    distribution_mode: str = "easy"
+    distribution_mode: DistributionMode = "easy"
     start_level: int = 0
     num_levels: int = 200
     split: str | None = "train"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "game", resolve_game(self.game).name)
-        envpool_id(self.game, self.distribution_mode)
+        object.__setattr__(
+            self, "distribution_mode", resolve_distribution_mode(self.distribution_mode)
+        )
         if self.start_level < 0 or self.num_levels < 0:
             raise EnvSpecError("start_level and num_levels must be >= 0")
         if self.start_level + self.num_levels > _MAX_LEVEL + 1:
             raise EnvSpecError(f"start_level + num_levels must not exceed 2^31 ({_MAX_LEVEL + 1})")
         # envpool CHECK-fails (aborting the whole interpreter, no exception) on any other level
         # range in exploration mode, so this must be refused here, before envpool is ever called.
-        exploration = self.distribution_mode.lower() == "exploration"
+        exploration = self.distribution_mode == "exploration"
         if exploration and (self.start_level, self.num_levels) != (0, 0):
             where = f"split {self.split!r}" if self.split else "the given level range"
             raise EnvSpecError(
@@ -187,7 +200,9 @@ class EnvSpec:
             )
 
     @classmethod
-    def from_split(cls, game: str, split: str, distribution_mode: str = "easy") -> EnvSpec:
+    def from_split(
+        cls, game: str, split: str, distribution_mode: DistributionMode = "easy"
+    ) -> EnvSpec:
         """The spec of a named split (see :func:`resolve_split`)."""
         levels = resolve_split(split)
         return cls(game, distribution_mode, levels.start_level, levels.num_levels, split)

@@ -13,7 +13,7 @@ import numpy as np
 
 from offgen.data.schema import Episode
 from offgen.data.store import OffgenStore
-from offgen.envs.procgen import EnvSpec, make_env
+from offgen.envs.procgen import DistributionMode, EnvSpec, make_env, resolve_distribution_mode
 
 __all__ = ["ReplayResult", "replay_episode", "replay_episodes"]
 
@@ -34,7 +34,7 @@ class ReplayResult:
 
 
 def replay_episode(
-    episode: Episode, *, distribution_mode: str = "easy", index: int = 0
+    episode: Episode, *, distribution_mode: DistributionMode = "easy", index: int = 0
 ) -> ReplayResult:
     """Replay ``episode`` and compare frames, rewards and its end.
 
@@ -44,7 +44,8 @@ def replay_episode(
     """
     if episode.level_seed < 0:
         return ReplayResult(index, False, "episode has no level seed; it cannot be replayed")
-    if distribution_mode.lower() == "exploration":
+    distribution_mode = resolve_distribution_mode(distribution_mode)  # a string from info.json
+    if distribution_mode == "exploration":
         # Exploration mode has one fixed level and envpool accepts no level range there (see
         # offgen.envs.procgen); the level-seed check below still confirms it is the recorded one.
         spec = EnvSpec(episode.game, distribution_mode, 0, 0, "full")
@@ -108,7 +109,7 @@ def replay_episodes(store: OffgenStore, num_episodes: int, seed: int = 0) -> lis
     total = len(store.table)
     count = min(max(num_episodes, 0), total)
     picks = np.sort(np.random.default_rng(seed).choice(total, size=count, replace=False))
-    mode = str(store.info.get("env", {}).get("distribution_mode", "easy"))
+    mode = resolve_distribution_mode(store.info.env.distribution_mode)
     return [
         replay_episode(store.episode(int(i)), distribution_mode=mode, index=int(i)) for i in picks
     ]

@@ -12,4 +12,51 @@ Modules, one job each:
 * :mod:`offgen.hub.sources`: where ``offgen.load`` looks for a missing dataset, in order.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from offgen.hub.card import card_text, write_card
+    from offgen.hub.download import GameResult, download_dataset, verify_archives
+    from offgen.hub.hf import PullResult, PushResult, pull_store, push_card, push_store
+
+__all__ = [
+    "GameResult",
+    "PullResult",
+    "PushResult",
+    "card_text",
+    "download_dataset",
+    "pull_store",
+    "push_card",
+    "push_store",
+    "verify_archives",
+    "write_card",
+]
+
+# Where each public name lives. Imported on first use: the modules pull in numpy, zarr and
+# huggingface_hub, which `import offgen.hub` alone should not pay for.
+_HOME = {
+    "GameResult": "offgen.hub.download",
+    "download_dataset": "offgen.hub.download",
+    "verify_archives": "offgen.hub.download",
+    "PullResult": "offgen.hub.hf",
+    "PushResult": "offgen.hub.hf",
+    "pull_store": "offgen.hub.hf",
+    "push_card": "offgen.hub.hf",
+    "push_store": "offgen.hub.hf",
+    "card_text": "offgen.hub.card",
+    "write_card": "offgen.hub.card",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'offgen.hub' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -11,7 +11,8 @@ and re-renders the card with every game measured so far.
 A card never lies: what it says about the data comes from the stores; what offgen's registry says
 about a registered name is shown apart, as the publisher's description. A store that contradicts
 the name it is carded under (:mod:`offgen.data.labels`) is refused unless forced, and a forced
-card carries a warning at the top.
+card carries a warning at the top. A dataset of your own (a name the registry does not know) has
+no publisher's description: its card holds only what its stores measure.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ import numpy as np
 from offgen._io import atomic_write_bytes, atomic_write_json
 from offgen.data.format import EPISODES
 from offgen.data.labels import DataFacts, check_label
+from offgen.errors import UnknownNameError
 from offgen.hub.card_plots import card_images, return_histogram
-from offgen.registry import GAMES, DatasetSpec, resolve_dataset
+from offgen.registry import DATASETS, GAMES, DatasetSpec, dataset_name
 
 __all__ = [
     "WrittenCard",
@@ -61,6 +63,9 @@ _BEHAVIOUR = {
     "vs expert_1M 6.83).",
     "suboptimal": "every rollout of PPO's whole training run.",
 }
+_OWN_LICENSE_NOTE = (
+    "Set by the dataset's publisher (edit this section and the `license` field of the header)."
+)
 
 
 def size_category(transitions: int) -> str:
@@ -101,13 +106,13 @@ def measure_store(store: str | os.PathLike[str]) -> dict[str, Any]:
     frames = int(opened.num_frames_stored)
     raw = frames * _FRAME_BYTES + int(table.num_transitions) * 5  # uint8 action + float32 reward
     disk = _disk_bytes(Path(store))
-    env = info.get("env", {})
-    num_levels = env.get("num_levels")
+    env = info.env.to_json()
+    num_levels = info.env.num_levels
     unique = np.unique(seeds[seeds >= 0]) if seeds.size else seeds
     q = _quantiles(returns)
     return {
         "game": opened.game,
-        "dataset": info.get("dataset"),
+        "dataset": info.dataset,
         "episodes": len(table),
         "transitions": int(table.num_transitions),
         "returns": {
@@ -135,19 +140,19 @@ def measure_store(store: str | os.PathLike[str]) -> dict[str, Any]:
         "episode_ends": {
             "terminated": int(terminated.sum()),
             "truncated": int(truncated.sum()),
-            "how": info.get("provenance", {}).get("end_flags", "recorded by the environment"),
+            "how": info.provenance.get("end_flags", "recorded by the environment"),
         },
         "policies": [
             {**p, "episodes": int(counts[i]) if i < len(counts) else 0}
             for i, p in enumerate(opened.policies)
         ],
-        "recipe": info.get("recipe"),
+        "recipe": None if info.recipe is None else info.recipe.to_json(),
         "procgen_options": env,
-        "final_frame": info.get("observation", {}).get("final_frame"),
+        "final_frame": info.observation.final_frame,
         "size_on_disk": disk,
         "raw_bytes": raw,
         "compression_ratio": raw / disk if disk else None,
-        "codec": info.get("codec"),
+        "codec": info.codec.to_json(),
         "episode_table_sha256": hashlib.sha256((Path(store) / EPISODES).read_bytes()).hexdigest(),
     }
 
@@ -162,10 +167,10 @@ def store_facts(store: str | os.PathLike[str]) -> DataFacts:
         game=opened.game,
         transitions=int(opened.table.num_transitions),
         level_seeds=np.unique(opened.table.level_seeds).tolist(),
-        label=opened.info.get("dataset"),
+        label=opened.info.dataset,
         final_frame_is_true=opened.final_frame_is_true,
         policies=[opened.table.policies[i] for i in used if i < len(opened.table.policies)],
-        env=dict(opened.info.get("env", {})),
+        env=opened.info.env.to_json(),
     )
 
 
@@ -182,18 +187,21 @@ def _forced(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
 
 
 def _yaml_header(
-    spec: DatasetSpec, stats: Mapping[str, Mapping[str, Any]], games: list[str]
+    name: str, spec: DatasetSpec | None, stats: Mapping[str, Mapping[str, Any]], games: list[str]
 ) -> str:
-    rows = (
-        sum(int(s["transitions"]) for s in stats.values())
-        if stats
-        else spec.transitions_per_game * len(GAMES)
-    )
-    forced = bool(_forced(stats))
+    """The HF YAML header; ``spec`` is None for a dataset of your own (then ``stats`` is set)."""
+    if stats or spec is None:
+        rows = sum(int(s["transitions"]) for s in stats.values())
+    else:
+        rows = spec.transitions_per_game * len(GAMES)
+    if _forced(stats):
+        tags = ["- offgen-label-forced"]
+    else:
+        tags = [f"- {spec.behaviour}"] if spec is not None else []
     lines = [
         "---",
         "license: other",
-        'license_name: "predecessor-dataset-licence"',
+        *(['license_name: "predecessor-dataset-licence"'] if spec is not None else []),
         "task_categories:",
         "- reinforcement-learning",
         "size_categories:",
@@ -202,8 +210,8 @@ def _yaml_header(
         "- offline-rl",
         "- procgen",
         "- offgen",
-        "- offgen-label-forced" if forced else f"- {spec.behaviour}",
-        f"pretty_name: Procgen {spec.name} (offgen)",
+        *tags,
+        f"pretty_name: Procgen {name} (offgen)",
         "configs:",
     ]
     for game in games:
@@ -211,7 +219,7 @@ def _yaml_header(
             f"- config_name: {game}",
             "  data_files:",
             "  - split: train",
-            f"    path: {spec.name}/{game}/**",
+            f"    path: {name}/{game}/**",
         ]
     previews = [g for g in games if stats.get(g, {}).get("preview")]
     for i, game in enumerate(previews):
@@ -283,6 +291,21 @@ def _load_it(spec: DatasetSpec, *, forced: bool) -> str:
     )
 
 
+def _own_intro(name: str, stats: Mapping[str, Mapping[str, Any]]) -> str:
+    """What a dataset of your own is, and how to load it: every number read from its stores."""
+    games = sorted(stats)
+    total = sum(int(s["transitions"]) for s in stats.values())
+    return (
+        f"A dataset collected with offgen: {total:,} transitions over {len(games)} game(s) "
+        f"({', '.join(games)}). Everything below is measured from its stores.\n\n"
+        "## Load it\n\n"
+        "```python\nimport offgen\n\n"
+        f'ds = offgen.load("{name}", game="{games[0]}")  # from $OFFGEN_HOME/datasets/{name}/\n'
+        f'ds = offgen.load("hf://ORG/REPO/{name}", game="{games[0]}")  # from a hub repository\n'
+        "```\n"
+    )
+
+
 def _stats_table(stats: Mapping[str, Mapping[str, Any]], games: list[str]) -> str:
     """The measured-statistics table, one block of contiguous lines (a blank line between rows
     would end the table on GitHub and the HF hub)."""
@@ -345,20 +368,40 @@ def _game_section(game: str, s: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_card(spec: DatasetSpec, stats: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    """The card of ``spec``; with ``stats`` (game -> :func:`measure_store` output) it includes
-    what those games' stores hold, measured, with their pictures."""
+def render_card(
+    spec: DatasetSpec | str, stats: Mapping[str, Mapping[str, Any]] | None = None
+) -> str:
+    """The card of a registered dataset (``spec``) or of a dataset of your own (its name).
+
+    With ``stats`` (game -> :func:`measure_store` output) it includes what those games' stores
+    hold, measured, with their pictures. A registered dataset's card adds the registry's words
+    apart, as the publisher's description; a dataset of your own has only its measured facts.
+
+    Raises:
+        UnknownNameError: ``spec`` is a name and there are no ``stats``.
+    """
     stats = dict(stats or {})
     games = sorted(stats) if stats else list(GAMES)
-    forced = _forced(stats)
-    parts = [_yaml_header(spec, stats, games), f"# Procgen offline RL: `{spec.name}`\n"]
-    if forced:
-        parts.append(_warning(spec, forced))
-    parts += ["## Load it\n", _load_it(spec, forced=bool(forced))]
+    published = spec if isinstance(spec, DatasetSpec) else None
+    name = spec.name if isinstance(spec, DatasetSpec) else spec
+    if published is None and not stats:
+        raise UnknownNameError(
+            f"dataset {name!r} is not registered, so its card is measured: run `offgen card "
+            f"{name} --game <game>`."
+        )
+    forced = _forced(stats) if published is not None else {}
+    parts = [_yaml_header(name, published, stats, games), f"# Procgen offline RL: `{name}`\n"]
+    if published is None:
+        parts.append(_own_intro(name, stats))
+    else:
+        if forced:
+            parts.append(_warning(published, forced))
+        parts += ["## Load it\n", _load_it(published, forced=bool(forced))]
     if stats:
         parts += ["## What the stores hold (measured)\n", _stats_table(stats, games)]
         parts += [_game_section(game, stats[game]) for game in games]
-    parts.append(_publisher(spec, measured=bool(stats)))
+    if published is not None:
+        parts.append(_publisher(published, measured=bool(stats)))
     parts += [
         "## Format\n",
         "One offgen store per game (`<dataset>/<game>/`): zarr v3 arrays (zstd) for frames, "
@@ -367,11 +410,15 @@ def render_card(spec: DatasetSpec, stats: Mapping[str, Mapping[str, Any]] | None
     ]
     if not stats:
         parts.append(
-            "## Measured statistics\n\nRun `offgen card " + spec.name + " --game <game>` on a "
+            "## Measured statistics\n\nRun `offgen card " + name + " --game <game>` on a "
             "downloaded store to add episodes, returns, lengths, level seeds, episode ends, "
             "behaviour policies, sizes and pictures per game.\n"
         )
-    parts += ["## Licence\n", (_FORCED_LICENSE_NOTE if forced else _LICENSE_NOTE) + "\n"]
+    if published is None:
+        licence = _OWN_LICENSE_NOTE
+    else:
+        licence = _FORCED_LICENSE_NOTE if forced else _LICENSE_NOTE
+    parts += ["## Licence\n", licence + "\n"]
     return "\n".join(parts)
 
 
@@ -408,7 +455,8 @@ def write_card(
     ``folder/README.md`` and the game's pictures under ``folder/images/``.
 
     Args:
-        name: Registered dataset name (or alias) the card is for.
+        name: The dataset the card is for: a registered name (or alias), whose label the store
+            must bear out, or the name of a dataset of your own (no label to check).
         store: The store of one game.
         folder: Where the card, its stats and pictures go.
         force: Card a store that contradicts ``name`` anyway; the card then carries a warning.
@@ -416,22 +464,28 @@ def write_card(
             declare it in the card's YAML header (the HF dataset viewer shows it).
 
     Raises:
-        DatasetLabelError: If the store cannot be ``name`` and ``force`` is false.
+        DatasetLabelError: If the store cannot be registered dataset ``name`` and ``force`` is
+            false.
     """
     from offgen.data.store import OffgenStore
 
-    spec = resolve_dataset(name)
-    mismatches = check_label(spec, store_facts(store), where=str(store), force=force)
+    spec = _subject(name)
+    label = spec.name if isinstance(spec, DatasetSpec) else spec
+    mismatches = (
+        check_label(spec, store_facts(store), where=str(store), force=force)
+        if isinstance(spec, DatasetSpec)
+        else []
+    )
     root = Path(folder)
     stats = measure_store(store)
-    stats["recorded_dataset"], stats["dataset"] = stats["dataset"], spec.name
+    stats["recorded_dataset"], stats["dataset"] = stats["dataset"], label
     stats["label_mismatches"] = mismatches
     opened = OffgenStore(store)
     parquet = None
     if preview:
         from offgen.hub.preview import write_preview
 
-        rel = f"preview/{spec.name}/{stats['game']}.parquet"
+        rel = f"preview/{label}/{stats['game']}.parquet"
         parquet = write_preview(opened, root / rel)
         stats["preview"] = rel
     stats_file = root / "card_stats.json"
@@ -454,21 +508,29 @@ def write_card(
     )
 
 
+def _subject(name: str) -> DatasetSpec | str:
+    """A registered dataset's spec, or the name of a dataset of your own."""
+    canonical = dataset_name(name)
+    return DATASETS.get(canonical, canonical)
+
+
 def card_text(name: str) -> str:
     """The card ``offgen info`` shows: the measured one in ``$OFFGEN_HOME/datasets/<name>/``
-    if ``offgen card`` wrote it, else the published card rendered from the registry."""
+    if ``offgen card`` wrote it, else the published card rendered from the registry.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered and has no measured card.
+    """
     from offgen.paths import datasets_root
 
-    spec = resolve_dataset(name)
-    local = datasets_root() / spec.name / "README.md"
+    spec = _subject(name)
+    local = datasets_root() / (spec.name if isinstance(spec, DatasetSpec) else spec) / "README.md"
     if local.is_file():
         return local.read_text(encoding="utf-8")
     return render_card(spec)
 
 
 def _write_published_cards(folder: Path) -> None:
-    from offgen.registry import DATASETS
-
     for spec in DATASETS.values():
         atomic_write_bytes(folder / f"{spec.name}.md", render_card(spec).encode())
 

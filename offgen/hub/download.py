@@ -166,12 +166,13 @@ def _is_done(run: _Run, game: str, fmt: ArchiveFormat | None = None) -> bool:
     target = store_path(run.root.parent, run.spec.name, game, fmt)
     if fmt == "legacy":
         return _legacy_complete(target)
-    info = target / "info.json"
-    if not info.is_file():
+    from offgen.data.info import read_info  # kept lazy: the hub does not load offgen.data
+
+    if not (target / "info.json").is_file():
         return False
     try:
-        return bool(json.loads(info.read_bytes()).get("status") == "complete")
-    except ValueError:
+        return read_info(target).complete
+    except OffgenError:  # a damaged store is downloaded again
         return False
 
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from offgen._io import hash_stream, sha256_file
 from offgen._optional import require
-from offgen.data.format import INFO, MANIFEST
+from offgen.data.format import INFO, MANIFEST, parse_manifest
 from offgen.errors import DatasetNotFoundError, DownloadError
 from offgen.hub.lockfile import HubEntry, Lockfile
 
@@ -50,6 +50,7 @@ __all__ = [
     "hub_cache",
     "hub_endpoint",
     "is_offline",
+    "list_datasets_in_repo",
     "pull_store",
     "push_assets",
     "push_card",
@@ -146,10 +147,10 @@ class _LocalFile:
 def _local_files(root: Path) -> dict[str, _LocalFile]:
     """Every file a push uploads (relative path -> file): the manifest's data files (already
     checked against their sha256 by the caller), then ``manifest.json`` and ``info.json``."""
-    manifest = json.loads((root / MANIFEST).read_bytes())
+    manifest = parse_manifest((root / MANIFEST).read_bytes(), str(root / MANIFEST))
     files = {
         rel: _LocalFile(root / rel, int(entry["size"]), str(entry["sha256"]))
-        for rel, entry in sorted(manifest["files"].items())
+        for rel, entry in sorted(manifest.items())
     }
     for rel in _HEADERS:
         path = root / rel
@@ -447,6 +448,47 @@ def push_card(
             repo, files, revision=revision, message=f"offgen: card for {dataset}/{written.game}"
         )
         return commit, written
+
+
+def list_datasets_in_repo(repo: str, game: str, *, revision: str | None = None) -> list[str]:
+    """The datasets of ``repo`` holding a ``<dataset>/<game>/`` store, namespaced ones included.
+
+    Directory listings, one per folder down to ``<namespace>/<dataset>``, not the whole tree: a
+    repository's stores hold many shard files.
+
+    Raises:
+        DatasetNotFoundError: The repository or revision does not exist.
+        DownloadError: The hub could not be reached.
+    """
+    from offgen.registry import GAMES
+
+    hub = require("huggingface_hub", "hub")
+    hub_errors = require("huggingface_hub.errors", "hub")
+    api, wanted = _api(), revision or "main"
+
+    def folders(path: str | None) -> list[str]:
+        entries = api.list_repo_tree(
+            repo, path_in_repo=path, revision=wanted, repo_type="dataset", recursive=False
+        )
+        return [e.path for e in entries if isinstance(e, hub.RepoFolder)]
+
+    found: list[str] = []
+    try:
+        for top in folders(None):
+            if top in ("images", "preview"):  # pictures and viewer previews, not stores
+                continue
+            inner = folders(top)
+            if f"{top}/{game}" in inner:
+                found.append(top)
+                continue
+            for name in inner:
+                if name.rsplit("/", 1)[-1] not in GAMES and f"{name}/{game}" in folders(name):
+                    found.append(name)
+    except (hub_errors.RepositoryNotFoundError, hub_errors.RevisionNotFoundError) as exc:
+        raise DatasetNotFoundError(f"{hub_endpoint()}: {repo}@{wanted}: {exc}") from exc
+    except hub_errors.HfHubHTTPError as exc:
+        raise DownloadError(f"{hub_endpoint()}: listing {repo}@{wanted} failed: {exc}") from exc
+    return found
 
 
 def pull_store(

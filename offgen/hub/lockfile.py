@@ -169,6 +169,10 @@ class Lockfile:
         entry = self._read()["hub"].get(key)
         return HubEntry(**entry) if entry else None
 
+    def hub_keys(self) -> list[str]:
+        """The keys of every pinned hub pull (``"<repo>:<dataset>/<game>"``)."""
+        return sorted(self._read()["hub"])
+
     def record_hub(self, key: str, entry: HubEntry) -> None:
         """Record (or replace) the hub pull of ``key``."""
         with self._edit() as data:

@@ -104,7 +104,7 @@ def test_saved_dataset_tags_episodes_with_the_update(tiny_run: Path) -> None:
     versions = {int(pid.split("@")[1]) for pid in policies}
     assert versions <= {0, 1, 2, 3}
     assert all(p["kind"] == "training" for p in policies.values())
-    assert ds.info["env"]["game"] == "dodgeball"
+    assert ds.info.env.options["game"] == "dodgeball"
 
 
 def error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:

@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from offgen.collect import EpisodeAssembler
-from offgen.collect.assembler import _TRIM_EVERY
+from offgen.collect.assembler import _TRIM_EVERY, EpisodeAssembler
 from offgen.envs import EnvSpec, make_env
 
 NUM_ENVS = 3

@@ -21,7 +21,7 @@ def test_exact_budget_and_true_final_frames(small_store: CollectResult) -> None:
     store = OffgenStore(small_store.output)
     rows = store.table.rows
     assert int(rows["length"].sum()) == 1500 == small_store.transitions
-    assert store.info["counts"]["transitions"] == 1500
+    assert store.info.counts.transitions == 1500
     assert store.final_frame_is_true
     limit = EnvSpec("coinrun").max_episode_steps
     # Every episode but the last (the budget-crossing one, written last) is a genuine end: exactly
@@ -43,7 +43,7 @@ def test_exact_budget_and_true_final_frames(small_store: CollectResult) -> None:
     claimed_end = dataclasses.replace(last, terminated=True, truncated=False)
     assert "did not end" in replay_episode(claimed_end).message
     assert store.policies[0]["id"] == "random"
-    assert store.info["provenance"]["collection"]["budget"] == 1500
+    assert store.info.provenance["collection"]["budget"] == 1500
     assert not (small_store.output / ".offgen-collect.journal").exists()
 
 

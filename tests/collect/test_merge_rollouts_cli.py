@@ -39,7 +39,7 @@ def _shard(tmp: Path, index: int, seed: int = 5, split: str = "train") -> Path:
 def test_shards_merge_into_one_consistent_store(tmp_path: Path) -> None:
     p0, p1 = _shard(tmp_path, 0), _shard(tmp_path, 1)
     s0, s1 = OffgenStore(p0), OffgenStore(p1)
-    assert s0.info["counts"]["transitions"] == 351 and s1.info["counts"]["transitions"] == 350
+    assert s0.info.counts.transitions == 351 and s1.info.counts.transitions == 350
     assert not np.array_equal(s0.table.rows["level_seed"], s1.table.rows["level_seed"])
     merged = merge_stores([p0, p1], tmp_path / "merged", progress=False)
     store = OffgenStore(merged.output)
@@ -96,7 +96,7 @@ def test_cli_subprocess_collect_and_merge(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "300 transitions" in done.stdout
-    assert OffgenStore(out).info["counts"]["transitions"] == 300
+    assert OffgenStore(out).info.counts.transitions == 300
     again = subprocess.run(
         [OFFGEN, "collect", "--game", "coinrun", "--policy", "random", "--num_env_steps", "300",
          "--num-envs", "4", "--seed", "2", "--output", str(out), "--no-progress"],
@@ -108,7 +108,7 @@ def test_cli_subprocess_collect_and_merge(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert merged.returncode == 0, merged.stderr
-    assert OffgenStore(tmp_path / "m").info["counts"]["transitions"] == 300
+    assert OffgenStore(tmp_path / "m").info.counts.transitions == 300
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,7 @@ def test_resume_after_sigkill_gives_the_uninterrupted_dataset(
     committed = _run_and_kill(out, after_episodes)
     assert committed < len(reference.table), "the run finished before it could be killed"
     info = OffgenStore(out, allow_incomplete=True).info
-    assert info["status"] == "writing"
+    assert info.status == "writing"
     done = subprocess.run([CLI, *ARGS, "--output", str(out)], capture_output=True, text=True,
                           timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -47,6 +47,7 @@ EVERY_EPISODE = ["--commit-every", "0"]
 _CHILD = r"""
 import io, os, signal, sys
 import numpy as np
+import offgen.data.format as store_format
 import offgen.data.writer as writer
 from offgen.collect import journal, sinks
 
@@ -105,12 +106,12 @@ elif point in ("finish", "finished"):
             die()
         cls.finish = finish
 elif point == "manifest":
-    write_json = writer.atomic_write_json
+    write_json = store_format.atomic_write_json  # the manifest is written by format.write_manifest
     def hooked_write_json(path, obj):
         write_json(path, obj)
         if os.path.basename(path) == "manifest.json":
             die()
-    writer.atomic_write_json = hooked_write_json
+    store_format.atomic_write_json = hooked_write_json
 elif point not in ("none", "journal"):
     raise SystemExit(f"unknown kill point {point!r}")
 
@@ -163,10 +164,10 @@ def _assert_same_store(out: Path, reference: OffgenStore, budget: int) -> None:
     """``out`` is complete, holds exactly ``budget`` steps and equals ``reference`` episode for
     episode (same order), frames included; nothing is duplicated or lost."""
     store = OffgenStore(out)
-    assert store.info["status"] == "complete"
+    assert store.info.status == "complete"
     assert not (out / JOURNAL_NAME).exists()
     rows = store.table.rows
-    assert int(rows["length"].sum()) == budget == store.info["counts"]["transitions"]
+    assert int(rows["length"].sum()) == budget == store.info.counts.transitions
     assert np.array_equal(rows["episode_id"], np.arange(len(rows)))
     assert np.array_equal(rows["step_offset"], np.cumsum(rows["length"]) - rows["length"])
     keys = {(int(r["level_seed"]), store.episode(i).actions.tobytes()) for i, r in enumerate(rows)}
@@ -206,7 +207,7 @@ def test_kill_near_the_end_then_resume(
     _killed(args, kill)
     total = len(reference.table)
     assert committed_episodes(out) == total + committed_after_kill
-    assert OffgenStore(out, allow_incomplete=True).info["status"] == status_after_kill
+    assert OffgenStore(out, allow_incomplete=True).info.status == status_after_kill
     assert (out / JOURNAL_NAME).exists()
     if kill == "manifest":
         assert (out / MANIFEST).exists()
@@ -319,5 +320,5 @@ def test_shard_kill_then_resume(reference_shard: OffgenStore, tmp_path: Path, ki
     )
     _resume(args)
     _assert_same_store(out, reference_shard, budget)
-    collection = OffgenStore(out).info["provenance"]["collection"]
+    collection = OffgenStore(out).info.provenance["collection"]
     assert (collection["shard_index"], collection["num_shards"]) == (SHARD, SHARDS)

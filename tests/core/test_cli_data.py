@@ -275,3 +275,112 @@ def test_convert_warns_of_duplicates_and_refuses_another_games_lengths(legacy_fo
     last = refused.stderr.rstrip("\n").split("\n")[-1]
     assert refused.returncode == 2 and "maze's limit of 500" in last and "--force" in last
     assert "Traceback" not in refused.stderr and not maze_store.exists()
+
+
+def test_own_datasets_by_name_in_list_info_verify_card(small_episodes) -> None:  # type: ignore[no-untyped-def]
+    build_store(dataset_dir("my_random", "coinrun"), small_episodes[:3])
+    build_store(dataset_dir("my-lab/coinrun-random", "coinrun"), small_episodes[:2])
+    build_store(dataset_dir("1M_S", "coinrun"), small_episodes[:1])  # takes mixed_1M's alias
+    listed = run("list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert any(line.startswith("my_random") and "coinrun (" in line for line in lines)
+    assert any(line.startswith("my-lab/coinrun-random") and "coinrun (" in line for line in lines)
+    assert any(
+        line.startswith("1M_S") and "ignored" in line and "mixed_1M" in line for line in lines
+    )
+
+    info = run("info", "my-lab/coinrun-random", "--game", "coinrun")
+    assert info.returncode == 0, info.stderr
+    assert "episodes      2" in info.stdout
+    verified = run("verify", "my_random", "-g", "coinrun", "--quick")
+    assert verified.returncode == 0, verified.stderr
+    assert "3 episodes" in verified.stdout
+    card = run("card", "my_random", "--game", "coinrun")
+    assert card.returncode == 0, card.stderr
+    text = (dataset_dir("my_random", "coinrun").parent / "README.md").read_text()
+    assert "# Procgen offline RL: `my_random`" in text and "predecessor" not in text
+    shown = run("info", "my_random", "-g", "coinrun")
+    assert "# Procgen offline RL: `my_random`" in shown.stdout
+    typo = run("info", "my_randm", "-g", "coinrun")
+    assert typo.returncode == 2
+    assert "Did you mean 'my_random'?" in typo.stderr and "Traceback" not in typo.stderr
+
+
+HELP_AT_80 = [
+    ["offgen"],
+    *[["offgen", c] for c in ("list", "info", "convert", "verify", "collect", "merge")],
+    *[["offgen", c] for c in ("download", "push", "pull", "card", "evaluate")],
+    ["offgen-download"],
+    ["offgen-collect"],
+]
+
+
+@pytest.mark.parametrize("command", HELP_AT_80, ids=" ".join)
+def test_help_at_80_columns_shows_every_flag_in_full_and_examples(command: list[str]) -> None:
+    import typer
+
+    from offgen.cli import app
+
+    env = {**os.environ, "COLUMNS": "80"}
+    script = str(Path(sys.executable).with_name(command[0]))
+    shown = subprocess.run(
+        [script, *command[1:], "--help"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "Examples:" in shown.stdout or "Example:" in shown.stdout
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 80
+    group = typer.main.get_command(app)
+    name = {"offgen-download": "download", "offgen-collect": "collect"}.get(command[0])
+    sub = command[1] if len(command) > 1 else name
+    if sub is not None:
+        words = set(shown.stdout.replace(",", " ").split())
+        for param in group.commands[sub].params:  # type: ignore[attr-defined]
+            for flag in (*param.opts, *getattr(param, "secondary_opts", [])):
+                if flag.startswith("-"):
+                    assert flag in words, f"{flag} cut or missing in {' '.join(command)} --help"
+
+
+def test_flags_take_both_spellings_and_booleans_take_values(small_episodes) -> None:  # type: ignore[no-untyped-def]
+    store = build_store(dataset_dir("my_random", "coinrun"), small_episodes[:2])
+    as_json = run("info", "my_random", "--game", "coinrun", "--json=True")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["episodes"] == 2
+    for text_form in (["--json=false"], ["--json", "False"], ["--no-json"], ["--no_json"]):
+        shown = run("info", str(store), "--no_card", *text_form)
+        assert shown.returncode == 0, (text_form, shown.stderr)
+        assert shown.stdout.startswith("location"), text_form
+    quick = run("verify", str(store), "--quick=yes")
+    assert quick.returncode == 0 and "frames decoded" not in quick.stdout
+    full = run("verify", str(store), "--quick=no")
+    assert full.returncode == 0 and "frames decoded" in full.stdout
+    bad = run("verify", str(store), "--quick=maybe")
+    assert bad.returncode == 2 and "expected True or False, got 'maybe'" in bad.stderr
+    # offgen-download's seed spelling and its kebab-case twin both reach the name check.
+    download = str(Path(sys.executable).with_name("offgen-download"))
+    for flag in ("--category_name", "--category-name"):
+        got = subprocess.run(
+            [download, flag, "expret_1M", "--download-folder", "x", "--clear_archives_after_unpacking"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert got.returncode == 2 and "Did you mean 'expert_1M'" in got.stderr, got.stderr
+
+
+def test_collect_flags_as_the_seed_and_kebab_case_spell_them(tmp_path: Path) -> None:
+    collect = str(Path(sys.executable).with_name("offgen-collect"))
+    report = subprocess.run(
+        [collect, "--env-name", "coinrun", "--policy", "random", "--num-env-steps", "40",
+         "--num-processes", "2", "--save_dataset=False", "--no-progress"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert not (tmp_path / "out").exists()
+    out = tmp_path / "datasets" / "my_random" / "coinrun"
+    saved = subprocess.run(
+        [collect, "--env_name", "coinrun", "--policy", "random", "--num_env_steps", "40",
+         "--num_processes", "2", "--save-dataset", "--dataset", "my_random",
+         "--dataset-saving-dir", str(out), "--no_progress"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    assert (out / "info.json").is_file()

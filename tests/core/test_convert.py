@@ -11,7 +11,7 @@ import offgen
 from offgen.data import Episode
 from offgen.data.convert import SOURCES_FILE, convert_legacy
 from offgen.data.legacy import write_npz_episode
-from offgen.errors import SchemaError, StoreExistsError, UnsafeFileError
+from offgen.errors import IncompleteStoreError, SchemaError, StoreExistsError, UnsafeFileError
 from offgen.paths import dataset_dir
 
 from .conftest import assert_same_episode, smooth_episode
@@ -44,10 +44,10 @@ def test_convert_then_load_by_name(legacy_folder: Path, procgen_episodes: list[E
         assert back.policy_id == "legacy:expert_1M"
         assert back.terminated != back.truncated
     info = dataset.info
-    assert info["dataset"] == "expert_1M"
-    assert info["env"] == {"distribution_mode": "easy", "start_level": 0, "num_levels": 200}
-    assert info["provenance"]["converted_from"]["files"] == len(procgen_episodes)
-    assert info["observation"]["final_frame"] == "next_level_first_frame"
+    assert info.dataset == "expert_1M"
+    assert info.env.to_json() == {"distribution_mode": "easy", "start_level": 0, "num_levels": 200}
+    assert info.provenance["converted_from"]["files"] == len(procgen_episodes)
+    assert info.observation.final_frame == "next_level_first_frame"
     sources = (target / SOURCES_FILE).read_text().split()
     assert [int(name.split("_")[1]) for name in sources] == list(range(len(procgen_episodes)))
     dataset.store.verify()  # the sources file is covered by the manifest
@@ -173,3 +173,27 @@ def test_episodes_longer_than_the_game_allows_are_refused_unless_forced(tmp_path
         tmp_path / "src", tmp_path / "store", game="maze", progress=False, force=True
     )
     assert forced.episodes == 2 and forced.transitions == 521
+
+
+def test_a_conversion_refused_before_its_first_episode_is_continued_by_its_rerun(
+    tmp_path: Path,
+) -> None:
+    """The first file is refused: the 0-episode store left behind reads as unfinished, and the
+    plain rerun (no --resume) does not trip on it."""
+    rng = np.random.default_rng(9)
+    for i in (1, 2):
+        write_npz_episode(tmp_path / "src", smooth_episode(rng, 30), i)
+    first = write_npz_episode(tmp_path / "src", smooth_episode(rng, 30), 0)  # the first file
+    good = first.read_bytes()
+    bad = first.with_suffix(".npy")
+    np.save(bad, np.array({"observations": print}, dtype=object), allow_pickle=True)
+    first.unlink()
+    store = tmp_path / "store"
+    with pytest.raises(UnsafeFileError, match=bad.name):
+        convert_legacy(tmp_path / "src", store, game="coinrun", progress=False)
+    with pytest.raises(IncompleteStoreError):
+        offgen.load(store)
+    bad.unlink()
+    first.write_bytes(good)
+    result = convert_legacy(tmp_path / "src", store, game="coinrun", progress=False)  # plain rerun
+    assert result.episodes == 3 and len(offgen.load(store)) == 3

@@ -9,9 +9,20 @@ from pathlib import Path
 import pytest
 
 import offgen
-from offgen.errors import DatasetNotFoundError, UnknownNameError
+from offgen.data import StoreWriter
+from offgen.errors import DatasetNotFoundError, OffgenError, UnknownNameError
 from offgen.paths import cache_dir, dataset_dir, offgen_home
-from offgen.registry import DATASETS, GAMES, normalized_return, resolve_dataset, resolve_game
+from offgen.registry import (
+    DATASETS,
+    GAMES,
+    Target,
+    local_datasets,
+    normalized_return,
+    registered_clash,
+    resolve_dataset,
+    resolve_game,
+    resolve_target,
+)
 
 from .conftest import build_store
 
@@ -145,3 +156,74 @@ def test_import_offgen_is_light() -> None:
     code = "import sys, offgen; offgen.load; print(sorted(m for m in ('numpy', 'zarr') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_one_rule_tells_names_from_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert resolve_target("1M_E") == Target(
+        "registered", "1M_E", resolve_dataset("expert_1M"), name="expert_1M"
+    )
+    (tmp_path / "expert_1M").mkdir()  # a folder of the same name: the name still wins
+    assert resolve_target("expert_1M").kind == "registered"
+    assert resolve_target("./expert_1M") == Target("path", "./expert_1M")
+    assert resolve_target(Path("expert_1M")) == Target("path", "expert_1M")
+    for spelled_as_path in ("stores/coinrun", "~/stores", "s3://bucket/coinrun", "/abs"):
+        assert resolve_target(spelled_as_path).kind == "path"
+    (tmp_path / "mystore").mkdir()
+    assert resolve_target("mystore") == Target("path", "mystore")
+    with pytest.raises(UnknownNameError, match="Did you mean 'expert_1M'"):
+        resolve_target("exprt_1M")
+
+
+def test_public_names_resolve_lazily_without_heavy_imports() -> None:
+    heavy = ("numpy", "zarr", "torch", "huggingface_hub", "typer", "offgen.data", "offgen.hub.hf")
+    code = (
+        f"import sys, offgen, offgen.hub; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    import offgen.hub
+
+    for module in (offgen, offgen.hub):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{module.__name__}.{name}"
+    assert offgen.push_store is offgen.hub.push_store
+    assert offgen.hub.pull_store.__module__ == "offgen.hub.hf"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        offgen.nope  # noqa: B018
+
+
+def test_own_datasets_are_names(small_episodes, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    mine = build_store(dataset_dir("my_random", "coinrun"), small_episodes[:3])
+    lab = build_store(dataset_dir("my-lab/coinrun-random", "coinrun"), small_episodes[:2])
+    assert offgen.load("my_random", game="coinrun").store.location == str(mine)
+    assert len(offgen.load("my-lab/coinrun-random", game="coinrun")) == 2
+    assert resolve_target("my-lab/coinrun-random").local.folder == lab.parent  # type: ignore[union-attr]
+    assert [(d.name, d.games) for d in local_datasets()] == [
+        ("my-lab/coinrun-random", ("coinrun",)),
+        ("my_random", ("coinrun",)),
+    ]
+    with pytest.raises(UnknownNameError, match=r"needs a game .* It has: coinrun"):
+        offgen.load("my_random")
+    with pytest.raises(DatasetNotFoundError, match=r"has no store for 'maze'.*it has coinrun"):
+        offgen.load("my_random", game="maze")
+    with pytest.raises(UnknownNameError, match=r"Did you mean 'my_random'.*local datasets: my-lab"):
+        offgen.load("my_randon", game="coinrun")
+    with pytest.raises(OffgenError, match="revision='v1' applies to hub names"):
+        offgen.load("my_random", game="coinrun", revision="v1")
+
+
+def test_local_folder_may_not_take_a_registered_name(
+    small_episodes, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("OFFGEN_SOURCES", "local")
+    build_store(dataset_dir("1M_E", "coinrun"), small_episodes[:1])  # spells expert_1M's alias
+    assert registered_clash("1M_E") is DATASETS["expert_1M"]
+    assert registered_clash("expert_1M") is None  # the registered dataset's own folder
+    with pytest.raises(DatasetNotFoundError, match="expert_1M"):
+        offgen.load("1M_E", game="coinrun")  # the registered dataset, not the folder
+    labelled = dataset_dir("expert_1M", "coinrun")
+    with StoreWriter(labelled, game="coinrun", dataset="my_random") as writer:
+        writer.write(small_episodes[0])
+    with pytest.raises(DatasetNotFoundError, match="labelled dataset 'my_random', not 'expert_1M'"):
+        offgen.load("expert_1M", game="coinrun")

@@ -16,7 +16,6 @@ from offgen.data.format import (
     INFO,
     MANIFEST,
     OBSERVATIONS,
-    build_manifest,
 )
 from offgen.data.table import encode_records
 from offgen.errors import (
@@ -27,7 +26,7 @@ from offgen.errors import (
     IncompleteStoreError,
 )
 
-from .conftest import assert_same_episode, build_store
+from .conftest import assert_same_episode, build_store, reseal
 
 
 def _shards(store: Path) -> list[Path]:
@@ -200,6 +199,7 @@ def _append_record(store: Path, length: int) -> int:
     info["counts"]["episodes"] = len(rows) + 1
     info["counts"]["transitions"] = int(rows["length"].sum()) + length
     (store / INFO).write_text(json.dumps(info))
+    reseal(store)  # a consistent table and info.json, as a faulty writer would leave them
     return len(rows)
 
 
@@ -225,7 +225,7 @@ def test_table_says_more_frames_than_arrays_hold(store: Path, small_episodes) ->
         _ = OffgenStore(store).actions  # zarr alone would return the shorter array
     with pytest.raises(ChecksumError, match=r"episodes\.bin.*manifest says"):
         OffgenStore(store).verify()  # the manifest notices the edited table
-    (store / MANIFEST).write_text(json.dumps(build_manifest(store)))  # a manifest that agrees
+    reseal(store, manifest=True)  # a manifest that agrees
     with pytest.raises(CorruptStoreError, match=want):
         OffgenStore(store).verify()  # decoding every frame still finds the short array
 
@@ -237,6 +237,7 @@ def test_observation_array_shorter_than_table(store: Path) -> None:
     frames = OffgenStore(store).num_frames_stored
     meta["shape"][0] = frames - 10
     meta_path.write_text(json.dumps(meta))
+    reseal(store, manifest=True)  # as a faulty writer would leave it: checksums agree
     opened = OffgenStore(store)
     last = len(opened.table) - 1
     _ = opened.actions, opened.rewards  # steps are intact

@@ -168,7 +168,7 @@ def test_convert_refuses_a_registered_name_the_files_cannot_be(
     forced = _offgen("convert", str(src), str(store), "-g", "coinrun", "-d", "level1_mixed_100k",
                      "--force")  # fmt: skip
     assert forced.returncode == 0, forced.stderr
-    provenance = OffgenStore(store).info["provenance"]
+    provenance = OffgenStore(store).info.provenance
     assert "level seeds lie outside" in provenance["label_forced"][0]
     # The store keeps contradicting its name: its card needs --force too, and says so.
     assert _offgen("card", "level1_mixed_100k", "-g", "coinrun", "--store", str(store),

@@ -64,7 +64,7 @@ def test_cli_end_to_end_download_convert_load(
     assert not (root / ".unpacked" / "coinrun").exists()
     dataset = offgen.load("expert_1M", game="coinrun")
     _assert_same_episodes(dataset, short_episodes)
-    assert dataset.info["dataset"] == "expert_1M"
+    assert dataset.info.dataset == "expert_1M"
     # A second run finds everything present and fetches nothing.
     before = sum(mirror.requests.values())
     again = _cli("-d", "expert_1M", "-g", "coinrun", "-q", base=mirror.url("DGRL"))
@@ -348,7 +348,7 @@ def test_cli_npz_archives_download_convert_load_and_legacy_format(
     for game, eps in sources.items():
         dataset = offgen.load("mixed_1M", game=game)
         _assert_same_episodes(dataset, eps)
-        assert dataset.info["dataset"] == "mixed_1M" and dataset.info["game"] == game
+        assert dataset.info.dataset == "mixed_1M" and dataset.info.game == game
     lock = json.loads((_isolated_home / "datasets" / "mixed_1M" / "offgen.lock.json").read_text())
     assert sorted(lock["archives"]) == ["dgrl/bigfish.tar.xz", "dgrl/maze.tar.xz"]
     # --format legacy keeps the predecessor's files, byte for byte, from the kept archive.

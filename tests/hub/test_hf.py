@@ -18,8 +18,8 @@ import offgen
 from hub.archive_server import ArchiveServer
 from hub.hub_server import HubServer
 from offgen.data import Episode, StoreWriter
-from offgen.errors import DatasetNotFoundError
-from offgen.paths import dataset_dir
+from offgen.errors import DatasetNotFoundError, UnknownNameError
+from offgen.paths import dataset_dir, offgen_home
 
 BIN = Path(sys.executable).parent
 REPO = "lab/procgen-offline"
@@ -35,14 +35,19 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
 
 
 def _write_store(
-    path: Path, episodes: list[Episode], *, game: str = "coinrun", **codec: int
+    path: Path,
+    episodes: list[Episode],
+    *,
+    game: str = "coinrun",
+    dataset: str = "expert_1M",
+    **codec: int,
 ) -> Path:
-    # Shaped like the published expert_1M converted (legacy policy id, next-level final frames),
-    # so it may be pushed under that name (a random-policy store may not: see below).
+    # Shaped like a published dataset converted (legacy policy id, next-level final frames), so
+    # it may be pushed under a registered name (a random-policy store may not: see below).
     with StoreWriter(
         path,
         game=game,
-        dataset="expert_1M",
+        dataset=dataset,
         mode="overwrite",
         final_frame_is_true=False,
         **codec,  # type: ignore[arg-type]
@@ -50,7 +55,7 @@ def _write_store(
         for ep in episodes:
             writer.write(
                 dataclasses.replace(
-                    ep, game=game, policy_id="legacy:expert_1M", final_frame_is_true=False
+                    ep, game=game, policy_id=f"legacy:{dataset}", final_frame_is_true=False
                 )
             )
     return path
@@ -362,3 +367,56 @@ def test_push_refuses_a_store_that_contradicts_the_name_unless_forced(
     head = hub.repos[REPO].commits[hub.repos[REPO].refs["main"]]
     card = head["README.md"].decode()
     assert "[!WARNING]" in card and "offgen-label-forced" in card
+
+
+def test_own_dataset_pushed_by_name_then_loaded_by_hub_name_pinned(
+    hub: HubServer, short_episodes: list[Episode], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import HfApi
+
+    hub_repo = "my-lab/offgen-procgen"
+    own = _write_store(dataset_dir("my_random", "coinrun"), short_episodes, dataset="my_random")
+    pushed = _cli("push", "my_random", "--game", "coinrun", "--repo", hub_repo)
+    assert pushed.returncode == 0, pushed.stderr
+    repo = hub.repos[hub_repo]
+    head = repo.commits[repo.refs["main"]]
+    assert "my_random/coinrun/info.json" in head
+    assert b'offgen.load("my_random", game="coinrun")' in head["README.md"]
+    HfApi(endpoint=hub.endpoint).create_tag(hub_repo, tag="v1", repo_type="dataset")
+    v1 = repo.refs["main"]
+    smaller = _write_store(tmp_path / "v2", short_episodes[:2], dataset="my_random")
+    moved = _cli("push", "my_random", "-g", "coinrun", "-r", hub_repo, "--store", str(smaller))
+    assert moved.returncode == 0, moved.stderr
+
+    import shutil
+
+    shutil.rmtree(own.parent)  # only the hub has it now
+    ds = offgen.load("hf://my-lab/offgen-procgen", game="coinrun", revision="v1")
+    assert len(ds) == len(short_episodes)
+    np.testing.assert_array_equal(ds.episode(0).observations, short_episodes[0].observations)
+    lock = json.loads((offgen_home() / "hub" / hub_repo / "offgen.lock.json").read_text())
+    assert lock["hub"][f"{hub_repo}:my_random/coinrun"]["commit"] == v1
+    # Without a revision the pinned commit is read, not the moved main.
+    assert len(offgen.load("hf://my-lab/offgen-procgen", game="coinrun")) == len(short_episodes)
+    assert (
+        len(offgen.load("hf://my-lab/offgen-procgen/my_random", game="coinrun", revision="main"))
+        == 2
+    )
+
+    # Offline: the pinned snapshot comes from the hub cache, no request reaches the hub.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.requests.clear()
+    assert len(offgen.load("hf://my-lab/offgen-procgen", game="coinrun")) == 2
+    assert sum(hub.requests.values()) == 0
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+
+    # A namespaced dataset beside it: the bare repository name is now ambiguous for coinrun.
+    _write_store(dataset_dir("my-lab/coinrun-random", "coinrun"), short_episodes[:1])
+    assert _cli("push", "my-lab/coinrun-random", "-g", "coinrun", "-r", hub_repo).returncode == 0
+    named = "hf://my-lab/offgen-procgen/my-lab/coinrun-random"
+    assert len(offgen.load(named, game="coinrun", revision="main")) == 1
+    with pytest.raises(UnknownNameError, match=r"several datasets .*my-lab/coinrun-random"):
+        offgen.load("hf://my-lab/offgen-procgen", game="coinrun", revision="main")
+    info = _cli("info", named, "--game", "coinrun", "--no-card")
+    assert info.returncode == 0, info.stderr
+    assert "episodes      1" in info.stdout

@@ -144,7 +144,7 @@ def _build(store: OffgenStore, directory: Path, layout: Layout, progress: bool) 
     for leftover in directory.glob(f".{name}.tmp-*"):
         leftover.unlink(missing_ok=True)
     total = store.num_frames_stored
-    step = int(store.info["codec"].get("shard_frames", 16384))
+    step = store.info.codec.shard_frames
     with (
         atomic_open(directory / name, "wb") as handle,
         tqdm(

@@ -127,7 +127,7 @@ def decode_episodes(
     np.cumsum(counts[:-1], out=ep_frame[1:])
     out = np.empty((int(counts.sum()), *frame_shape(layout)), dtype=np.uint8)
     starts = rows["frame_offset"].astype(np.int64)
-    read_frames = int(store.info["codec"].get("shard_frames", 16384))
+    read_frames = store.info.codec.shard_frames
     with tqdm(
         total=len(out), unit="frame", desc="decoding frames", disable=not progress, leave=False
     ) as bar:

@@ -1,0 +1,113 @@
+"""Evaluation benchmark: ``offgen.evaluation.evaluate`` against the predecessor's sequential loop.
+
+One policy (the IMPALA actor-critic, greedy, random weights with an output layer scaled so its
+greedy action depends on the observation), ``--episodes`` planned episodes on each of train,
+validation and test, measured in one run:
+
+* **ours**: ``evaluate(policy, num_envs=16, torch_threads=1)``: 16 episodes at a time, one batched
+  inference per step;
+* **predecessor**: one environment stepping the same planned episodes one after another, batch-1
+  inference, torch's default thread count (what the predecessor's evaluation loop did; its levels
+  were unseeded, here it plays our planned levels so the returns can be compared level by level);
+* **sequential, 1 thread**: the same loop with ``torch.set_num_threads(1)``, to separate the gain
+  of batching from the gain of the thread setting.
+
+Checks that every planned level gives the same return and length in all three (a deterministic
+policy), and prints the speed-up ratios (target: ours >= 5x the predecessor's loop).
+
+Usage: ``nice python benchmarks/eval_bench.py [--episodes 100] [--game coinrun]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from offgen.envs import EnvSpec, make_env
+from offgen.evaluation import EvaluationReport, evaluate
+from offgen.policies import TorchPolicy, build_impala
+
+SPLITS = ("train", "validation", "test")
+
+
+def make_policy(seed: int = 0) -> TorchPolicy:
+    """Random IMPALA weights, output layer at gain 2 (so greedy actions vary with the frame)."""
+    torch.manual_seed(seed)
+    model = build_impala()
+    with torch.no_grad():
+        torch.nn.init.orthogonal_(model.dist.linear.weight, gain=2.0)
+        model.dist.linear.bias[8] = 2.0  # RIGHT+UP: keeps coinrun episodes finite and short-ish
+    return TorchPolicy(model, policy_id="bench-impala", greedy=True)
+
+
+def sequential(
+    policy: TorchPolicy, game: str, report: EvaluationReport
+) -> tuple[float, list[tuple[int, float, int]]]:
+    """One environment, one episode after another, batch-1 inference (the predecessor's loop)."""
+    played = []
+    start = time.perf_counter()
+    for split in SPLITS:
+        for episode in report.splits[split].episodes:
+            env = make_env(EnvSpec(game, "easy", episode.level_seed, 1, None), 1, 0)
+            obs, _ = env.reset()
+            total, steps, done = 0.0, 0, False
+            while not done:
+                action = policy.act(obs, np.zeros(1))
+                obs, reward, term, trunc, _ = env.step(action.astype(np.int32))
+                total, steps, done = total + float(reward[0]), steps + 1, bool(term[0] or trunc[0])
+            env.close()
+            played.append((episode.level_seed, total, steps))
+    return time.perf_counter() - start, played
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--game", default="coinrun")
+    parser.add_argument("--num-envs", type=int, default=16)
+    args = parser.parse_args()
+    policy = make_policy()
+    default_threads = torch.get_num_threads()
+    evaluate(policy, game=args.game, splits="level_1", episodes=1)  # loads Procgen's assets
+
+    start = time.perf_counter()
+    report = evaluate(
+        policy, game=args.game, splits=SPLITS, episodes=args.episodes, num_envs=args.num_envs
+    )
+    ours = time.perf_counter() - start
+    ours_played = [
+        (e.level_seed, e.return_, e.length) for s in SPLITS for e in report.splits[s].episodes
+    ]
+    torch.set_num_threads(1)
+    one_thread, one_played = sequential(policy, args.game, report)
+    print(f"ours {ours:.1f} s, sequential 1-thread loop {one_thread:.1f} s "
+          f"({one_thread / ours:.2f}x); now the predecessor loop", flush=True)  # fmt: skip
+    torch.set_num_threads(default_threads)
+    predecessor, pred_played = sequential(policy, args.game, report)
+
+    steps = sum(length for _, _, length in ours_played)
+    same = sum(a == b == c for a, b, c in zip(ours_played, pred_played, one_played, strict=True))
+    print(f"game {args.game}, {args.episodes} episodes x {len(SPLITS)} splits, {steps} steps, "
+          f"torch default threads {default_threads}")  # fmt: skip
+    for name in SPLITS:
+        s = report.splits[name]
+        print(f"  {name:<10} mean {s.mean:.2f} ± {s.stderr:.2f}  mean length {s.mean_length:.0f}")
+    print(
+        f"ours (num_envs {args.num_envs}, 1 torch thread): {ours:8.1f} s  {steps / ours:7.0f} steps/s"
+    )
+    print(
+        f"predecessor loop (1 env, default threads):  {predecessor:8.1f} s  {steps / predecessor:7.0f} steps/s"
+    )
+    print(
+        f"sequential loop, 1 torch thread:            {one_thread:8.1f} s  {steps / one_thread:7.0f} steps/s"
+    )
+    print(f"ratio vs predecessor loop: {predecessor / ours:.2f}x (target >= 5x)")
+    print(f"ratio vs sequential 1-thread loop: {one_thread / ours:.2f}x (batching alone)")
+    print(f"identical (level, return, length) in all three: {same} of {len(ours_played)}")
+
+
+if __name__ == "__main__":
+    main()

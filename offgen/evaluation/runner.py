@@ -1,0 +1,148 @@
+"""Play a split's planned episodes: vectorised, batched inference, every planned episode once.
+
+Each of ``num_envs`` slots plays one planned episode at a time in its own one-environment envpool
+pinned to that episode's level (``start_level = level, num_levels = 1``: Procgen reseeds the game
+from the level seed, so the episode is the same as on that level inside any range; creating one
+costs about a millisecond). All busy slots act in one batched policy call per step, then step
+concurrently (envpool ``send`` to every slot, then ``recv``). A slot whose episode ends takes the
+next planned episode. The run ends when every planned episode has finished, so each counts exactly
+once whatever its length: taking "the first N episodes to finish" instead would over-sample short
+episodes. Slots are filled in plan order and scanned in slot order, so a deterministic policy plays
+every episode identically on a rerun.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from offgen.data.schema import NUM_ACTIONS
+from offgen.envs.procgen import EnvSpec, LevelRange, make_env, resolve_distribution_mode
+from offgen.errors import EvaluationError, SchemaError
+from offgen.evaluation.actions import ActionMode, choose_actions
+from offgen.evaluation.environment import EvalEnvironment, FrameStacker
+from offgen.evaluation.plan import episode_rng
+from offgen.evaluation.report import EpisodeResult
+from offgen.policies.base import Policy
+
+__all__ = ["play_planned_episodes"]
+
+_UNIFORM_BLOCK = 1024
+_ENV_ID = np.zeros(1, dtype=np.int32)
+
+
+@dataclass
+class _Slot:
+    """One environment playing one planned episode (mutable bookkeeping, internal)."""
+
+    env: Any
+    episode: int
+    level_seed: int
+    rng: np.random.Generator
+    uniforms: npt.NDArray[np.float64]
+    t: int = 0
+    total: float = 0.0
+
+    def draws(self) -> npt.NDArray[np.float64]:
+        if self.t >= len(self.uniforms):
+            self.uniforms = np.concatenate([self.uniforms, self.rng.random((_UNIFORM_BLOCK, 2))])
+        row: npt.NDArray[np.float64] = self.uniforms[self.t]
+        return row
+
+
+def _open_slot(
+    env: EvalEnvironment, levels: LevelRange, plan: tuple[int, ...], episode: int, seed: int
+) -> tuple[_Slot, npt.NDArray[np.uint8]]:
+    level = plan[episode]
+    if env.distribution_mode.lower() == "exploration":  # one fixed level, no range accepted
+        spec = EnvSpec(env.game, resolve_distribution_mode(env.distribution_mode), 0, 0, None)
+    else:
+        spec = EnvSpec(env.game, resolve_distribution_mode(env.distribution_mode), level, 1, None)
+    handle = make_env(spec, 1, seed, layout="HWC")
+    obs, info = handle.reset()
+    played = int(info["level_seed"][0])
+    if spec.num_levels == 1 and played != level:
+        handle.close()
+        raise EvaluationError(
+            f"envpool played level {played} when asked for level {level} ({spec.task_id}); this "
+            "envpool build does not honour start_level, so evaluation cannot be reproduced with it"
+        )
+    rng = episode_rng(seed, levels, episode)
+    slot = _Slot(handle, episode, played, rng, rng.random((_UNIFORM_BLOCK, 2)))
+    return slot, obs[0]
+
+
+def play_planned_episodes(
+    policy: Policy,
+    env: EvalEnvironment,
+    levels: LevelRange,
+    plan: tuple[int, ...],
+    *,
+    seed: int,
+    action: ActionMode,
+    num_envs: int,
+) -> list[EpisodeResult]:
+    """Play every episode of ``plan`` once and return them in plan order.
+
+    Args:
+        policy: The policy; it sees observations in ``env``'s layout and frame stack.
+        env: Game, mode and observation format.
+        levels: The split's level range (keys the episodes' random draws).
+        plan: Level seed of each planned episode (:func:`offgen.evaluation.plan.plan_levels`).
+        seed: Evaluation seed.
+        action: Greedy, sampled or epsilon-greedy actions.
+        num_envs: Episodes played at once (the inference batch size).
+
+    Raises:
+        SchemaError: If the policy returns invalid actions.
+        EvaluationError: If envpool does not play the planned level.
+    """
+    width = max(1, min(num_envs, len(plan)))
+    slots: list[_Slot | None] = [None] * width
+    stacker = FrameStacker(width, env.frame_stack, env.layout)
+    results: list[EpisodeResult | None] = [None] * len(plan)
+    upcoming = 0
+    sent = np.zeros(1, dtype=np.int32)
+    try:
+        while True:
+            for i in range(width):
+                if slots[i] is None and upcoming < len(plan):
+                    slot, first = _open_slot(env, levels, plan, upcoming, seed)
+                    slots[i], upcoming = slot, upcoming + 1
+                    stacker.start(i, first)
+            busy = np.array([i for i in range(width) if slots[i] is not None], dtype=np.int64)
+            if busy.size == 0:
+                break
+            active = [s for s in slots if s is not None]
+            draws = np.stack([s.draws() for s in active])
+            actions = choose_actions(policy, action, stacker.batch(busy), draws)
+            _check_actions(policy, actions, busy.size)
+            for slot, act in zip(active, actions, strict=True):
+                sent[0] = act
+                slot.env.send(sent, _ENV_ID)
+            for i, slot in zip(busy, active, strict=True):
+                obs, reward, terminated, truncated, _info = slot.env.recv()
+                slot.t += 1
+                slot.total += float(reward[0])
+                if terminated[0] or truncated[0]:
+                    results[slot.episode] = EpisodeResult(slot.level_seed, slot.total, slot.t)
+                    slot.env.close()
+                    slots[i] = None
+                else:
+                    stacker.push(int(i), obs[0])
+    finally:
+        for leftover in slots:
+            if leftover is not None:
+                leftover.env.close()
+    return [r for r in results if r is not None]
+
+
+def _check_actions(policy: Policy, actions: npt.NDArray[np.int64], n: int) -> None:
+    if actions.shape != (n,) or (n and (actions.min() < 0 or actions.max() >= NUM_ACTIONS)):
+        raise SchemaError(
+            f"policy {policy.policy_id!r} returned {actions.shape} actions for {n} observations, "
+            f"or actions outside the integers [0, {NUM_ACTIONS})"
+        )
