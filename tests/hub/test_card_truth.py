@@ -194,3 +194,19 @@ def test_card_refuses_a_store_of_another_game(
                   "-o", str(tmp_path / "card"))  # fmt: skip
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "holds coinrun episodes, not maze" in out.stderr
+
+
+def test_card_of_own_dataset_is_measured_only(
+    short_episodes: list[Episode], tmp_path: Path
+) -> None:
+    # A name the registry does not know has no label to contradict and no publisher's words.
+    store = _random_store(tmp_path / "coinrun", short_episodes, dataset="my_random")
+    written = write_card("my_random", store, tmp_path / "card")
+    assert written.mismatches == ()
+    text = written.card.read_text()
+    assert "# Procgen offline RL: `my_random`" in text
+    assert "## What the stores hold (measured)" in text and "### coinrun" in text
+    assert "Publisher's description" not in text and "predecessor" not in text
+    assert "[!WARNING]" not in text and "license_name" not in text
+    assert "- random" not in text.split("---")[1]  # no behaviour tag a registry would give
+    assert f"{len(short_episodes)} episodes" in text  # the random policy's episodes, measured
