@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from offgen._lazy import lazy_attributes
+from offgen._version import __version__
 
 # offgen.load is kept light (no numpy / zarr at import) so `import offgen` stays fast. Importing the
 # function here also makes `offgen.load` the function rather than the submodule of the same name.
@@ -40,12 +40,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'offgen' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_attributes("offgen", _HOME, __all__, globals())

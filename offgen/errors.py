@@ -20,6 +20,7 @@ __all__ = [
     "EvaluationError",
     "FormatVersionError",
     "IncompleteStoreError",
+    "MemoryBudgetError",
     "MissingDependencyError",
     "OffgenError",
     "SchemaError",
@@ -76,6 +77,10 @@ class StoreLockedError(OffgenError):
 
 class UnsafeFileError(OffgenError):
     """A legacy file or archive holds something offgen refuses to load (pickled code, path escapes)."""
+
+
+class MemoryBudgetError(OffgenError, MemoryError):
+    """A request would need more memory than allowed; the message says how much and what to do."""
 
 
 class MissingDependencyError(OffgenError, ImportError):

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from offgen._allocator import release_free_memory
+from offgen._progress import progress_bar
 from offgen.collect.assembler import RawEpisode
 from offgen.collect.engine import TapeEntry, run_episodes
 from offgen.collect.journal import JOURNAL_NAME, Journal, JournalRecord
@@ -463,13 +463,13 @@ class _Progress:
     def __init__(
         self, label: str, total: int, steps: int, episodes: int, return_sum: float, *, enabled: bool
     ) -> None:
-        self._bar = tqdm(
+        self._bar = progress_bar(
             total=total,
             initial=steps,
             unit="step",
             unit_scale=True,
             desc=label,
-            disable=not enabled,
+            enabled=enabled,
             dynamic_ncols=True,
         )
         self._enabled = enabled

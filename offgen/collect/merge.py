@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from offgen._progress import progress_bar
 from offgen.data.store import OffgenStore
 from offgen.data.writer import StoreWriter
 from offgen.errors import SchemaError
@@ -106,7 +105,7 @@ def merge_stores(
         if any(r is not None for r in recipes):
             same = all(_canon(r) == _canon(recipes[0]) for r in recipes)
             writer.update_info(recipe=recipes[0] if same else {"merged": recipes})
-        with tqdm(total=total, unit="episode", disable=not progress, desc="merge") as bar:
+        with progress_bar(total=total, unit="episode", enabled=progress, desc="merge") as bar:
             for store in stores:
                 for policy in store.policies:
                     writer.add_policy(

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 from offgen._io import atomic_write_json
 from offgen.collect.journal import Journal
+from offgen.data.collect_sidecar import COLLECT_SIDECAR
 from offgen.data.format import INFO
 from offgen.data.info import read_info
 from offgen.data.legacy import LegacyName, write_npz_episode
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 OutputFormat = Literal["offgen", "npz"]
-NPZ_STATE = "offgen-collect.json"
+NPZ_STATE = COLLECT_SIDECAR  # read back by `offgen convert` (offgen.data.collect_sidecar)
 
 
 class Sink(Protocol):

@@ -17,6 +17,11 @@ their names) and continues with the next file.
 Provenance: ``info.json`` records the source folder, the file count and first / last names, and the
 store holds ``legacy_sources.txt``: the source file name of every episode, one per line, in episode
 order.
+
+offgen's own ``.npz`` output (``offgen-collect --format npz``) has a sidecar,
+``offgen-collect.json`` (:mod:`offgen.data.collect_sidecar`): its Procgen options (level range
+included) become the store's ``env``, its policy ids the episodes' policy, and the store is marked
+as holding true final frames, as the collector's files do.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from typing import Any
 
 from offgen._allocator import tune_allocator
 from offgen._io import atomic_write_bytes
+from offgen._progress import progress_bar
+from offgen.data.collect_sidecar import CollectSidecar, read_collect_sidecar
 from offgen.data.format import EPISODES, INFO
 from offgen.data.info import read_info
 from offgen.data.labels import DataFacts, check_label
@@ -97,7 +104,11 @@ def _check_resume(store: Path, names: list[LegacyName], committed: int) -> None:
 
 
 def _provenance(
-    source: Path, names: list[LegacyName], spec: DatasetSpec | None, game: str
+    source: Path,
+    names: list[LegacyName],
+    spec: DatasetSpec | None,
+    game: str,
+    sidecar: CollectSidecar | None,
 ) -> dict[str, Any]:
     prov: dict[str, Any] = {
         "converted_from": {
@@ -112,6 +123,11 @@ def _provenance(
         "final_frame": "row T is the next level's first frame (Procgen auto-reset)",
         "end_flags": "inferred: truncated when length == the game's max episode steps",
     }
+    if sidecar is not None:
+        prov["converted_from"]["format"] = "offgen-collect --format npz (.npz per episode)"
+        prov["converted_from"]["sidecar"] = str(sidecar.path.resolve())
+        prov["collection"] = sidecar.collection
+        prov["final_frame"] = "row T is the true final frame (collected by offgen)"
     if spec is not None:
         prov["dataset"] = {
             "name": spec.name,
@@ -160,7 +176,7 @@ def convert_legacy(
             used for its Procgen options); ``None`` for other data.
         mode: ``"create"``, ``"append"`` (resume an interrupted conversion) or ``"overwrite"``.
         workers: Threads opening (and, for ``.npz``, inflating) files ahead of the writer.
-        progress: Show a tqdm progress bar on stderr.
+        progress: Show a progress bar on stderr (live on a terminal, one line in a log).
         on_episode: Called with the episode count after each written episode (tests, UIs).
         force: Convert episodes longer than ``game``'s time limit instead of refusing them, and
             label the files ``dataset`` even though their level seeds or size contradict it
@@ -232,29 +248,27 @@ def _convert(
     """Write the files' episodes into ``store`` (whose lock the caller holds); ``forced`` lists
     the contradictions of a label given with ``force`` (recorded in the provenance)."""
     names = [name for name, _ in files]
-    policy_id = f"legacy:{spec.name}" if spec is not None else "legacy"
     game_spec = resolve_game(game)
+    sidecar = read_collect_sidecar(files[0][1].parent, game_spec.name)
+    policy_id, policy_meta = _policy(spec, sidecar)
+    env_options = spec.env_options if spec is not None else {"distribution_mode": "easy"}
     with StoreWriter(
         store,
         game=game_spec.name,
         mode=mode,
         dataset=spec.name if spec is not None else None,
-        env_options=spec.env_options if spec is not None else {"distribution_mode": "easy"},
-        provenance=_provenance(src, names, spec, game_spec.name),
-        final_frame_is_true=False,
+        env_options=sidecar.env if sidecar is not None else env_options,
+        provenance=_provenance(src, names, spec, game_spec.name, sidecar),
+        final_frame_is_true=sidecar is not None,
         lock=lock,
     ) as writer:
         skipped = writer.num_episodes
         _check_resume(store, names, skipped)
-        writer.add_policy(
-            policy_id,
-            source="predecessor dataset",
-            behaviour=spec.behaviour if spec is not None else "unknown",
-        )
+        writer.add_policy(policy_id, **policy_meta)
         todo = [(path, name.length + 1) for name, path in files[skipped:]]
         _run(writer, todo, game_spec.name, policy_id, workers, progress, skipped, on_episode)
         atomic_write_bytes(store / SOURCES_FILE, "".join(f"{n.format()}\n" for n in names).encode())
-        provenance = _provenance(src, names, spec, game_spec.name)
+        provenance = _provenance(src, names, spec, game_spec.name, sidecar)
         if forced:
             provenance["label_forced"] = forced
         writer.update_info(provenance=provenance)
@@ -292,6 +306,22 @@ def _empty_unfinished(store: Path) -> bool:
     return read_info(store).status == "writing"
 
 
+def _policy(spec: DatasetSpec | None, sidecar: CollectSidecar | None) -> tuple[str, dict[str, Any]]:
+    """The policy id of the converted episodes and its ``policies.json`` metadata."""
+    if sidecar is None:
+        policy_id = f"legacy:{spec.name}" if spec is not None else "legacy"
+        behaviour = spec.behaviour if spec is not None else "unknown"
+        return policy_id, {"source": "predecessor dataset", "behaviour": behaviour}
+    meta: dict[str, Any] = {"source": f"offgen-collect ({sidecar.path.name})"}
+    if len(sidecar.policy_ids) > 1:
+        meta["policies"] = list(sidecar.policy_ids)
+        meta["behaviour"] = (
+            "episodes of these policies; the .npz files do not record which policy played which "
+            "(collect into an offgen store to keep it per episode)"
+        )
+    return sidecar.policy_id, meta
+
+
 def _run(
     writer: StoreWriter,
     todo: list[tuple[Path, int]],
@@ -302,17 +332,15 @@ def _run(
     skipped: int,
     on_episode: Callable[[int], None] | None,
 ) -> None:
-    from tqdm import tqdm
-
     def read(path: Path) -> tuple[Episode, LegacyFrames]:
         return open_legacy_episode(path, game, policy_id=policy_id)
 
-    bar = tqdm(
+    bar = progress_bar(
         total=len(todo) + skipped,
         initial=skipped,
         unit="ep",
         desc=f"convert {game}",
-        disable=not progress,
+        enabled=progress,
         dynamic_ncols=True,
     )
     threads = max(1, workers)

@@ -10,15 +10,22 @@ import numpy as np
 import numpy.typing as npt
 
 from offgen.data.info import StoreInfo
+from offgen.data.sampling.arrays import transition_arrays
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch
-from offgen.data.sampling.build import DecodedFrames, build_transitions, build_windows
+from offgen.data.sampling.build import (
+    DecodedFrames,
+    build_rows,
+    build_transitions,
+    build_windows,
+)
 from offgen.data.sampling.frames import SelectedEpisodes
 from offgen.data.sampling.gather import Pad
 from offgen.data.sampling.options import SamplerKeywords, SamplerOptions, resolve_options
 from offgen.data.sampling.rng import NO_SHARD, Shard
+from offgen.data.sampling.rows import TransitionRows
 from offgen.data.sampling.samplers import Sampler
 from offgen.data.sampling.splits import choose_heldout_levels
-from offgen.data.schema import Episode
+from offgen.data.schema import Episode, Layout
 from offgen.data.store import OffgenStore
 from offgen.data.table import EpisodeTable
 
@@ -163,6 +170,29 @@ class OffgenDataset:
             self._episodes, self._decoded, batch_size, resolve_options(options, keywords)
         )
 
+    def transition_rows(
+        self, *, options: SamplerOptions | None = None, **keywords: Unpack[SamplerKeywords]
+    ) -> TransitionRows:
+        """Every selected transition by position (map-style access): ``rows[i]`` is step ``i`` of
+        the selection, episode after episode, as a one-row batch; ``rows[[i, j]]`` a batch.
+
+        Frames are shared with this dataset's samplers of the same strategy and layout.
+
+        Args:
+            options: As :meth:`transitions` (``seed``, ``replacement`` and the stream options do
+                not apply; ``strategy`` is ``ram``, ``memmap`` or ``auto``).
+            **keywords: As :meth:`transitions`.
+
+        Raises:
+            ValueError: If the strategy is, or ``auto`` would choose, ``stream``.
+
+        Example:
+            >>> rows = ds.transition_rows(layout="CHW")  # doctest: +SKIP
+            >>> len(rows) == ds.num_transitions, rows[0].obs.shape
+            (True, (1, 3, 64, 64))
+        """
+        return build_rows(self._episodes, self._decoded, resolve_options(options, keywords))
+
     def windows(
         self,
         context: int = 10,
@@ -201,6 +231,51 @@ class OffgenDataset:
             gamma=gamma,
             pad=pad,
             options=resolve_options(options, keywords),
+        )
+
+    def to_dict(
+        self,
+        *,
+        layout: Layout = "HWC",
+        frame_stack: int = 1,
+        next_observations: bool = True,
+        max_bytes: int | str | None = None,
+        progress: bool = True,
+    ) -> dict[str, npt.NDArray[Any]]:
+        """Every selected transition as a D4RL-style dict of numpy arrays (``get_dataset()``).
+
+        Steps come in selection order, episode after episode; each row is what a
+        :class:`~offgen.data.sampling.TransitionBatch` holds for that step (same frame stacks).
+
+        Keys: ``observations`` / ``next_observations`` (``(N, 64, 64, 3)`` uint8, or CHW, or
+        ``(N, k, ...)``), ``actions`` (int64), ``rewards`` (float32), ``terminals`` and
+        ``timeouts`` (bool, true at the last step of an episode that terminated / was truncated),
+        and offgen's ``episode`` (table position) and ``timestep`` (int64).
+
+        Args:
+            layout: ``"HWC"`` or ``"CHW"`` frames.
+            frame_stack: Frames per observation.
+            next_observations: Include ``next_observations`` (doubles the frame memory).
+            max_bytes: Refuse above this many bytes (or ``"8G"``); default: the memory available.
+            progress: Show a progress bar while decoding.
+
+        Raises:
+            MemoryBudgetError: If the estimated peak memory exceeds ``max_bytes`` (nothing is
+                decoded then).
+            ValueError: If the selection holds no steps.
+
+        Example:
+            >>> data = ds.filter(min_return=5).to_dict(max_bytes="8G")  # doctest: +SKIP
+            >>> data["observations"].shape, data["terminals"].dtype
+            ((61234, 64, 64, 3), dtype('bool'))
+        """
+        return transition_arrays(
+            self._episodes,
+            layout=layout,
+            frame_stack=frame_stack,
+            next_observations=next_observations,
+            max_bytes=max_bytes,
+            progress=progress,
         )
 
     def release_frames(self) -> None:

@@ -13,6 +13,7 @@ stored once and ``next_obs`` of step ``t`` is frame ``t + 1`` of the same episod
 
 from __future__ import annotations
 
+import difflib
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from offgen.errors import CorruptStoreError
+from offgen.errors import CorruptStoreError, UnknownNameError
 
 __all__ = ["EPISODE_FIELDS", "EPISODE_RECORD", "EpisodeTable", "decode_records", "encode_records"]
 
@@ -156,7 +157,12 @@ class EpisodeTable:
         terminated: bool | None = None,
         truncated: bool | None = None,
     ) -> npt.NDArray[np.bool_]:
-        """Boolean mask of rows matching every given condition (bounds are inclusive)."""
+        """Boolean mask of rows matching every given condition (bounds are inclusive).
+
+        Raises:
+            UnknownNameError: If ``policies`` names a policy id the store does not have (a filter
+                that silently kept no episode would hide the typo).
+        """
         keep = np.ones(len(self.rows), dtype=bool)
         ret, length = self.returns, self.lengths
         if min_return is not None:
@@ -170,6 +176,9 @@ class EpisodeTable:
         if level_seeds is not None:
             keep &= np.isin(self.level_seeds, np.fromiter(level_seeds, dtype=np.int64))
         if policies is not None:
+            if isinstance(policies, str):  # a bare string would be read as its characters
+                policies = [policies]
+            self._check_policies(policies)
             wanted = [i for i, name in enumerate(self.policies) if name in set(policies)]
             keep &= np.isin(self.rows["policy"], np.asarray(wanted, dtype=np.int32))
         if terminated is not None:
@@ -177,3 +186,16 @@ class EpisodeTable:
         if truncated is not None:
             keep &= self.rows["truncated"] == truncated
         return keep
+
+    def _check_policies(self, names: Sequence[str]) -> None:
+        known = list(self.policies)
+        for name in names:
+            if name in known:
+                continue
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+            suggestion = f" Did you mean {close[0]!r}?" if close else ""
+            listed = ", ".join(repr(k) for k in known) if known else "none recorded"
+            raise UnknownNameError(
+                f"unknown policy id {name!r}.{suggestion} This store's policy ids: {listed} "
+                "(see `offgen info` or ds.table.policies)"
+            )

@@ -15,6 +15,16 @@ Resuming: batch ``j`` of a worker is batch ``start + j`` of its shard's stream, 
 with ``in_order=True`` (the default) returns workers' batches round robin, so after ``g`` batches
 delivered on a rank, :meth:`SamplerIterable.load_state_dict` with ``{"epoch": e, "batches": g}``
 restarts every worker exactly where the uninterrupted run would be.
+
+Map-style: :class:`TransitionDataset` has ``__len__`` / ``__getitem__`` over every selected
+transition, for code written against map-style datasets (``DataLoader(..., batch_size=256,
+shuffle=True)``, samplers such as ``DistributedSampler``).
+
+Layout: the adapters that decode frames themselves (:class:`EpisodeIterable`,
+:class:`TransitionDataset`) give CHW by default,
+the layout every ``torch.nn.Conv2d`` takes. :class:`SamplerIterable` keeps the layout of the sampler
+it wraps (``ds.transitions(..., layout="CHW")``): numpy samplers default to HWC, the stored layout
+and the one JAX / flax convolutions take.
 """
 
 from __future__ import annotations
@@ -22,18 +32,29 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Unpack
+
+import numpy as np
 
 from offgen._optional import require
 from offgen.data.dataset import OffgenDataset
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch
+from offgen.data.sampling.options import SamplerKeywords, SamplerOptions
 from offgen.data.sampling.rng import Shard
 from offgen.data.sampling.samplers import Sampler
+from offgen.data.schema import Layout, to_layout
 
 torch = require("torch", "torch")
 _IterableDataset: Any = torch.utils.data.IterableDataset
+_MapDataset: Any = torch.utils.data.Dataset
 
-__all__ = ["EpisodeIterable", "SamplerIterable", "batch_to_torch", "current_shard"]
+__all__ = [
+    "EpisodeIterable",
+    "SamplerIterable",
+    "TransitionDataset",
+    "batch_to_torch",
+    "current_shard",
+]
 
 
 def batch_to_torch(batch: TransitionBatch | WindowBatch) -> dict[str, Any]:
@@ -175,7 +196,7 @@ class EpisodeIterable(_IterableDataset):  # type: ignore[misc]
         dataset: The dataset (its selection is iterated).
         shuffle: Shuffle the episode order each epoch (seeded by ``seed`` and the epoch).
         seed: Seed of the order.
-        layout: ``"HWC"`` or ``"CHW"`` observations.
+        layout: ``"CHW"`` (default, what torch convolutions take) or ``"HWC"`` observations.
         rank: Distributed rank (default: from ``torch.distributed``).
         world_size: Distributed world size.
     """
@@ -186,11 +207,13 @@ class EpisodeIterable(_IterableDataset):  # type: ignore[misc]
         *,
         shuffle: bool = False,
         seed: int = 0,
-        layout: str = "HWC",
+        layout: Layout = "CHW",
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
         super().__init__()
+        if layout not in ("HWC", "CHW"):
+            raise ValueError(f"layout must be 'HWC' or 'CHW', got {layout!r}")
         self.dataset = dataset
         self.shuffle = shuffle
         self.seed = seed
@@ -211,15 +234,60 @@ class EpisodeIterable(_IterableDataset):  # type: ignore[misc]
         for episode in dataset.iter_episodes(
             shuffle=self.shuffle, seed=self.seed * 1000003 + self.epoch, shard=shard
         ):
-            obs = episode.observations
-            if self.layout == "CHW":
-                obs = obs.transpose(0, 3, 1, 2).copy()
+            obs = np.ascontiguousarray(to_layout(episode.observations, "HWC", self.layout))
             yield {
                 "observations": torch.from_numpy(obs),
-                "actions": torch.from_numpy(episode.actions.astype("int64")),
+                # int64: what cross_entropy targets and embedding indices take (stored as uint8)
+                "actions": torch.from_numpy(episode.actions.astype(np.int64)),
                 "rewards": torch.from_numpy(episode.rewards),
                 "terminated": episode.terminated,
                 "truncated": episode.truncated,
                 "level_seed": episode.level_seed,
                 "episode_id": int(episode.provenance.get("episode_id", -1)),
             }
+
+
+class TransitionDataset(_MapDataset):  # type: ignore[misc]
+    """Every selected transition as a map-style ``Dataset``: item ``i`` is step ``i`` of the
+    selection (episode after episode), a dict of tensors with the keys of :func:`batch_to_torch`
+    and no batch axis (``obs``: ``(3, 64, 64)`` uint8 by default).
+
+    Items are exactly what the samplers return for those steps (same frames, frame stacks and
+    episode-end flags, see :meth:`OffgenDataset.transition_rows`). A DataLoader fetches a whole
+    batch with one gather (``__getitems__``). Build it in the main process: the ``ram`` frames or
+    the memmap are shared with forked workers.
+
+    Args:
+        dataset: The dataset (its selection).
+        options: Sampler settings (``layout``, ``frame_stack``, ``strategy``, ``memory_budget``,
+            ``progress``); ``layout`` defaults to ``"CHW"`` here.
+        **keywords: Any of those settings as keywords.
+
+    Example:
+        >>> loader = DataLoader(TransitionDataset(ds), batch_size=256, shuffle=True,
+        ...                     num_workers=2)  # doctest: +SKIP
+        >>> next(iter(loader))["obs"].shape
+        torch.Size([256, 3, 64, 64])
+    """
+
+    def __init__(
+        self,
+        dataset: OffgenDataset,
+        *,
+        options: SamplerOptions | None = None,
+        **keywords: Unpack[SamplerKeywords],
+    ) -> None:
+        super().__init__()
+        if options is None and "layout" not in keywords:
+            keywords["layout"] = "CHW"
+        self.rows = dataset.transition_rows(options=options, **keywords)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
+        batch = batch_to_torch(self.rows[indices])
+        return [{k: v[i] for k, v in batch.items()} for i in range(len(indices))]

@@ -39,8 +39,8 @@ import zarr
 from zarr.codecs import ZstdCodec
 from zarr.storage import LocalStore
 
-import offgen
 from offgen._io import atomic_write_bytes, atomic_write_json
+from offgen._version import __version__
 from offgen.data._shards import ShardSink, ShardStream, ZarrShardSink
 from offgen.data.format import (
     ACTIONS,
@@ -229,7 +229,7 @@ class StoreWriter:
             provenance=_json_object(provenance, "provenance", self.root),
             created=now,
             updated=now,
-            offgen_version=offgen.__version__,
+            offgen_version=__version__,
         )
         group = zarr.create_group(store=LocalStore(self.root), overwrite=True)
         atomic_write_json(self.root / POLICIES, [])

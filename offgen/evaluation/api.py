@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import offgen
+from offgen._version import __version__
 from offgen.envs.procgen import LevelRange, resolve_split
 from offgen.errors import EvaluationError, UnknownNameError
 from offgen.evaluation.actions import ActionMode, describe_actions
@@ -139,7 +139,7 @@ def evaluate(
         "policy": dict(actor.metadata),
         "level_plan": "seeded draws without replacement from each split's range (offgen.evaluation.plan)",
         "seconds": round(time.perf_counter() - started, 3),
-        "offgen_version": offgen.__version__,
+        "offgen_version": __version__,
     }
     return EvaluationReport(
         where.game, actor.policy_id, describe_actions(actor, mode), seed, results, settings

@@ -14,8 +14,9 @@ Modules, one job each:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from offgen._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from offgen.hub.card import card_text, write_card
@@ -51,12 +52,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'offgen.hub' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_attributes("offgen.hub", _HOME, __all__, globals())

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from filelock import FileLock, Timeout
 
 from offgen._io import atomic_write_json
+from offgen._progress import progress_bar
 from offgen.errors import ChecksumError, CorruptStoreError, DownloadError, OffgenError
 from offgen.hub.extract import safe_extract
 from offgen.hub.http import RetryPolicy, download_file, remote_size
@@ -222,18 +223,16 @@ def _obtain_archive(run: _Run, game: str) -> tuple[Path, ArchiveSource, int, str
 
 
 def _fetch(run: _Run, source: ArchiveSource, path: Path) -> None:
-    from tqdm import tqdm
-
     with run.guard:
         slot = run.slots.pop(0) if run.slots else 1
-    bar = tqdm(
+    bar = progress_bar(
         desc=f"{source.filename}",
         unit="B",
         unit_scale=True,
         unit_divisor=1024,
         position=slot,
         leave=False,
-        disable=not run.progress,
+        enabled=run.progress,
         dynamic_ncols=True,
     )
 
@@ -407,7 +406,7 @@ def download_dataset(
         workers: Games processed in parallel.
         base_url: Mirror base(s) replacing the published base (default ``$OFFGEN_BASE_URL``).
         policy: HTTP retry policy.
-        progress: Show tqdm progress bars on stderr.
+        progress: Show progress bars on stderr (see :mod:`offgen._progress`: live on a terminal, one line per step in a log).
         log: Where to send one-line status messages (default: stderr).
         on_progress: Called with ``(bytes done, bytes expected)`` of the whole run whenever either
             changes (what the overall bar shows; bytes of a resumed ``.part`` count as done).
@@ -421,8 +420,6 @@ def download_dataset(
         UnsafeFileError, CorruptStoreError: An archive is unsafe, truncated or damaged.
         DiskSpaceError: Not enough free space to unpack.
     """
-    from tqdm import tqdm
-
     spec = resolve_dataset(dataset)
     names = [resolve_game(g).name for g in (games or list(GAMES))]
     root = Path(output) if output is not None else default_output()
@@ -439,14 +436,14 @@ def download_dataset(
         slots=list(range(1, max(1, workers) + 1)),
         on_progress=on_progress,
     )
-    run.overall = tqdm(
+    run.overall = progress_bar(
         desc=f"{spec.name} ({len(names)} games)",
         total=0,
         unit="B",
         unit_scale=True,
         unit_divisor=1024,
         position=0,
-        disable=not progress,
+        enabled=progress,
         dynamic_ncols=True,
     )
     try:

@@ -13,6 +13,7 @@ from offgen.data.dataset import OffgenDataset
 from offgen.data.sampling import choose_heldout_levels
 from offgen.data.sampling.mixture import largest_remainder
 from offgen.data.store import OffgenStore
+from offgen.errors import UnknownNameError
 from sampling.conftest import Reference, mixed_episodes, write_store
 
 
@@ -145,3 +146,17 @@ def test_iter_episodes_shuffled_and_sharded(small_ds: OffgenDataset) -> None:
         for i in range(3)
     ]
     assert sorted(e for part in parts for e in part) == plain
+
+
+def test_filter_unknown_policy_is_an_error(small_ds: OffgenDataset) -> None:
+    # A policy id the store never recorded is a typo, not an empty selection.
+    with pytest.raises(UnknownNameError, match=r"'ppo_final'.*'p0', 'p1'") as err:
+        small_ds.filter(policies=["ppo_final"])
+    assert "Did you mean" not in str(err.value)
+    with pytest.raises(UnknownNameError, match=r"Did you mean 'p1'\?"):
+        small_ds.filter(policies=["p0", "P1"])
+    # A bare string is one id, not its characters.
+    assert set(small_ds.filter(policies="p1").table.policy_names()) == {"p1"}
+    # An id the store knows selects normally, even where a narrower selection holds none of it.
+    only_p0 = small_ds.filter(policies=["p0"])
+    assert len(only_p0.filter(policies=["p1"])) == 0

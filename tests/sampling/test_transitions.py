@@ -138,3 +138,17 @@ def test_bad_arguments(small_ds: OffgenDataset) -> None:
         small_ds.transitions(strategy="stream", replacement=False)
     with pytest.raises(TypeError, match="stream options"):
         small_ds.transitions(strategy="ram", pool_size=3)
+
+
+def test_batch_and_episode_share_one_vocabulary(small_ds: OffgenDataset) -> None:
+    batch = next(small_ds.transitions(32, strategy="ram", seed=3, progress=False))
+    # The plural names of episodes and windows are the same arrays, not copies.
+    assert batch.observations is batch.obs and batch.next_observations is batch.next_obs
+    assert batch.actions is batch.action and batch.rewards is batch.reward
+    assert batch.actions.dtype == np.int64  # handed to a learner: int64 (cross_entropy targets)
+    episode = small_ds.store.episode(int(batch.episode[0]))
+    assert episode.actions.dtype == np.uint8  # as stored
+    t = int(batch.timestep[0])
+    assert batch.actions[0] == episode.actions[t] and batch.rewards[0] == episode.rewards[t]
+    window = next(small_ds.windows(context=4, batch_size=8, strategy="ram", progress=False))
+    assert window.actions.dtype == batch.actions.dtype

@@ -27,6 +27,11 @@ class TransitionBatch:
         episode: ``(B,)`` int64 table position (in the store) of each transition's episode.
         timestep: ``(B,)`` int64 step index ``t`` within the episode.
         source: ``(B,)`` int64 component index in a mixture (all zeros otherwise).
+
+    ``observations``, ``actions``, ``rewards`` and ``next_observations`` name the same arrays in the
+    plural vocabulary of :class:`~offgen.data.Episode`, :class:`WindowBatch` and
+    ``OffgenDataset.to_dict`` (the short field names are kept: they are what every training loop
+    written against offgen reads, and the torch dict keys).
     """
 
     obs: npt.NDArray[np.uint8]
@@ -41,6 +46,26 @@ class TransitionBatch:
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
+
+    @property
+    def observations(self) -> npt.NDArray[np.uint8]:
+        """``obs`` under the episodes' name."""
+        return self.obs
+
+    @property
+    def actions(self) -> npt.NDArray[np.int64]:
+        """``action`` under the episodes' name."""
+        return self.action
+
+    @property
+    def rewards(self) -> npt.NDArray[np.float32]:
+        """``reward`` under the episodes' name."""
+        return self.reward
+
+    @property
+    def next_observations(self) -> npt.NDArray[np.uint8]:
+        """``next_obs`` under the D4RL name."""
+        return self.next_obs
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,13 @@ from offgen.data.sampling.frames import FRAME_BYTES, SelectedEpisodes, decode_ep
 from offgen.data.sampling.gather import Gather, Pad, TransitionGather, WindowGather
 from offgen.data.sampling.index import StepIndex, returns_to_go
 from offgen.data.sampling.options import SamplerOptions, stream_epochs_error
+from offgen.data.sampling.rows import TransitionRows
 from offgen.data.sampling.samplers import IndexedSampler, Sampler
 from offgen.data.sampling.strategy import StrategyChoice, choose_strategy
 from offgen.data.sampling.stream import StreamSampler
 from offgen.data.schema import Layout
 
-__all__ = ["DecodedFrames", "build_transitions", "build_windows"]
+__all__ = ["DecodedFrames", "build_rows", "build_transitions", "build_windows"]
 
 B = TypeVar("B", TransitionBatch, WindowBatch)
 Placed = Literal["ram", "memmap"]
@@ -133,3 +134,26 @@ def build_windows(
         frame_stack=options.frame_stack,
     )
     return _build(episodes, frames, gather, batch_size, options)
+
+
+def build_rows(
+    episodes: SelectedEpisodes, frames: DecodedFrames, options: SamplerOptions
+) -> TransitionRows:
+    """Random access to every selected transition (see ``OffgenDataset.transition_rows``).
+
+    Raises:
+        ValueError: If the strategy is (or ``auto`` chooses) ``stream``: positions need every frame
+            at hand, in RAM or in the memmap cache.
+    """
+    choice = _choose(episodes, options)
+    if choice.strategy == "stream":
+        raise ValueError(
+            "random access needs every frame in RAM or in the memmap cache, not the stream "
+            f"strategy ({choice.reason}); "
+            "pass strategy='memmap' with room on the cache disk ($OFFGEN_DISK_BUDGET), a larger "
+            "memory_budget, or a smaller selection (ds.filter)"
+        )
+    placed, index = frames.get(episodes, choice.strategy, options.layout, progress=options.progress)
+    store = episodes.store
+    gather = TransitionGather(store.actions, store.rewards, options.frame_stack)
+    return TransitionRows(placed, index, gather, choice)

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from filelock import FileLock, Timeout
-from tqdm.auto import tqdm
 
 from offgen._io import atomic_open, atomic_write_json
+from offgen._progress import progress_bar
 from offgen.data.format import now_iso
 from offgen.data.sampling.frames import FRAME_BYTES, frame_shape, read_in_layout
 from offgen.data.schema import Layout
@@ -147,11 +147,11 @@ def _build(store: OffgenStore, directory: Path, layout: Layout, progress: bool) 
     step = store.info.codec.shard_frames
     with (
         atomic_open(directory / name, "wb") as handle,
-        tqdm(
+        progress_bar(
             total=total,
             unit="frame",
             desc="building frame cache",
-            disable=not progress,
+            enabled=progress,
             leave=False,
         ) as bar,
     ):

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from tqdm.auto import tqdm
 
+from offgen._progress import progress_bar
 from offgen.data.sampling.index import I64
 from offgen.data.schema import FRAME_SHAPE_CHW, FRAME_SHAPE_HWC, Layout, to_layout
 from offgen.data.store import OffgenStore
@@ -128,8 +128,8 @@ def decode_episodes(
     out = np.empty((int(counts.sum()), *frame_shape(layout)), dtype=np.uint8)
     starts = rows["frame_offset"].astype(np.int64)
     read_frames = store.info.codec.shard_frames
-    with tqdm(
-        total=len(out), unit="frame", desc="decoding frames", disable=not progress, leave=False
+    with progress_bar(
+        total=len(out), unit="frame", desc="decoding frames", enabled=progress, leave=False
     ) as bar:
         for lo, hi, members in iter_read_plan(starts, counts, read_frames):
             block = store.read_frames(lo, hi)
