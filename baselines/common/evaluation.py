@@ -1,13 +1,10 @@
 """The one place the trainers call offgen's evaluation mechanism.
 
-Protocol used by the trainers (see ``docs/baselines.md``): each evaluation plays ``episodes``
-seeded episodes per split, every planned episode counted once (no bias towards short episodes),
-on a CPU copy of the network with one torch thread, and the same ``seed`` gives the same levels
-whatever the policy, so checkpoints of a run are compared on the same levels.
-
-Until ``offgen.evaluation`` lands this calls the mechanism ratio collection already uses
-(:func:`offgen.collect.evaluate_policy`: seeded episodes, each environment plays its first ones);
-switching to ``offgen.evaluation.evaluate`` is the one marked line in :func:`evaluate_returns`.
+Protocol used by the trainers (see ``docs/baselines.md``): :func:`offgen.evaluation.evaluate`,
+the mechanism ratio collection and ``offgen evaluate`` use too. Each evaluation plays ``episodes``
+planned episodes per split on levels fixed by ``seed`` alone (so every checkpoint of a run is
+compared on the same levels), every planned episode counted once (no bias towards short
+episodes), on a CPU copy of the network with ``torch_threads`` torch threads.
 """
 
 from __future__ import annotations
@@ -17,9 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from baselines.common.errors import ConfigError
-from offgen._optional import require
-from offgen.collect import evaluate_policy
-from offgen.envs import EnvSpec, resolve_distribution_mode
+from offgen.evaluation import ActionMode, evaluate
 from offgen.policies import TorchPolicy
 
 __all__ = ["ACTIONS", "evaluate_returns", "train_split_name"]
@@ -73,25 +68,17 @@ def evaluate_returns(
     """
     if action not in ACTIONS:
         raise ConfigError(f"unknown evaluation action {action!r}; use one of {', '.join(ACTIONS)}")
-    torch = require("torch", "torch")
     cpu_model = copy.deepcopy(model).to("cpu")
     policy = TorchPolicy(cpu_model, policy_id="baselines-eval", greedy=action == "greedy")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(torch_threads)
-    try:
-        # The switch to offgen.evaluation: report = evaluate(policy, game=game, splits=splits,
-        # episodes=episodes, seed=seed, num_envs=num_envs, action=ActionMode.parse(action),
-        # distribution_mode=distribution_mode, torch_threads=torch_threads), then
-        # return {s: report.splits[s].mean for s in splits}.
-        return {
-            split: evaluate_policy(
-                policy,
-                EnvSpec.from_split(game, split, resolve_distribution_mode(distribution_mode)),
-                episodes=episodes,
-                seed=seed,
-                num_envs=num_envs,
-            ).mean_return
-            for split in splits
-        }
-    finally:
-        torch.set_num_threads(threads)
+    report = evaluate(
+        policy,
+        game=game,
+        splits=splits,
+        episodes=episodes,
+        seed=seed,
+        num_envs=num_envs,
+        action=ActionMode.parse(action),
+        distribution_mode=distribution_mode,
+        torch_threads=torch_threads,
+    )
+    return {split: report.splits[split].mean for split in report.splits}

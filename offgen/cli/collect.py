@@ -163,6 +163,15 @@ def collect(
         bool,
         typer.Option("--wait-for-lock", help="If another process writes the output, wait for it."),
     ] = False,
+    torch_threads: Annotated[
+        int,
+        typer.Option(
+            "--torch-threads",
+            "--torch_threads",
+            help="torch threads while checkpoint policies act and are measured beside envpool "
+            "(default 1: fastest on few cores); 0 leaves torch's default.",
+        ),
+    ] = 1,
 ) -> None:
     """Collect a Procgen dataset with a behaviour policy (exact budget, resumable)."""
     from offgen.collect import RatioPolicies, choose_ratio_policies
@@ -186,6 +195,9 @@ def collect(
         raise typer.BadParameter("--format must be 'offgen' or 'npz'")
     if ratio_mode not in ("closest", "mixture"):
         raise typer.BadParameter("--ratio_mode must be 'closest' or 'mixture'")
+    if torch_threads < 0:
+        raise typer.BadParameter("--torch-threads must be >= 0 (0: torch's default)")
+    threads = torch_threads or None
     save = save_dataset
     # The overrides are applied before the one EnvSpec is built: validating the split's own range
     # first would refuse e.g. exploration mode with --num_levels 0 because of the default split.
@@ -232,6 +244,7 @@ def collect(
             greedy=greedy,
             cache_dir=ratio_cache_dir,
             log=typer.echo,
+            torch_threads=threads,
         )
     elif policy == "random" or (policy is None and checkpoint_path is None):
         if policy is None:
@@ -245,14 +258,23 @@ def collect(
         raise UnknownNameError(f"unknown --policy {policy!r}; use 'random' or 'checkpoint'")
 
     if not save:
-        from offgen.collect import evaluate_policy
+        from offgen.evaluation import ActionMode, EvalEnvironment, evaluate
 
         if isinstance(policies, RatioPolicies) or len(policies) != 1:
             raise typer.BadParameter("--save_dataset False supports a single policy")
-        result = evaluate_policy(
-            policies[0], spec, episodes=max(1, num_envs), seed=seed, num_envs=num_envs
+        # The collection's own levels, as its "train" split; sampled (or --greedy) actions.
+        report = evaluate(
+            policies[0],
+            env=EvalEnvironment(spec.game, spec.distribution_mode, spec.levels),
+            splits=("train",),
+            episodes=max(1, num_envs),
+            seed=seed,
+            num_envs=num_envs,
+            action=ActionMode.greedy() if greedy else ActionMode.sample(),
+            torch_threads=threads,
         )
-        typer.echo(json.dumps({"episodes": len(result.returns), "mean_return": result.mean_return}))
+        played = report.splits["train"]
+        typer.echo(json.dumps({"episodes": len(played.episodes), "mean_return": played.mean}))
         return
     if output is None:
         raise typer.BadParameter("--output/--dataset_saving_dir is required to save a dataset")
@@ -271,6 +293,7 @@ def collect(
         progress=progress,
         commit_every_s=commit_every,
         wait_for_lock=wait_for_lock,
+        torch_threads=threads,
     )
     state = "already complete" if result_c.already_complete else "done"
     mean = "n/a" if result_c.mean_return is None else f"{result_c.mean_return:.3f}"

@@ -38,6 +38,7 @@ from offgen.data.lock import StoreLock
 from offgen.data.schema import Episode, make_episode
 from offgen.envs.procgen import EnvSpec, check_available
 from offgen.errors import CorruptStoreError, StoreExistsError
+from offgen.evaluation.threads import DEFAULT_TORCH_THREADS, torch_threads_set
 from offgen.policies.base import Policy, as_policy
 
 __all__ = ["CollectResult", "collect", "shard_budget", "shard_seeds"]
@@ -181,6 +182,7 @@ def collect(
     progress: bool = True,
     commit_every_s: float = _FLUSH_EVERY_S,
     wait_for_lock: bool = False,
+    torch_threads: int | None = DEFAULT_TORCH_THREADS,
 ) -> CollectResult:
     """Collect exactly ``budget`` transitions (this shard's share) into ``output``.
 
@@ -207,6 +209,8 @@ def collect(
             episode. A killed run loses at most this much work.
         wait_for_lock: If another process is writing ``output``, wait for it to finish instead
             of raising :class:`~offgen.errors.StoreLockedError`.
+        torch_threads: torch threads while the policies act beside envpool (default 1, see
+            :mod:`offgen.evaluation.threads`; restored afterwards); ``None`` leaves torch's setting.
 
     Returns:
         A :class:`CollectResult`.
@@ -258,17 +262,19 @@ def collect(
             return _finished_result(out, fmt, started)
         committed = opened.committed
         try:
-            steps, episodes, return_sum = _run(
-                opened,
-                spec,
-                pols,
-                slots,
-                budget=shard_budget(budget, shard_index, num_shards),
-                seeds=shard_seeds(seed, shard_index, num_shards),
-                label=f"collect {spec.game}" + (f" shard {shard_index}" if num_shards > 1 else ""),
-                progress=progress,
-                commit_every_s=commit_every_s,
-            )
+            with torch_threads_set(torch_threads):
+                steps, episodes, return_sum = _run(
+                    opened,
+                    spec,
+                    pols,
+                    slots,
+                    budget=shard_budget(budget, shard_index, num_shards),
+                    seeds=shard_seeds(seed, shard_index, num_shards),
+                    label=f"collect {spec.game}"
+                    + (f" shard {shard_index}" if num_shards > 1 else ""),
+                    progress=progress,
+                    commit_every_s=commit_every_s,
+                )
             mean = return_sum / episodes if episodes else None
             extra = _finish(opened, recipe, mean)
         finally:

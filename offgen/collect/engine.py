@@ -74,7 +74,6 @@ def run_episodes(
     policies: Sequence[Policy],
     slot_policy: npt.NDArray[np.int64] | None = None,
     tapes: Sequence[Sequence[TapeEntry]] | None = None,
-    quota: Sequence[int] | None = None,
     reuse_frames: bool = True,
 ) -> Generator[RawEpisode, None, None]:
     """Run ``policies`` in ``num_envs`` lockstep environments and yield finished episodes.
@@ -87,8 +86,6 @@ def run_episodes(
         policies: Behaviour policies; environment ``i`` always uses ``policies[slot_policy[i]]``.
         slot_policy: Policy index per environment (default: all use policy 0).
         tapes: Per environment, committed episodes to replay before acting live.
-        quota: Per environment, how many episodes to emit (``None``: unlimited). The generator ends
-            when every environment has reached its quota.
         reuse_frames: Yield frames in buffers reused once the generator advances (fast); pass
             False to keep the yielded episodes' frames.
 
@@ -103,10 +100,6 @@ def run_episodes(
         raise ValueError("slot_policy must give a valid policy index for every environment")
     groups = [np.nonzero(slots == p)[0] for p in range(len(policies))]
     tape = [deque(tapes[i]) if tapes else deque() for i in range(num_envs)]
-    replay_total = np.array([len(q) for q in tape], dtype=np.int64)
-    limits = np.full(num_envs, np.iinfo(np.int64).max, dtype=np.int64)
-    if quota is not None:
-        limits[:] = np.asarray(quota, dtype=np.int64)
     env = make_env(spec, num_envs, env_seed)
     try:
         obs, info = env.reset()
@@ -121,8 +114,6 @@ def run_episodes(
         ar = np.arange(num_envs)
         actions = np.zeros(num_envs, dtype=np.int32)
         while True:
-            if (asm.ordinal - replay_total >= limits).all():
-                return
             taped = np.array([len(q) > 0 for q in tape])
             live = ~asm.resetting & ~taped
             actions[:] = 0
@@ -166,8 +157,7 @@ def run_episodes(
                     entry = tape[i].popleft()
                     _check_replay(episode, entry)
                     continue
-                if episode.ordinal - replay_total[i] < limits[i]:
-                    yield episode
+                yield episode
     finally:
         env.close()
 

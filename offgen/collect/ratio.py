@@ -6,8 +6,9 @@ Steps (see ``docs/collection.md``):
    (``final/model_<ret>.pt``, ``checkpoint/model_<update>_<ret>.pt``, ``rolling/model.pt``) or
    offgen's own (``*.pt`` saved by :func:`offgen.policies.save_checkpoint`). The returns in file
    names are never trusted (they were measured on training levels, 10 episodes).
-2. :func:`measure_checkpoint` plays ``N`` seeded episodes per candidate on a chosen split (each
-   environment plays its first episodes, so short episodes are not favoured) and caches the result,
+2. :func:`measure_checkpoint` plays ``N`` seeded episodes per candidate on a chosen split through
+   :func:`offgen.evaluation.evaluate` (the same planned levels for every candidate, every planned
+   episode counted once, so short episodes are not favoured) and caches the result,
    keyed by the checkpoint's sha256 and the settings, next to the checkpoint in
    ``<checkpoint>.offgen-eval.json`` (or in offgen's cache when the run folder is read-only or
    another user's).
@@ -36,10 +37,11 @@ from typing import Any, Literal
 import numpy as np
 
 from offgen._io import atomic_write_json, sha256_file
-from offgen.collect.engine import run_episodes
 from offgen.envs.procgen import EnvSpec
+from offgen.evaluation import ActionMode, EvalEnvironment, evaluate
+from offgen.evaluation.threads import DEFAULT_TORCH_THREADS
 from offgen.paths import cache_dir as offgen_cache_dir
-from offgen.policies.base import Policy, as_policy
+from offgen.policies.base import Policy
 from offgen.policies.torch_policy import CheckpointError, load_policy, load_state_dict
 
 __all__ = [
@@ -49,7 +51,6 @@ __all__ = [
     "RatioPolicies",
     "choose_ratio_policies",
     "discover_checkpoints",
-    "evaluate_policy",
     "measure_checkpoint",
     "plan_ratio",
     "with_achieved_ratio",
@@ -57,6 +58,10 @@ __all__ = [
 
 RatioMode = Literal["closest", "mixture"]
 CACHE_SUFFIX = ".offgen-eval.json"
+_SAMPLE = ActionMode.sample()
+# Part of the cache key: measurements of the earlier first-episodes-per-environment method (biased
+# towards short episodes) are not reused.
+_METHOD = "offgen.evaluation.evaluate"
 
 
 @dataclass(frozen=True)
@@ -167,41 +172,6 @@ def final_candidate(candidates: Sequence[Candidate]) -> Candidate:
     )
 
 
-def evaluate_policy(
-    policy: Policy | Callable[..., Any],
-    spec: EnvSpec,
-    *,
-    episodes: int,
-    seed: int,
-    num_envs: int = 16,
-) -> Measurement:
-    """Play ``episodes`` seeded episodes (each environment plays its first ones) and return them.
-
-    ``policy`` may be a plain ``fn(obs) -> actions`` (wrapped with ``as_policy``). The same
-    arguments always give the same levels and returns.
-    """
-    envs = max(1, min(num_envs, episodes))
-    quota = [episodes // envs + (1 if i < episodes % envs else 0) for i in range(envs)]
-    returns: list[float] = []
-    lengths: list[int] = []
-    for raw in run_episodes(
-        spec,
-        num_envs=envs,
-        env_seed=seed,
-        rng_key=(seed, 7919),
-        policies=[as_policy(policy)],
-        quota=quota,
-    ):
-        returns.append(raw.episode_return)
-        lengths.append(raw.length)
-    return Measurement(
-        mean_return=float(np.mean(returns)),
-        mean_length=float(np.mean(lengths)),
-        returns=returns,
-        lengths=lengths,
-    )
-
-
 def measure_checkpoint(
     path: Path,
     spec: EnvSpec,
@@ -210,13 +180,19 @@ def measure_checkpoint(
     seed: int,
     num_envs: int = 16,
     cache_dir: str | Path | None = None,
+    torch_threads: int | None = DEFAULT_TORCH_THREADS,
 ) -> Measurement:
-    """Measured return of a checkpoint, cached (keyed by its sha256 and the settings).
+    """Measured return of a checkpoint on ``spec``'s levels, cached (keyed by its sha256 and the
+    settings).
+
+    The measurement is :func:`offgen.evaluation.evaluate` with sampled actions on ``episodes``
+    planned episodes of ``spec``'s level range (the same seeded levels for every checkpoint, every
+    planned episode counted once, so short episodes are not favoured).
 
     The cache is ``<checkpoint>.offgen-eval.json`` beside the checkpoint when its folder is this
     user's own and writable; a read-only or shared run folder (another user's) is left untouched
     and the cache goes under offgen's cache (``<home>/cache/ratio-eval/``), or ``cache_dir`` when
-    given.
+    given. ``torch_threads`` is the evaluation's torch thread count (not part of the key).
     """
     sha = sha256_file(path)
     settings = {
@@ -225,6 +201,8 @@ def measure_checkpoint(
         "seed": seed,
         "num_envs": num_envs,
         "greedy": False,
+        "action": str(_SAMPLE),
+        "method": _METHOD,
     }
     key = hashlib.sha256(json.dumps([sha, settings], sort_keys=True).encode()).hexdigest()[:24]
     cache = _cache_file(path, sha, cache_dir)
@@ -239,16 +217,30 @@ def measure_checkpoint(
         return Measurement(
             hit["mean_return"], hit["mean_length"], hit["returns"], hit["lengths"], settings
         )
-    result = evaluate_policy(
-        load_policy(path), spec, episodes=episodes, seed=seed, num_envs=num_envs
+    # The spec's level range is the evaluation's "train" split: its plan depends only on the
+    # range and the seed, so it equals evaluating the named split of the same range.
+    where = EvalEnvironment(spec.game, spec.distribution_mode, spec.levels)
+    report = evaluate(
+        load_policy(path),
+        env=where,
+        splits=("train",),
+        episodes=episodes,
+        seed=seed,
+        num_envs=num_envs,
+        action=_SAMPLE,
+        torch_threads=torch_threads,
     )
-    entries[key] = {"sha256": sha, "settings": settings, **asdict(result)}
+    played = report.splits["train"].episodes
+    returns = [e.return_ for e in played]
+    lengths = [e.length for e in played]
+    result = Measurement(
+        float(np.mean(returns)), float(np.mean(lengths)), returns, lengths, settings
+    )
+    entries[key] = {"sha256": sha, **asdict(result)}
     with contextlib.suppress(OSError):  # an unwritable cache only costs a re-measurement
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(cache, {"format": "offgen-eval", "entries": entries})
-    return Measurement(
-        result.mean_return, result.mean_length, result.returns, result.lengths, settings
-    )
+    return result
 
 
 def _cache_file(path: Path, sha: str, cache_dir: str | Path | None) -> Path:
@@ -403,6 +395,7 @@ def choose_ratio_policies(
     greedy: bool = False,
     cache_dir: str | Path | None = None,
     log: Callable[[str], None] = lambda _message: None,
+    torch_threads: int | None = DEFAULT_TORCH_THREADS,
 ) -> RatioPolicies:
     """Measure a run's checkpoints and load the policies whose collection hits ``ratio``.
 
@@ -420,6 +413,7 @@ def choose_ratio_policies(
         cache_dir: Where measurements are cached (default: see :func:`measure_checkpoint`).
         log: Receives progress lines (before and after each measurement), a warning when no
             candidate reaches the target, and the plan.
+        torch_threads: torch threads while measuring (see :mod:`offgen.evaluation.threads`).
 
     Example:
         >>> chosen = choose_ratio_policies(  # doctest: +SKIP
@@ -439,7 +433,12 @@ def choose_ratio_policies(
             f"measuring checkpoint {number}/{len(candidates)}: {cand.path} ({eval_episodes} episodes)"
         )
         m = measure_checkpoint(
-            cand.path, eval_spec, episodes=eval_episodes, seed=seed, cache_dir=cache_dir
+            cand.path,
+            eval_spec,
+            episodes=eval_episodes,
+            seed=seed,
+            cache_dir=cache_dir,
+            torch_threads=torch_threads,
         )
         log(f"measured {cand.path}: mean return {m.mean_return:.3f} over {eval_episodes}")
         measurements.append(m)

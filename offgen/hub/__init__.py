@@ -6,6 +6,7 @@ Modules, one job each:
 * :mod:`offgen.hub.extract`: safe, streaming extraction of ``.tar`` / ``.tar.xz`` archives.
 * :mod:`offgen.hub.lockfile`: sizes, sha256 and hub commits recorded next to downloaded data.
 * :mod:`offgen.hub.mirrors`: the URLs tried for a (dataset, game), base-URL overrides.
+* :mod:`offgen.hub.stream`: convert an archive straight from its tar stream into stores.
 * :mod:`offgen.hub.download`: the ``offgen-download`` pipeline (parallel, locked, resumable).
 * :mod:`offgen.hub.hf`: push / pull offgen stores to an HF-compatible hub.
 * :mod:`offgen.hub.card`: dataset cards from a store's measured statistics.
@@ -22,12 +23,14 @@ if TYPE_CHECKING:
     from offgen.hub.card import card_text, write_card
     from offgen.hub.download import GameResult, download_dataset, verify_archives
     from offgen.hub.hf import PullResult, PushResult, pull_store, push_card, push_store
+    from offgen.hub.stream import convert_archive
 
 __all__ = [
     "GameResult",
     "PullResult",
     "PushResult",
     "card_text",
+    "convert_archive",
     "download_dataset",
     "pull_store",
     "push_card",
@@ -49,6 +52,7 @@ _HOME = {
     "push_store": "offgen.hub.hf",
     "card_text": "offgen.hub.card",
     "write_card": "offgen.hub.card",
+    "convert_archive": "offgen.hub.stream",
 }
 
 

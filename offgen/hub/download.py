@@ -9,7 +9,8 @@ categories never mix::
     <output>/<dataset>/legacy/<game>/            unpacked predecessor files (``--format legacy``)
 
 Per game, under a per-game file lock (a second process waits, then reuses the result):
-download (resuming), check against the lockfile, unpack safely, convert, verify the store, record
+download (resuming), check against the lockfile, convert straight from the archive stream
+(:mod:`offgen.hub.stream`; ``--format legacy`` unpacks safely instead), verify the store, record
 the archive in the lockfile (so a truncated or corrupt archive is never pinned), then, with
 ``clear_archives``, delete the archive. A bundle archive (one ``.tar`` holding all 16 games, the
 100k datasets) is deleted only once every game in it is present, whichever run fetched them. Every
@@ -25,7 +26,7 @@ import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,7 +36,7 @@ from filelock import FileLock, Timeout
 from offgen._io import atomic_write_json
 from offgen._progress import progress_bar
 from offgen.errors import ChecksumError, CorruptStoreError, DownloadError, OffgenError
-from offgen.hub.extract import safe_extract
+from offgen.hub.extract import check_free_space, safe_extract, uncompressed_size
 from offgen.hub.http import RetryPolicy, download_file, remote_size
 from offgen.hub.lockfile import Lockfile
 from offgen.hub.mirrors import ArchiveSource, archive_sources
@@ -311,6 +312,12 @@ def _convert(run: _Run, legacy_folder: Path, store: Path, game: str) -> None:
     OffgenStore(store).verify()
 
 
+def _bundle_first(run: _Run, game: str) -> bool:
+    """The first mirror of ``game`` is a bundle holding every game (the 100k datasets)."""
+    sources = archive_sources(run.spec, game, run.base_url)
+    return bool(sources) and sources[0].all_games
+
+
 def _release_archive(run: _Run, archive: Path, source: ArchiveSource) -> None:
     if not run.clear_archives or source.all_games:
         return  # a bundle serves every game: _clear_bundles decides once the run is over
@@ -354,27 +361,84 @@ def _clear_bundles(run: _Run) -> None:
 
 
 def _one_game(run: _Run, game: str) -> GameResult:
-    output = run.root.parent
-    target = store_path(output, run.spec.name, game, run.fmt)
     with _locked(
         run.root / ".locks" / f"{game}.{run.fmt}.lock", f"{run.spec.name}/{game}", run.log
     ):
-        if _is_done(run, game):
-            run.log(f"{run.spec.name}/{game}: already present at {target}")
-            return GameResult(game, target, "present")
-        archive, source, size, digest = _obtain_archive(run, game)
-        if run.fmt == "legacy":
-            _unpack(run, archive, game, target.parent)
-        else:
-            staging = run.root / ".unpacked"
-            if not _legacy_complete(staging / game):
-                _unpack(run, archive, game, staging)
+        return _process_game(run, game)
+
+
+def _process_game(run: _Run, game: str) -> GameResult:
+    """Fetch and unpack or convert ``game`` (its lock held)."""
+    target = store_path(run.root.parent, run.spec.name, game, run.fmt)
+    if _is_done(run, game):
+        run.log(f"{run.spec.name}/{game}: already present at {target}")
+        return GameResult(game, target, "present")
+    archive, source, size, digest = _obtain_archive(run, game)
+    if run.fmt == "legacy":
+        _unpack(run, archive, game, target.parent)
+    else:
+        staging = run.root / ".unpacked"
+        if _legacy_complete(staging / game):  # unpacked by an earlier offgen version: use it
             _convert(run, staging / game, target, game)
             shutil.rmtree(staging / game)
-        # Pinned only now: a truncated or damaged archive fails above and is never recorded.
-        run.lockfile.record(source.key, size, digest, source.url)
-        _release_archive(run, archive, source)
-        return GameResult(game, target, "downloaded", archive, source.url, size)
+        else:
+            _stream_convert(run, archive, source, [game])
+    # Pinned only now: a truncated or damaged archive fails above and is never recorded.
+    run.lockfile.record(source.key, size, digest, source.url)
+    _release_archive(run, archive, source)
+    return GameResult(game, target, "downloaded", archive, source.url, size)
+
+
+def _stream_convert(run: _Run, archive: Path, source: ArchiveSource, games: list[str]) -> None:
+    """Convert ``games`` from ``archive``'s stream in one pass, then verify each store."""
+    from offgen.data.store import OffgenStore
+    from offgen.hub.stream import convert_archive, estimate_store_bytes
+
+    try:
+        needed = estimate_store_bytes(
+            uncompressed_size(archive), len(games), len(GAMES) if source.all_games else 1
+        )
+        check_free_space(run.root, needed, what=f"converting {archive.name}")
+        stores = {g: store_path(run.root.parent, run.spec.name, g) for g in games}
+        convert_archive(archive, stores, dataset=run.spec.name, progress=run.progress)
+    except CorruptStoreError as exc:
+        raise CorruptStoreError(
+            f"{exc} (archive {archive}: delete it and rerun to download it again)"
+        ) from exc
+    for store in stores.values():
+        OffgenStore(store).verify()
+
+
+def _bundle_games(run: _Run, games: list[str]) -> list[GameResult]:
+    """``games`` of a dataset published as one bundle: converted from a single pass over it."""
+    with contextlib.ExitStack() as stack:
+        for game in sorted(games):  # a fixed order: two processes never wait on each other
+            stack.enter_context(
+                _locked(
+                    run.root / ".locks" / f"{game}.{run.fmt}.lock",
+                    f"{run.spec.name}/{game}",
+                    run.log,
+                )
+            )
+        results: dict[str, GameResult] = {}
+        todo = []
+        for game in games:
+            target = store_path(run.root.parent, run.spec.name, game, run.fmt)
+            if _is_done(run, game):
+                run.log(f"{run.spec.name}/{game}: already present at {target}")
+                results[game] = GameResult(game, target, "present")
+            else:
+                todo.append(game)
+        if todo:
+            archive, source, size, digest = _obtain_archive(run, todo[0])
+            if not source.all_games:  # no mirror had the bundle: one archive per game
+                return [results.get(g) or _process_game(run, g) for g in games]
+            _stream_convert(run, archive, source, todo)
+            run.lockfile.record(source.key, size, digest, source.url)
+            for game in todo:
+                target = store_path(run.root.parent, run.spec.name, game, run.fmt)
+                results[game] = GameResult(game, target, "downloaded", archive, source.url, size)
+        return [results[g] for g in games]
 
 
 def download_dataset(
@@ -450,13 +514,23 @@ def download_dataset(
         with ThreadPoolExecutor(
             max_workers=max(1, workers), thread_name_prefix="offgen-dl"
         ) as pool:
-            futures = [pool.submit(_one_game, run, name) for name in names]
-            results, errors = [], []
-            for future in futures:
+            bundled = [n for n in names if fmt == "offgen" and _bundle_first(run, n)]
+            tasks: list[Future[GameResult] | Future[list[GameResult]]] = [
+                pool.submit(_one_game, run, n) for n in names if n not in bundled
+            ]
+            if bundled:
+                tasks.append(pool.submit(_bundle_games, run, bundled))
+            by_game: dict[str, GameResult] = {}
+            errors: list[Exception] = []
+            for future in tasks:
                 try:
-                    results.append(future.result())
+                    got = future.result()
                 except Exception as exc:
                     errors.append(exc)
+                    continue
+                for result in got if isinstance(got, list) else [got]:
+                    by_game[result.game] = result
+            results = [by_game[n] for n in names if n in by_game]
     finally:
         run.overall.close()
     if errors:

@@ -14,6 +14,7 @@ from the xz index at the end of the file (no decompression pass).
 from __future__ import annotations
 
 import contextlib
+import io
 import lzma
 import os
 import posixpath
@@ -21,12 +22,13 @@ import shutil
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import Any
 
 from offgen.errors import CorruptStoreError, DiskSpaceError, UnsafeFileError
+from offgen.hub._xzstream import XzReader
 
 __all__ = [
     "DiskSpaceError",
@@ -157,6 +159,8 @@ def _check_member(archive: Path, member: tarfile.TarInfo) -> str | None:
         return None
     if member.ischr() or member.isblk():
         raise _member_error(archive, member, "device file")
+    if member.issparse():
+        raise _member_error(archive, member, "sparse file")
     if member.isfifo():
         raise _member_error(archive, member, "FIFO")
     if member.issym() or member.islnk():
@@ -175,23 +179,69 @@ def _check_member(archive: Path, member: tarfile.TarInfo) -> str | None:
     return rel
 
 
-def _open_tar(archive: Path) -> tarfile.TarFile:
-    mode = "r|xz" if archive.name.endswith(".xz") else "r|"
-    try:
-        return tarfile.open(archive, mode)  # type: ignore[call-overload, no-any-return]
-    except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
-        raise CorruptStoreError(
-            f"{archive}: not a readable tar archive ({exc}); delete it and download again."
-        ) from exc
+@contextlib.contextmanager
+def _open_tar(archive: Path) -> Iterator[tuple[tarfile.TarFile, XzReader | io.BufferedReader]]:
+    """``archive`` as a tar file read front to back (through :class:`XzReader` for ``.xz``).
+
+    On exit without an error, checks that the tar data ends with its end-of-archive block (and
+    the xz data with its end marker): ``tarfile`` ends its iteration silently at a truncated or
+    invalid header after the first, which would look like a shorter archive.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            raw = stack.enter_context(open(archive, "rb"))
+            data: XzReader | io.BufferedReader = (
+                XzReader(raw) if archive.name.endswith(".xz") else raw
+            )
+            tar = stack.enter_context(tarfile.open(fileobj=data, mode="r:"))
+        except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
+            raise CorruptStoreError(
+                f"{archive}: not a readable tar archive ({exc}); delete it and download again."
+            ) from exc
+        yield tar, data
+        data.seek(tar.offset)
+        if data.read(tarfile.BLOCKSIZE) != bytes(tarfile.BLOCKSIZE):
+            raise CorruptStoreError(
+                f"{archive}: the tar data ends at byte {tar.offset} without its end-of-archive "
+                "block; the archive is truncated or damaged. Delete it and download again."
+            )
+        while data.read(1 << 20):  # the rest is padding; reaching the xz end marker proves it
+            pass
+
+
+class _MemberStream(io.RawIOBase):
+    """One member's bytes, read from the tar data at its offset (``readinto`` fills a caller's
+    buffer directly: no intermediate copy of a large member)."""
+
+    def __init__(self, data: XzReader | io.BufferedReader, offset: int, size: int) -> None:
+        super().__init__()
+        self._data, self._offset, self._size, self._pos = data, offset, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        count = min(len(view), self._size - self._pos)
+        if count <= 0:
+            return 0
+        self._data.seek(self._offset + self._pos)
+        got = self._data.readinto(view[:count])
+        if got != count:
+            raise EOFError("unexpected end of data in a member")
+        self._pos += got
+        return int(got)
 
 
 @dataclass(frozen=True)
 class Member:
-    """One regular file streamed out of an archive (valid only inside the iteration step)."""
+    """One regular file streamed out of an archive (valid only inside the iteration step).
+
+    ``stream.readinto(bytearray(size))`` reads the whole member with a single copy."""
 
     name: str
     size: int
-    stream: IO[bytes]
+    stream: io.RawIOBase
 
 
 @contextlib.contextmanager
@@ -207,7 +257,7 @@ def _corrupt_on_error(archive: Path) -> Iterator[None]:
 
 def iter_safe_members(
     archive: str | os.PathLike[str], *, select: Callable[[str], str | None] | None = None
-) -> Iterator[Member]:
+) -> Generator[Member, None, None]:
     """Stream the regular files of ``archive`` in order, checking every member first.
 
     Args:
@@ -222,7 +272,7 @@ def iter_safe_members(
         CorruptStoreError: If the archive is truncated or damaged.
     """
     path = Path(archive)
-    with _corrupt_on_error(path), _open_tar(path) as tar:
+    with _corrupt_on_error(path), _open_tar(path) as (tar, data):
         for member in tar:
             rel = _check_member(path, member)
             if rel is None or not member.isfile():
@@ -234,9 +284,7 @@ def iter_safe_members(
                 rel = _check_member(path, tarfile.TarInfo(rel)) or ""
                 if not rel:
                     continue
-            stream = tar.extractfile(member)
-            assert stream is not None
-            yield Member(rel, member.size, stream)
+            yield Member(rel, member.size, _MemberStream(data, member.offset_data, member.size))
 
 
 def safe_extract(

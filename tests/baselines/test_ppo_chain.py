@@ -69,6 +69,9 @@ def test_ratio_mode_over_the_run_folder(run_dir: Path, tmp_path: Path) -> None:
             "2",
             "--tolerance",
             "1.0",
+            # The tiny run's checkpoints score ~0 on most levels, so the achieved ratio is noise
+            # (or NaN for a final return of 0): the chain, not the ratio, is under test here.
+            "--accept-outside-tolerance",
             "--num_env_steps",
             "150",
             "--num_processes",
@@ -84,4 +87,4 @@ def test_ratio_mode_over_the_run_folder(run_dir: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     ds = offgen.load(out)
     assert ds.num_transitions == 150
-    assert "recipe" in ds.info
+    assert ds.info.recipe is not None

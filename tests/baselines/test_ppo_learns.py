@@ -22,8 +22,7 @@ import numpy as np
 import pytest
 from ppo_testlib import main  # also skips without envpool/torch
 
-from offgen.collect import evaluate_policy
-from offgen.envs import EnvSpec
+from offgen.evaluation import evaluate
 from offgen.policies import RandomPolicy, load_policy
 
 SETTINGS = {
@@ -67,10 +66,15 @@ def test_ppo_beats_random_on_the_same_seeded_levels(tmp_path: Path) -> None:
     )
     run = tmp_path / "coinrun" / "learn"
     final = next((run / "final").glob("*.pt"))
-    spec = EnvSpec.from_split("coinrun", "train")
-    trained = evaluate_policy(load_policy(final), spec, episodes=EPISODES, seed=123, num_envs=16)
-    random = evaluate_policy(RandomPolicy(), spec, episodes=EPISODES, seed=123, num_envs=16)
-    a, b = np.array(trained.returns), np.array(random.returns)
+    trained, random = (
+        evaluate(
+            policy, game="coinrun", splits="train", episodes=EPISODES, seed=123, num_envs=16,
+            action="sample",
+        ).splits["train"]
+        for policy in (load_policy(final), RandomPolicy())
+    )  # fmt: skip
+    a = np.array([e.return_ for e in trained.episodes])
+    b = np.array([e.return_ for e in random.episodes])
     p = permutation_p_value(a, b)
     with (run / "progress.csv").open() as handle:
         curve = [

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from offgen.collect import CollectResult, collect, evaluate_policy, shard_budget
+from offgen.collect import CollectResult, collect, shard_budget
 from offgen.data import OffgenStore
 from offgen.data.legacy import read_legacy_episode
 from offgen.envs import EnvSpec
 from offgen.envs.replay import replay_episode, replay_episodes
 from offgen.errors import StoreExistsError
+from offgen.evaluation import evaluate
 from offgen.policies import CallablePolicy, RandomPolicy
 
 
@@ -200,5 +201,5 @@ def test_plain_callables_are_accepted_as_policies(tmp_path: Path) -> None:
         episode = mixed_store.episode(i)
         expected = {"callable0": {8}, "callable1": {7}}[episode.policy_id]
         assert set(episode.actions.tolist()) == expected
-    measured = evaluate_policy(right_up, EnvSpec("coinrun"), episodes=2, seed=0, num_envs=2)
-    assert len(measured.returns) == 2
+    measured = evaluate(right_up, game="coinrun", splits="train", episodes=2, seed=0, num_envs=2)
+    assert len(measured.splits["train"].episodes) == 2

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from offgen.collect import collect, evaluate_policy
+from offgen.collect import collect
 from offgen.envs import (
     DISTRIBUTION_MODES,
     SPLITS,
@@ -26,6 +26,7 @@ from offgen.envs import (
     resolve_split,
 )
 from offgen.errors import EnvironmentUnavailableError, UnknownNameError
+from offgen.evaluation import evaluate
 from offgen.policies import RandomPolicy
 
 
@@ -108,13 +109,17 @@ def test_missing_qt_runtime_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_evaluation_is_reproducible() -> None:
-    spec = EnvSpec.from_split("coinrun", "validation")
-    first = evaluate_policy(RandomPolicy(), spec, episodes=6, seed=4, num_envs=3)
-    again = evaluate_policy(RandomPolicy(), spec, episodes=6, seed=4, num_envs=3)
-    other = evaluate_policy(RandomPolicy(), spec, episodes=6, seed=5, num_envs=3)
-    assert first.returns == again.returns and first.lengths == again.lengths
-    assert len(first.returns) == 6
-    assert (first.lengths, first.returns) != (other.lengths, other.returns)
+    def played(seed: int) -> tuple[list[float], list[int]]:
+        report = evaluate(
+            RandomPolicy(), game="coinrun", splits="validation", episodes=6, seed=seed, num_envs=3
+        )
+        episodes = report.splits["validation"].episodes
+        return [e.return_ for e in episodes], [e.length for e in episodes]
+
+    first, again, other = played(4), played(4), played(5)
+    assert first == again
+    assert len(first[0]) == 6
+    assert first != other
 
 
 def test_exploration_mode_takes_only_the_full_split() -> None:

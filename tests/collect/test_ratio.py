@@ -82,7 +82,7 @@ def test_measurement_is_cached_next_to_the_checkpoint(
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("measured again despite the cache")
 
-    monkeypatch.setattr(ratio_mod, "evaluate_policy", boom)
+    monkeypatch.setattr(ratio_mod, "evaluate", boom)
     assert measure_checkpoint(path, SPEC, episodes=4, seed=0, num_envs=4).returns == first.returns
     with pytest.raises(AssertionError, match="measured again"):
         measure_checkpoint(
@@ -173,7 +173,7 @@ def test_measurements_of_another_users_run_folder_are_cached_outside_it(
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("measured again despite the cache")
 
-    monkeypatch.setattr(ratio_mod, "evaluate_policy", boom)
+    monkeypatch.setattr(ratio_mod, "evaluate", boom)
     assert measure_checkpoint(path, SPEC, episodes=2, seed=0, num_envs=2).returns == first.returns
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from offgen.data.legacy._errors import MALFORMED, corrupt
-from offgen.data.legacy.npy_walk import read_pickled_npy
+from offgen.data.legacy.npy_walk import read_pickled_npy, read_pickled_npy_bytes
 from offgen.errors import SchemaError, UnsafeFileError
 
 __all__ = ["load_npy"]
@@ -71,18 +71,24 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise UnsafeFileError(f"{self._source}: pickle uses persistent ids; refusing to load it")
 
 
-def load_npy(path: Path) -> dict[str, Any]:
+def load_npy(path: Path, data: bytes | bytearray | None = None) -> dict[str, Any]:
     """The dict pickled in a published ``.npy`` episode file (values not yet checked).
+
+    Args:
+        path: The file (named in errors).
+        data: The file's bytes when already in memory (a member streamed out of an archive);
+            ``path`` is then only a name.
 
     Raises:
         UnsafeFileError: If the pickle asks for anything but plain arrays, dtypes and dicts.
         CorruptStoreError: If the file is truncated or corrupt.
         SchemaError: If the file holds a plain array, or a pickle of something but a dict.
     """
-    fast = read_pickled_npy(path)  # zero-copy views of the mapped file, for what np.save writes
+    # Zero-copy views of the mapped file (or of ``data``), for what np.save writes.
+    fast = read_pickled_npy(path) if data is None else read_pickled_npy_bytes(data)
     if fast is not None:
         return dict(fast)
-    with open(path, "rb") as handle:
+    with open(path, "rb") if data is None else io.BytesIO(data) as handle:
         try:
             version = np.lib.format.read_magic(handle)
             if version not in ((1, 0), (2, 0), (3, 0)):

@@ -20,6 +20,7 @@ reports what exactly is wrong (and refuses unsafe files).
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import struct
@@ -32,7 +33,13 @@ import numpy.typing as npt
 
 from offgen.data.legacy._errors import MALFORMED
 
-__all__ = ["FileRegion", "file_identity", "mapped_region", "read_pickled_npy"]
+__all__ = [
+    "FileRegion",
+    "file_identity",
+    "mapped_region",
+    "read_pickled_npy",
+    "read_pickled_npy_bytes",
+]
 
 _RECONSTRUCT = "reconstruct"
 _NDARRAY = "ndarray"
@@ -71,6 +78,11 @@ class _FileMap(mmap.mmap):
     """A read-only map of a whole file that remembers the identity of the file it maps."""
 
     identity: FileIdentity
+
+
+_Buffer = mmap.mmap | bytes | bytearray
+"""What the walker reads: a mapped file or a member read into memory (indexing, ``find``,
+``struct.unpack_from`` and ``np.frombuffer`` work alike on both)."""
 
 
 class _Unsupported(Exception):
@@ -125,7 +137,7 @@ def _build_dtype(stub: _DtypeStub, state: Any) -> None:
     stub.value = dtype
 
 
-def _build_array(stub: _ArrayStub, state: Any, buffer: mmap.mmap) -> None:
+def _build_array(stub: _ArrayStub, state: Any, buffer: _Buffer) -> None:
     _need(isinstance(state, tuple) and len(state) == 5 and stub.value is None)
     version, shape, dtype_stub, fortran, data = state
     _need(version == 1 and isinstance(shape, tuple) and isinstance(fortran, bool))
@@ -163,7 +175,7 @@ def _resolve(value: Any) -> Any:
     return value.value if isinstance(value, _ArrayStub) else value
 
 
-def _walk(buffer: mmap.mmap, pos: int) -> Any:
+def _walk(buffer: _Buffer, pos: int) -> Any:
     end = len(buffer)
     stack: list[Any] = []
     marks: list[list[Any]] = []
@@ -322,6 +334,35 @@ def read_pickled_npy(path: Path) -> dict[str, npt.NDArray[Any]] | None:
                 buffer.madvise(getattr(mmap, advice))
     except _UNREADABLE:
         return None
+    return _arrays(buffer, start)
+
+
+_HEADER_MAX = 1 << 16
+
+
+def read_pickled_npy_bytes(data: bytes | bytearray) -> dict[str, npt.NDArray[Any]] | None:
+    """As :func:`read_pickled_npy`, for a file already read into memory (a member streamed out of
+    an archive): the arrays are read-only views of ``data``."""
+    # The header only: BytesIO would copy a whole bytearray (a longer header than this falls
+    # back to the restricted unpickler).
+    handle = io.BytesIO(bytes(memoryview(data)[:_HEADER_MAX]))
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            header = np.lib.format.read_array_header_1_0(handle)
+        elif version in ((2, 0), (3, 0)):
+            header = np.lib.format.read_array_header_2_0(handle)
+        else:
+            return None
+    except _UNREADABLE:
+        return None
+    shape, _fortran, dtype = header
+    if shape != () or not dtype.hasobject:
+        return None
+    return _arrays(data, handle.tell())
+
+
+def _arrays(buffer: _Buffer, start: int) -> dict[str, npt.NDArray[Any]] | None:
     try:
         result = _walk(buffer, start)
     except _NOT_NUMPYS:

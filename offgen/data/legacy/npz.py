@@ -59,8 +59,13 @@ def _npy_from_bytes(data: bytes, path: Path, key: str) -> npt.NDArray[Any]:
     return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
 
-def load_npz(path: Path) -> dict[str, Any]:
+def load_npz(path: Path, data: bytes | bytearray | None = None) -> dict[str, Any]:
     """The legacy members of an ``.npz`` file as arrays (other members are ignored).
+
+    Args:
+        path: The file (named in errors).
+        data: The file's bytes when already in memory (a member streamed out of an archive);
+            ``path`` is then only a name.
 
     Raises:
         UnsafeFileError: If a member holds pickled objects.
@@ -69,7 +74,10 @@ def load_npz(path: Path) -> dict[str, Any]:
     """
     inflater = _inflater()
     out: dict[str, Any] = {}
-    with reading(path, "unreadable .npz", also=(inflater.error,)), open(path, "rb") as handle:
+    with (
+        reading(path, "unreadable .npz", also=(inflater.error,)),
+        open(path, "rb") if data is None else io.BytesIO(data) as handle,
+    ):
         archive = zipfile.ZipFile(handle)
         for member in archive.infolist():
             key = member.filename.removesuffix(".npy")
@@ -88,10 +96,10 @@ def load_npz(path: Path) -> dict[str, Any]:
                     raise corrupt(path, f"member {member.filename} is cut short")
                 stream = inflater.decompressobj(-15)
                 # max_length bounds memory even if the header lies about the size.
-                data = stream.decompress(raw, member.file_size + 1)
+                content = stream.decompress(raw, member.file_size + 1)
             else:  # stored (np.savez) or unusual members: let zipfile do it
-                data = archive.read(member)
-            if len(data) != member.file_size or inflater.crc32(data) != member.CRC:
+                content = archive.read(member)
+            if len(content) != member.file_size or inflater.crc32(content) != member.CRC:
                 raise corrupt(path, f"member {member.filename} fails its CRC-32 check")
-            out[key] = _npy_from_bytes(data, path, key)
+            out[key] = _npy_from_bytes(content, path, key)
     return out

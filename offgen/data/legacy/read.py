@@ -23,8 +23,15 @@ from offgen.registry import resolve_game
 __all__ = ["legacy_arrays", "open_legacy_episode", "read_legacy_episode"]
 
 
-def legacy_arrays(path: str | os.PathLike[str]) -> dict[str, npt.NDArray[Any]]:
+def legacy_arrays(
+    path: str | os.PathLike[str], data: bytes | bytearray | None = None
+) -> dict[str, npt.NDArray[Any]]:
     """The raw arrays of a legacy ``.npz`` / ``.npy`` episode file, loaded safely.
+
+    Args:
+        path: The file.
+        data: Its bytes when already in memory (a member streamed out of an archive); ``path``
+            is then only the name used for its suffix and in errors.
 
     Raises:
         UnsafeFileError: If the file holds anything but plain arrays and dicts.
@@ -35,15 +42,15 @@ def legacy_arrays(path: str | os.PathLike[str]) -> dict[str, npt.NDArray[Any]]:
     if file.suffix not in SUFFIXES:
         raise SchemaError(f"{file}: not a legacy episode file (expected .npz or .npy)")
     with reading(file, "unreadable legacy episode file"):
-        data = load_npy(file) if file.suffix == ".npy" else load_npz(file)
-    missing = [key for key in LEGACY_KEYS if key not in data]
+        arrays = load_npy(file, data) if file.suffix == ".npy" else load_npz(file, data)
+    missing = [key for key in LEGACY_KEYS if key not in arrays]
     if missing:
         raise SchemaError(
             f"{file}: missing keys {missing}; a legacy episode has {list(LEGACY_KEYS)}"
         )
     out: dict[str, npt.NDArray[Any]] = {}
     for key in LEGACY_KEYS:
-        arr = data[key]
+        arr = arrays[key]
         if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiub":
             raise SchemaError(f"{file}: {key} must be a numeric array, got {type(arr).__name__}")
         out[key] = arr
@@ -69,7 +76,11 @@ def read_legacy_episode(
 
 
 def open_legacy_episode(
-    path: str | os.PathLike[str], game: str, *, policy_id: str = "unknown"
+    path: str | os.PathLike[str],
+    game: str,
+    *,
+    policy_id: str = "unknown",
+    data: bytes | bytearray | None = None,
 ) -> tuple[Episode, LegacyFrames]:
     """Read a legacy episode file's steps now and leave its frames to be decoded later.
 
@@ -77,6 +88,9 @@ def open_legacy_episode(
     :func:`~offgen.data.schema.frames_placeholder` zeros and the real frames come back as a
     :class:`LegacyFrames` (for ``StoreWriter.write(episode, frames=...)``): a ``.npy`` file's
     frames are not read until they are decoded, and an invalid frame value is only found then.
+
+    With ``data`` (the file's bytes, e.g. a member streamed out of an archive; ``path`` is then
+    only its name) the frames are views of ``data`` and are decoded from memory.
 
     Raises:
         UnsafeFileError, CorruptStoreError, SchemaError: As :func:`read_legacy_episode`, except
@@ -88,7 +102,7 @@ def open_legacy_episode(
         name: LegacyName | None = LegacyName.parse(file.name)
     except SchemaError:
         name = None
-    arrays = legacy_arrays(file)
+    arrays = legacy_arrays(file, data)
     actions = arrays["actions"].reshape(-1)
     steps = actions.shape[0]
     if name is not None and name.length != steps:
