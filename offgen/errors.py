@@ -11,6 +11,7 @@ import errno
 __all__ = [
     "ChecksumError",
     "CorruptStoreError",
+    "DatasetLabelError",
     "DatasetNotFoundError",
     "DiskSpaceError",
     "DownloadError",
@@ -104,6 +105,11 @@ class DiskSpaceError(OffgenError, OSError):
 
 class DownloadError(OffgenError):
     """A download failed after retries; the message names the URL and what was tried."""
+
+
+class DatasetLabelError(OffgenError, ValueError):
+    """Data is labelled as a registered dataset it cannot be (its levels, behaviour policies,
+    final frames or size contradict it); the message lists why and how to force the label."""
 
 
 class EvaluationError(OffgenError):

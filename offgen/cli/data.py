@@ -325,7 +325,12 @@ def convert(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Decode threads.")] = 2,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Convert episodes longer than the game's time limit."),
+        typer.Option(
+            "--force",
+            help="Convert episodes longer than the game's time limit, and label the files "
+            "--dataset even though their level seeds or size contradict it (recorded in the "
+            "store; its card flags it).",
+        ),
     ] = False,
     wait_for_lock: Annotated[
         bool,

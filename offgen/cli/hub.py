@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from offgen.errors import DatasetLabelError
+
+if TYPE_CHECKING:
+    from offgen.hub.card import WrittenCard
 
 __all__ = ["card", "download", "pull", "push", "register"]
 
@@ -103,7 +108,9 @@ def download(
 
 
 def _resolve_store(name: str, game: str, store: Path | None) -> tuple[str, str, Path]:
-    """(dataset, game, store folder) of a dataset name or a store folder given on the CLI."""
+    """(dataset, game, store folder) of a dataset name or a store folder given on the CLI; the
+    store must hold ``game``'s episodes."""
+    from offgen.data.store import OffgenStore
     from offgen.errors import UnknownNameError
     from offgen.hub.sources import locate_local
     from offgen.paths import dataset_dir
@@ -112,23 +119,41 @@ def _resolve_store(name: str, game: str, store: Path | None) -> tuple[str, str, 
     game_spec = resolve_game(game)
     target = resolve_target(name)
     if target.spec is not None:
-        return (
-            target.spec.name,
-            game_spec.name,
-            store or dataset_dir(target.spec.name, game_spec.name),
-        )
-    if target.local is not None:
-        return target.local.name, game_spec.name, store or locate_local(target.local, game_spec)
-    if target.repo is not None:
+        dataset = target.spec.name
+        root = store or dataset_dir(dataset, game_spec.name)
+    elif target.local is not None:
+        dataset, root = target.local.name, store or locate_local(target.local, game_spec)
+    elif target.repo is not None:
         raise UnknownNameError(
             f"{name}: a hub name is fetched, not published from; give a dataset name or a store "
             "folder (offgen pull fetches from a hub)."
         )
-    from offgen.data.store import OffgenStore
+    else:
+        root = store or Path(target.text)
+        dataset = OffgenStore(root).info.dataset or Path(target.text).name
+    held = OffgenStore(root).game
+    if held != game_spec.name:
+        raise DatasetLabelError(
+            f"{root}: holds {held} episodes, not {game_spec.name}; pass --game {held}, or the "
+            f"store of {game_spec.name}"
+        )
+    return dataset, game_spec.name, root
 
-    folder = store or Path(target.text)
-    info = OffgenStore(folder).info
-    return info.dataset or Path(target.text).name, game_spec.name, folder
+
+def _flag(card: WrittenCard, dataset: str) -> None:
+    """Say on stderr that a card was forced onto a store that contradicts its name."""
+    if card.mismatches:
+        typer.echo(
+            f"warning: {card.game} is carded as {dataset} with --force although "
+            f"{'; '.join(card.mismatches)} (the card carries this warning)",
+            err=True,
+        )
+
+
+_FORCE_HELP = (
+    "Card (and push) a store under a registered name its levels, behaviour policies, final "
+    "frames or size contradict; the card then says so in a warning at the top."
+)
 
 
 def push(
@@ -147,6 +172,7 @@ def push(
     private: Annotated[
         bool, typer.Option("--private", help="Create the repository private.")
     ] = False,
+    force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
 ) -> None:
     """Publish an offgen store and its dataset card to an HF-compatible hub (HF_ENDPOINT).
 
@@ -160,9 +186,16 @@ def push(
 
       HF_ENDPOINT=https://hub.my-lab.org offgen push ./stores/coinrun --game coinrun --repo lab/p
     """
+    from offgen.data.labels import check_label
+    from offgen.hub.card import store_facts
     from offgen.hub.hf import push_card, push_store
+    from offgen.registry import DATASETS, dataset_name
 
     dataset, game_name, root = _resolve_store(name, game, store)
+    spec = DATASETS.get(dataset_name(dataset))
+    if spec is not None:  # a dataset of your own has no registered label to contradict
+        # Refuse a mislabelled store before uploading anything (its card would refuse it after).
+        check_label(spec, store_facts(root), where=str(root), force=force)
 
     def progress(done: int, total: int) -> None:
         typer.echo(f"committed {done}/{total} files", err=True)
@@ -176,7 +209,8 @@ def push(
         private=private,
         on_commit=progress,
     )
-    commit = push_card(repo, dataset=dataset, store=root, revision=revision)
+    commit, written = push_card(repo, dataset=dataset, store=root, revision=revision, force=force)
+    _flag(written, dataset)
     skipped = result.files - result.uploaded
     typer.echo(
         f"pushed {result.files} files to {repo}/{result.path_in_repo}: {result.uploaded} uploaded "
@@ -244,10 +278,19 @@ def card(
             "--output", "-o", help="Card folder (default: $OFFGEN_HOME/datasets/<dataset>/)."
         ),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview",
+            help="Also write preview/<dataset>/<game>.parquet (episode table and a thumbnail "
+            "per episode) and declare it in the card for the HF dataset viewer (push does).",
+        ),
+    ] = False,
 ) -> None:
     """Generate or refresh a dataset card from a store's measured statistics.
 
-    Writes README.md (HF dataset-card format), card_stats.json and images/<game>_returns.png; games measured earlier stay in the card.
+    Writes README.md (HF dataset-card format), card_stats.json and images/<game>_{returns,lengths,levels,frames}.png; games measured earlier stay in the card. Everything the card says about the data is measured from the store; the registry's words are shown apart as the publisher's description. A store whose levels, behaviour policies, final frames or size contradict the registered NAME is refused (--force cards it with a warning at the top).
 
     Examples:
 
@@ -256,13 +299,19 @@ def card(
       offgen card my_random --game coinrun     # a dataset of your own: every line measured
 
       offgen card mixed_1M --game chaser --store ./stores/chaser -o dataset_cards/mixed_1M
+
+      offgen card expert_1M --game coinrun --store ./my_random_store --force
     """
     from offgen.hub.card import write_card
     from offgen.paths import datasets_root
 
     dataset, _game, root = _resolve_store(name, game, store)
-    path, png = write_card(dataset, root, output or datasets_root() / dataset)
-    typer.echo(f"{path}\n{png}")
+    written = write_card(
+        dataset, root, output or datasets_root() / dataset, force=force, preview=preview
+    )
+    _flag(written, dataset)
+    for path in (written.card, *written.images, *([written.preview] if written.preview else [])):
+        typer.echo(str(path))
 
 
 def register(app: typer.Typer) -> None:

@@ -42,6 +42,7 @@ from offgen._progress import progress_bar
 from offgen.data.collect_sidecar import CollectSidecar, read_collect_sidecar
 from offgen.data.format import EPISODES, INFO
 from offgen.data.info import read_info
+from offgen.data.labels import DataFacts, check_label
 from offgen.data.legacy import LegacyFrames, LegacyName, find_legacy_files, open_legacy_episode
 from offgen.data.legacy.names import split_duplicates
 from offgen.data.lock import StoreLock
@@ -137,6 +138,21 @@ def _provenance(
     return prov
 
 
+def _check_label(
+    spec: DatasetSpec | None, names: list[LegacyName], game: str, source: Path, force: bool
+) -> list[str]:
+    """Refuse (unless ``force``) to label files ``spec`` when their names contradict it."""
+    if spec is None:
+        return []
+    facts = DataFacts(
+        game=game,
+        transitions=sum(n.length for n in names),
+        level_seeds=sorted({n.level_seed for n in names}),
+        final_frame_is_true=False,  # the predecessor's files end with the next level's frame
+    )
+    return check_label(spec, facts, where=str(source), force=force)
+
+
 def convert_legacy(
     source: str | os.PathLike[str],
     destination: str | os.PathLike[str],
@@ -162,7 +178,9 @@ def convert_legacy(
         workers: Threads opening (and, for ``.npz``, inflating) files ahead of the writer.
         progress: Show a progress bar on stderr (live on a terminal, one line in a log).
         on_episode: Called with the episode count after each written episode (tests, UIs).
-        force: Convert episodes longer than ``game``'s time limit instead of refusing them.
+        force: Convert episodes longer than ``game``'s time limit instead of refusing them, and
+            label the files ``dataset`` even though their level seeds or size contradict it
+            (recorded in the store's provenance as ``label_forced``; cards flag it).
         wait_for_lock: If another process is writing ``destination``, wait for it to finish
             instead of raising :class:`~offgen.errors.StoreLockedError`.
 
@@ -170,6 +188,8 @@ def convert_legacy(
         A summary of the conversion.
 
     Raises:
+        DatasetLabelError: The files cannot be ``dataset`` (level seeds outside its levels, more
+            transitions than it has) and ``force`` is false; nothing is written.
         StoreExistsError: ``destination`` holds a store and ``mode`` is ``"create"``, or a resumed
             store does not match the source files.
         StoreLockedError: Another process is writing ``destination`` (and not ``wait_for_lock``).
@@ -199,13 +219,14 @@ def convert_legacy(
         )
     if not force:
         _check_lengths(src, files, game_spec.name, game_spec.max_episode_steps)
+    forced = _check_label(spec, [name for name, _ in files], game_spec.name, src, force)
     store = Path(destination)
     with StoreLock(store, wait=wait_for_lock) as lock:
         if mode == "create" and _empty_unfinished(store):
             mode = "overwrite"  # a refused run's empty store holds nothing to keep or resume
         return _convert(
-            store, lock, files, duplicates, game_spec.name, spec, src, mode, workers, progress,
-            on_episode, started,
+            store, lock, files, duplicates, game_spec.name, spec, forced, src, mode, workers,
+            progress, on_episode, started,
         )  # fmt: skip
 
 
@@ -216,6 +237,7 @@ def _convert(
     duplicates: Sequence[tuple[Path, Path]],
     game: str,
     spec: DatasetSpec | None,
+    forced: list[str],
     src: Path,
     mode: WriteMode,
     workers: int,
@@ -223,7 +245,8 @@ def _convert(
     on_episode: Callable[[int], None] | None,
     started: float,
 ) -> ConvertResult:
-    """Write the files' episodes into ``store`` (whose lock the caller holds)."""
+    """Write the files' episodes into ``store`` (whose lock the caller holds); ``forced`` lists
+    the contradictions of a label given with ``force`` (recorded in the provenance)."""
     names = [name for name, _ in files]
     game_spec = resolve_game(game)
     sidecar = read_collect_sidecar(files[0][1].parent, game_spec.name)
@@ -245,7 +268,10 @@ def _convert(
         todo = [(path, name.length + 1) for name, path in files[skipped:]]
         _run(writer, todo, game_spec.name, policy_id, workers, progress, skipped, on_episode)
         atomic_write_bytes(store / SOURCES_FILE, "".join(f"{n.format()}\n" for n in names).encode())
-        writer.update_info(provenance=_provenance(src, names, spec, game_spec.name, sidecar))
+        provenance = _provenance(src, names, spec, game_spec.name, sidecar)
+        if forced:
+            provenance["label_forced"] = forced
+        writer.update_info(provenance=provenance)
         episodes, transitions = writer.num_episodes, writer.num_transitions
     return ConvertResult(
         store=store,

@@ -1,11 +1,18 @@
 """Dataset cards in the HF dataset-card format, from a store's measured statistics.
 
 A card is Markdown with a YAML header (license, task categories, size category, tags, one config
-per game pointing at ``<dataset>/<game>/**``) followed by prose. ``offgen card NAME --game G``
-measures a store (episodes, transitions, returns, level-seed coverage, lengths, behaviour policies
-and mixture recipe, size on disk, compression ratio, Procgen options), keeps the numbers per game
-in ``card_stats.json`` next to the card, draws the return histogram (matplotlib, Agg backend) and
-re-renders the card with every game measured so far.
+per game pointing at ``<dataset>/<game>/**``, and with a preview one per game pointing at its
+Parquet preview) followed by prose. ``offgen card NAME --game G`` measures a store (episodes,
+transitions, returns, level seeds, lengths, episode ends, behaviour policies and mixture recipe,
+final-frame semantics, size on disk, compression ratio, Procgen options), keeps the numbers per
+game in ``card_stats.json`` next to the card, draws its pictures (:mod:`offgen.hub.card_plots`)
+and re-renders the card with every game measured so far.
+
+A card never lies: what it says about the data comes from the stores; what offgen's registry says
+about a registered name is shown apart, as the publisher's description. A store that contradicts
+the name it is carded under (:mod:`offgen.data.labels`) is refused unless forced, and a forced
+card carries a warning at the top. A dataset of your own (a name the registry does not know) has
+no publisher's description: its card holds only what its stores measure.
 """
 
 from __future__ import annotations
@@ -13,24 +20,29 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from offgen._io import atomic_write_bytes, atomic_write_json
-from offgen._optional import require
 from offgen.data.format import EPISODES
+from offgen.data.labels import DataFacts, check_label
 from offgen.errors import UnknownNameError
+from offgen.hub.card_plots import card_images, return_histogram
 from offgen.registry import DATASETS, GAMES, DatasetSpec, dataset_name
 
 __all__ = [
+    "WrittenCard",
     "card_text",
     "measure_store",
     "render_card",
     "return_histogram",
     "size_category",
+    "store_facts",
     "write_card",
 ]
 
@@ -40,8 +52,17 @@ _LICENSE_NOTE = (
     "Reinforcement Learning*; the licence is theirs (see their repository). offgen's "
     "conversion adds no terms."
 )
-
-
+_FORCED_LICENSE_NOTE = (
+    "This data was not shown to be the published dataset (see the warning at the top), so the "
+    "published dataset's licence does not tell you its terms: ask whoever collected it."
+)
+_BEHAVIOUR = {
+    "expert": "the final checkpoint.",
+    "mixed": "the final and earlier checkpoints chosen so the mean return is ~75% of the "
+    "expert's (not met for every game: a third party measured chaser mixed_1M mean return 6.91 "
+    "vs expert_1M 6.83).",
+    "suboptimal": "every rollout of PPO's whole training run.",
+}
 _OWN_LICENSE_NOTE = (
     "Set by the dataset's publisher (edit this section and the `license` field of the header)."
 )
@@ -61,6 +82,12 @@ def _disk_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
+def _quantiles(values: np.ndarray[Any, Any]) -> list[float | None]:
+    if not values.size:
+        return [None] * 3
+    return [float(v) for v in np.percentile(values, [25, 50, 75])]
+
+
 def measure_store(store: str | os.PathLike[str]) -> dict[str, Any]:
     """Measured statistics of one finished store (JSON-serialisable)."""
     from offgen.data.store import OffgenStore
@@ -73,6 +100,8 @@ def measure_store(store: str | os.PathLike[str]) -> dict[str, Any]:
     counts = np.bincount(
         np.asarray(table.rows["policy"], dtype=np.int64), minlength=len(opened.policies)
     )
+    terminated = np.asarray(table.rows["terminated"], dtype=bool)
+    truncated = np.asarray(table.rows["truncated"], dtype=bool)
     info = opened.info
     frames = int(opened.num_frames_stored)
     raw = frames * _FRAME_BYTES + int(table.num_transitions) * 5  # uint8 action + float32 reward
@@ -80,7 +109,7 @@ def measure_store(store: str | os.PathLike[str]) -> dict[str, Any]:
     env = info.env.to_json()
     num_levels = info.env.num_levels
     unique = np.unique(seeds[seeds >= 0]) if seeds.size else seeds
-    q = np.percentile(returns, [25, 50, 75]).tolist() if returns.size else [None] * 3
+    q = _quantiles(returns)
     return {
         "game": opened.game,
         "dataset": info.dataset,
@@ -108,6 +137,11 @@ def measure_store(store: str | os.PathLike[str]) -> dict[str, Any]:
             "num_levels": num_levels,
             "coverage": (len(unique) / num_levels) if num_levels else None,
         },
+        "episode_ends": {
+            "terminated": int(terminated.sum()),
+            "truncated": int(truncated.sum()),
+            "how": info.provenance.get("end_flags", "recorded by the environment"),
+        },
         "policies": [
             {**p, "episodes": int(counts[i]) if i < len(counts) else 0}
             for i, p in enumerate(opened.policies)
@@ -123,23 +157,21 @@ def measure_store(store: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
-def return_histogram(stats: Mapping[str, Any], out: str | os.PathLike[str]) -> Path:
-    """Draw the return distribution of one game's stats as a PNG (matplotlib, Agg)."""
-    matplotlib = require("matplotlib", "plots")
-    matplotlib.use("Agg")
-    plt = require("matplotlib.pyplot", "plots")
-    values = stats["returns"]["values"]
-    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
-    ax.hist(values, bins=min(30, max(5, len(set(values)))), color="#4c72b0")
-    ax.set_xlabel("episode return")
-    ax.set_ylabel("episodes")
-    ax.set_title(f"{stats['dataset']} / {stats['game']}: {stats['episodes']} episodes")
-    fig.tight_layout()
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+def store_facts(store: str | os.PathLike[str]) -> DataFacts:
+    """What a finished store says about itself, for :func:`offgen.data.labels.check_label`."""
+    from offgen.data.store import OffgenStore
+
+    opened = OffgenStore(store)
+    used = np.unique(np.asarray(opened.table.rows["policy"], dtype=np.int64))
+    return DataFacts(
+        game=opened.game,
+        transitions=int(opened.table.num_transitions),
+        level_seeds=np.unique(opened.table.level_seeds).tolist(),
+        label=opened.info.dataset,
+        final_frame_is_true=opened.final_frame_is_true,
+        policies=[opened.table.policies[i] for i in used if i < len(opened.table.policies)],
+        env=opened.info.env.to_json(),
+    )
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -150,12 +182,26 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _yaml_header(name: str, tag: str | None, games: list[str], rows: int) -> str:
-    licence = ['license_name: "predecessor-dataset-licence"'] if tag else []
+def _forced(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    return {g: list(s["label_mismatches"]) for g, s in stats.items() if s.get("label_mismatches")}
+
+
+def _yaml_header(
+    name: str, spec: DatasetSpec | None, stats: Mapping[str, Mapping[str, Any]], games: list[str]
+) -> str:
+    """The HF YAML header; ``spec`` is None for a dataset of your own (then ``stats`` is set)."""
+    if stats or spec is None:
+        rows = sum(int(s["transitions"]) for s in stats.values())
+    else:
+        rows = spec.transitions_per_game * len(GAMES)
+    if _forced(stats):
+        tags = ["- offgen-label-forced"]
+    else:
+        tags = [f"- {spec.behaviour}"] if spec is not None else []
     lines = [
         "---",
         "license: other",
-        *licence,
+        *(['license_name: "predecessor-dataset-licence"'] if spec is not None else []),
         "task_categories:",
         "- reinforcement-learning",
         "size_categories:",
@@ -164,7 +210,7 @@ def _yaml_header(name: str, tag: str | None, games: list[str], rows: int) -> str
         "- offline-rl",
         "- procgen",
         "- offgen",
-        *([f"- {tag}"] if tag else []),
+        *tags,
         f"pretty_name: Procgen {name} (offgen)",
         "configs:",
     ]
@@ -175,60 +221,151 @@ def _yaml_header(name: str, tag: str | None, games: list[str], rows: int) -> str
             "  - split: train",
             f"    path: {name}/{game}/**",
         ]
+    previews = [g for g in games if stats.get(g, {}).get("preview")]
+    for i, game in enumerate(previews):
+        lines += [
+            f"- config_name: {game}-preview",
+            *(["  default: true"] if i == 0 else []),
+            "  data_files:",
+            "  - split: train",
+            f"    path: {stats[game]['preview']}",
+        ]
     lines.append("---")
     return "\n".join(lines) + "\n"
 
 
-def _local_intro(name: str, stats: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Header and prose of a dataset of your own: every claim read from its stores."""
+def _warning(spec: DatasetSpec, forced: Mapping[str, list[str]]) -> str:
+    lines = [
+        "> [!WARNING]",
+        f"> **This data is not the registered dataset `{spec.name}`.** It was carded under that "
+        "name with `--force` although its stores contradict it:",
+    ]
+    lines += [f"> - {game}: {'; '.join(found)}." for game, found in sorted(forced.items())]
+    lines.append(">")
+    lines.append(
+        "> What follows about the data is measured from its stores; the publisher's description "
+        "of the registered dataset does not apply to it."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _publisher(spec: DatasetSpec, measured: bool) -> str:
+    env = spec.env_options
+    source = (
+        "What offgen's registry says about the published dataset; it is **not** measured from "
+        "the stores of this card (see *What the stores hold* for that)."
+        if measured
+        else "What offgen's registry says about the published dataset; nothing here is measured. "
+        "Run `offgen card` on a store to add what the store itself holds."
+    )
+    return (
+        "## Publisher's description\n\n"
+        f"_{source}_\n\n"
+        f"- {spec.description[:1].upper()}{spec.description[1:]}: {spec.transitions_per_game:,} "
+        "transitions per game for each of the 16 Procgen games (easy mode), behaviour "
+        f"**{spec.behaviour}**; the predecessor's category name is `{spec.legacy_category}`.\n"
+        f"- Procgen options: `distribution_mode={env['distribution_mode']}`, "
+        f"`start_level={env['start_level']}`, `num_levels={env['num_levels']}`.\n"
+        f"- Behaviour policies: PPO (IMPALA ResNet) checkpoints; {_BEHAVIOUR[spec.behaviour]}\n"
+        "- Frames: 64x64 RGB uint8. In the published episodes the last frame is the next "
+        "level's first frame (Procgen auto-reset in the original collection).\n"
+        "- Episode end flags are not published: offgen infers truncated when the length equals "
+        "the game's time limit.\n"
+    )
+
+
+def _load_it(spec: DatasetSpec, *, forced: bool) -> str:
+    pull = f"`offgen pull {spec.name} --game coinrun --repo ORG/NAME`"
+    if forced:
+        # offgen.load(name) without a hub repository fetches the published archives: other data.
+        return (
+            f"From the hub repository holding this card: {pull}, or `OFFGEN_HUB_REPO=ORG/NAME "
+            f'OFFGEN_SOURCES=local,hub` and `offgen.load("{spec.name}", game="coinrun")`. '
+            f"`offgen download {spec.name}` fetches the published dataset, which this is not.\n"
+        )
+    return (
+        "```python\nimport offgen\n\n"
+        f'ds = offgen.load("{spec.name}", game="coinrun")  # downloads what is missing\n```\n\n'
+        "Or `offgen-download --dataset " + spec.name + " --games coinrun`, or from a hub "
+        f"repository: {pull}.\n"
+    )
+
+
+def _own_intro(name: str, stats: Mapping[str, Mapping[str, Any]]) -> str:
+    """What a dataset of your own is, and how to load it: every number read from its stores."""
     games = sorted(stats)
     total = sum(int(s["transitions"]) for s in stats.values())
-    finals = sorted({str(s.get("final_frame")) for s in stats.values()})
-    return [
-        _yaml_header(name, None, games, total),
-        f"# Procgen offline RL: `{name}`\n",
+    return (
         f"A dataset collected with offgen: {total:,} transitions over {len(games)} game(s) "
-        f"({', '.join(games)}). The numbers below are measured from the stores.\n",
-        "## Load it\n",
+        f"({', '.join(games)}). Everything below is measured from its stores.\n\n"
+        "## Load it\n\n"
         "```python\nimport offgen\n\n"
         f'ds = offgen.load("{name}", game="{games[0]}")  # from $OFFGEN_HOME/datasets/{name}/\n'
         f'ds = offgen.load("hf://ORG/REPO/{name}", game="{games[0]}")  # from a hub repository\n'
-        "```\n",
-        "## Collection\n",
-        f"- Final frame of each episode (store's `final_frame`): {', '.join(finals)}.\n"
-        "- Behaviour policies and exact Procgen options: per game below.\n",
-    ]
+        "```\n"
+    )
 
 
-def _published_intro(spec: DatasetSpec, games: list[str], total: int | None) -> list[str]:
-    """Header and prose of a registered dataset (the predecessor's published description)."""
-    rows = total if total is not None else spec.transitions_per_game * len(GAMES)
-    env = spec.env_options
-    return [
-        _yaml_header(spec.name, spec.behaviour, games, rows),
-        f"# Procgen offline RL: `{spec.name}`\n",
-        f"{spec.description[:1].upper()}{spec.description[1:]}. {spec.transitions_per_game:,} transitions per game for "
-        f"each of the 16 Procgen games (easy mode), behaviour: **{spec.behaviour}**. The "
-        f"predecessor's category name is `{spec.legacy_category}`.\n",
-        "## Load it\n",
-        "```python\nimport offgen\n\n"
-        f'ds = offgen.load("{spec.name}", game="coinrun")  # downloads what is missing\n```\n',
-        "Or `offgen-download --dataset " + spec.name + " --games coinrun`, or from a hub "
-        f"repository: `offgen pull {spec.name} --game coinrun --repo ORG/NAME`.\n",
-        "## Collection\n",
-        f"- Procgen options: `distribution_mode={env['distribution_mode']}`, "
-        f"`start_level={env['start_level']}`, `num_levels={env['num_levels']}`.\n"
-        "- Behaviour policies: PPO (IMPALA ResNet) checkpoints; "
-        + {
-            "expert": "the final checkpoint.",
-            "mixed": "the final and earlier checkpoints chosen so the mean return is ~75% of the "
-            "expert's (not met for every game: a third party measured chaser mixed_1M mean return 6.91 vs expert_1M 6.83).",
-            "suboptimal": "every rollout of PPO's whole training run.",
-        }[spec.behaviour]
-        + "\n- Frames: 64x64 RGB uint8, stored HWC. The last frame of each episode is the next "
-        "level's first frame (Procgen auto-reset in the original collection).\n"
-        "- Episode end flags are inferred: truncated when the length equals the game's time limit.\n",
+def _stats_table(stats: Mapping[str, Mapping[str, Any]], games: list[str]) -> str:
+    """The measured-statistics table, one block of contiguous lines (a blank line between rows
+    would end the table on GitHub and the HF hub)."""
+    lines = [
+        "| game | episodes | transitions | return mean ± std | return min / median / max | "
+        "length mean (min-max) | level seeds (coverage) | size on disk | compression |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    for game in games:
+        s = stats[game]
+        r, ln, ls = s["returns"], s["lengths"], s["level_seeds"]
+        coverage = f" ({ls['coverage']:.0%})" if ls.get("coverage") is not None else ""
+        lines.append(
+            f"| {game} | {_fmt(s['episodes'])} | {_fmt(s['transitions'])} | "
+            f"{_fmt(r['mean'])} ± {_fmt(r['std'])} | {_fmt(r['min'])} / {_fmt(r['median'])} / "
+            f"{_fmt(r['max'])} | {_fmt(ln['mean'], 1)} ({_fmt(ln['min'])}-{_fmt(ln['max'])}) | "
+            f"{_fmt(ls['unique'])}{coverage} | {s['size_on_disk'] / 1e6:.1f} MB | "
+            f"{_fmt(s['compression_ratio'], 1)}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _policy_text(policy: Mapping[str, Any]) -> str:
+    extra = {k: v for k, v in policy.items() if k not in ("id", "episodes")}
+    detail = f", {json.dumps(extra, sort_keys=True)}" if extra else ""
+    return f"`{policy['id']}` ({policy['episodes']} episodes{detail})"
+
+
+def _game_section(game: str, s: Mapping[str, Any]) -> str:
+    images = " ".join(
+        f"![{kind} of {game}](images/{game}_{kind}.png)"
+        for kind in ("returns", "lengths", "levels")
+    )
+    ls, ends = s["level_seeds"], s.get("episode_ends")
+    final = {
+        "true": "the true final frame",
+        "next_level_first_frame": "the next level's first frame (Procgen auto-reset)",
+    }.get(str(s.get("final_frame")), "not recorded")
+    used = [p for p in s["policies"] if p["episodes"]]
+    lines = [
+        f"### {game}\n",
+        images + "\n",
+        f"![sample episodes of {game}, first to last frame](images/{game}_frames.png)\n",
+        f"- Behaviour policies (policies.json): {', '.join(map(_policy_text, used)) or 'none'}",
+        f"- Last frame of each episode (info.json): {final}",
+        f"- Levels: {ls['unique']:,} distinct level seeds ({_fmt(ls['min'])}-{_fmt(ls['max'])}); "
+        f"Procgen options `{json.dumps(s['procgen_options'], sort_keys=True)}`",
+    ]
+    if ends is not None:
+        lines.append(
+            f"- Episode ends: {ends['terminated']} terminated, {ends['truncated']} truncated "
+            f"of {s['episodes']:,} episodes ({ends['how']})"
+        )
+    lines += [
+        f"- Mixture recipe: `{json.dumps(s['recipe'])}`",
+        f"- Episode table sha256: `{s['episode_table_sha256']}`",
+    ]
+    if s.get("preview"):
+        lines.append(f"- Preview for the dataset viewer: `{s['preview']}` (Parquet)")
+    return "\n".join(lines) + "\n"
 
 
 def render_card(
@@ -236,83 +373,121 @@ def render_card(
 ) -> str:
     """The card of a registered dataset (``spec``) or of a dataset of your own (its name).
 
-    With ``stats`` (game -> :func:`measure_store` output) it includes the measured numbers and
-    histograms of those games; a dataset of your own has only measured statistics to show.
+    With ``stats`` (game -> :func:`measure_store` output) it includes what those games' stores
+    hold, measured, with their pictures. A registered dataset's card adds the registry's words
+    apart, as the publisher's description; a dataset of your own has only its measured facts.
 
     Raises:
         UnknownNameError: ``spec`` is a name and there are no ``stats``.
     """
     stats = dict(stats or {})
     games = sorted(stats) if stats else list(GAMES)
-    total = sum(int(s["transitions"]) for s in stats.values()) if stats else None
-    if isinstance(spec, DatasetSpec):
-        parts = _published_intro(spec, games, total)
-        name = spec.name
-    elif stats:
-        parts, name = _local_intro(spec, stats), spec
-    else:
+    published = spec if isinstance(spec, DatasetSpec) else None
+    name = spec.name if isinstance(spec, DatasetSpec) else spec
+    if published is None and not stats:
         raise UnknownNameError(
-            f"dataset {spec!r} is not registered, so its card is measured: run `offgen card "
-            f"{spec} --game <game>`."
+            f"dataset {name!r} is not registered, so its card is measured: run `offgen card "
+            f"{name} --game <game>`."
         )
+    forced = _forced(stats) if published is not None else {}
+    parts = [_yaml_header(name, published, stats, games), f"# Procgen offline RL: `{name}`\n"]
+    if published is None:
+        parts.append(_own_intro(name, stats))
+    else:
+        if forced:
+            parts.append(_warning(published, forced))
+        parts += ["## Load it\n", _load_it(published, forced=bool(forced))]
+    if stats:
+        parts += ["## What the stores hold (measured)\n", _stats_table(stats, games)]
+        parts += [_game_section(game, stats[game]) for game in games]
+    if published is not None:
+        parts.append(_publisher(published, measured=bool(stats)))
     parts += [
         "## Format\n",
         "One offgen store per game (`<dataset>/<game>/`): zarr v3 arrays (zstd) for frames, "
         "actions and rewards, a checksummed episode table, `info.json` and a sha256 manifest. "
         "`offgen verify` checks it.\n",
     ]
-    if stats:
-        parts.append("## Measured statistics\n")
-        parts.append(
-            "| game | episodes | transitions | return mean ± std | return min / median / max | "
-            "length mean (min-max) | level seeds (coverage) | size on disk | compression |\n"
-            "|---|---|---|---|---|---|---|---|---|\n"
-        )
-        for game in games:
-            s = stats[game]
-            r, ln, ls = s["returns"], s["lengths"], s["level_seeds"]
-            coverage = f" ({ls['coverage']:.0%})" if ls.get("coverage") is not None else ""
-            parts.append(
-                f"| {game} | {_fmt(s['episodes'])} | {_fmt(s['transitions'])} | "
-                f"{_fmt(r['mean'])} ± {_fmt(r['std'])} | {_fmt(r['min'])} / {_fmt(r['median'])} / "
-                f"{_fmt(r['max'])} | {_fmt(ln['mean'], 1)} ({_fmt(ln['min'])}-{_fmt(ln['max'])}) | "
-                f"{_fmt(ls['unique'])}{coverage} | {s['size_on_disk'] / 1e6:.1f} MB | "
-                f"{_fmt(s['compression_ratio'], 1)}x |\n"
-            )
-        parts.append("\n")
-        for game in games:
-            s = stats[game]
-            parts.append(f"### {game}\n\n![returns of {game}](images/{game}_returns.png)\n\n")
-            policies = ", ".join(f"`{p['id']}` ({p['episodes']} episodes)" for p in s["policies"])
-            parts.append(f"- Behaviour policies: {policies or 'n/a'}\n")
-            parts.append(f"- Mixture recipe: `{json.dumps(s['recipe'])}`\n")
-            parts.append(
-                f"- Exact Procgen options: `{json.dumps(s['procgen_options'], sort_keys=True)}`\n"
-            )
-            parts.append(f"- Episode table sha256: `{s['episode_table_sha256']}`\n\n")
-    else:
+    if not stats:
         parts.append(
             "## Measured statistics\n\nRun `offgen card " + name + " --game <game>` on a "
-            "downloaded store to add episodes, returns, level-seed coverage, sizes and a return "
-            "histogram per game.\n"
+            "downloaded store to add episodes, returns, lengths, level seeds, episode ends, "
+            "behaviour policies, sizes and pictures per game.\n"
         )
-    licence = _LICENSE_NOTE if isinstance(spec, DatasetSpec) else _OWN_LICENSE_NOTE
+    if published is None:
+        licence = _OWN_LICENSE_NOTE
+    else:
+        licence = _FORCED_LICENSE_NOTE if forced else _LICENSE_NOTE
     parts += ["## Licence\n", licence + "\n"]
     return "\n".join(parts)
 
 
-def write_card(
-    name: str, store: str | os.PathLike[str], folder: str | os.PathLike[str]
-) -> tuple[Path, Path]:
-    """Measure ``store``, merge its stats into ``folder/card_stats.json`` and rewrite
-    ``folder/README.md`` and ``folder/images/<game>_returns.png``.
+@dataclass(frozen=True)
+class WrittenCard:
+    """The files :func:`write_card` wrote.
 
-    Returns:
-        The card path and the histogram path.
+    Attributes:
+        card: ``README.md``.
+        stats: ``card_stats.json`` (every game measured so far).
+        game: The game measured by this call.
+        images: Its pictures (``images/<game>_<kind>.png``).
+        preview: Its Parquet preview, if asked for.
+        mismatches: How the store contradicts the dataset name (empty unless forced).
     """
+
+    card: Path
+    stats: Path
+    game: str
+    images: tuple[Path, ...]
+    preview: Path | None = None
+    mismatches: tuple[str, ...] = ()
+
+
+def write_card(
+    name: str,
+    store: str | os.PathLike[str],
+    folder: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    preview: bool = False,
+) -> WrittenCard:
+    """Measure ``store``, merge its stats into ``folder/card_stats.json`` and rewrite
+    ``folder/README.md`` and the game's pictures under ``folder/images/``.
+
+    Args:
+        name: The dataset the card is for: a registered name (or alias), whose label the store
+            must bear out, or the name of a dataset of your own (no label to check).
+        store: The store of one game.
+        folder: Where the card, its stats and pictures go.
+        force: Card a store that contradicts ``name`` anyway; the card then carries a warning.
+        preview: Also write the Parquet preview ``folder/preview/<dataset>/<game>.parquet`` and
+            declare it in the card's YAML header (the HF dataset viewer shows it).
+
+    Raises:
+        DatasetLabelError: If the store cannot be registered dataset ``name`` and ``force`` is
+            false.
+    """
+    from offgen.data.store import OffgenStore
+
     spec = _subject(name)
+    label = spec.name if isinstance(spec, DatasetSpec) else spec
+    mismatches = (
+        check_label(spec, store_facts(store), where=str(store), force=force)
+        if isinstance(spec, DatasetSpec)
+        else []
+    )
     root = Path(folder)
     stats = measure_store(store)
+    stats["recorded_dataset"], stats["dataset"] = stats["dataset"], label
+    stats["label_mismatches"] = mismatches
+    opened = OffgenStore(store)
+    parquet = None
+    if preview:
+        from offgen.hub.preview import write_preview
+
+        rel = f"preview/{label}/{stats['game']}.parquet"
+        parquet = write_preview(opened, root / rel)
+        stats["preview"] = rel
     stats_file = root / "card_stats.json"
     try:
         every: dict[str, Any] = json.loads(stats_file.read_bytes())
@@ -320,10 +495,17 @@ def write_card(
         every = {}
     every[stats["game"]] = stats
     atomic_write_json(stats_file, every)
-    png = return_histogram(stats, root / "images" / f"{stats['game']}_returns.png")
+    images = card_images(opened, stats, root / "images")
     card = root / "README.md"
     atomic_write_bytes(card, render_card(spec, every).encode())
-    return card, png
+    return WrittenCard(
+        card=card,
+        stats=stats_file,
+        game=stats["game"],
+        images=tuple(images),
+        preview=parquet,
+        mismatches=tuple(mismatches),
+    )
 
 
 def _subject(name: str) -> DatasetSpec | str:
@@ -354,6 +536,4 @@ def _write_published_cards(folder: Path) -> None:
 
 
 if __name__ == "__main__":  # regenerate dataset_cards/ from the registry
-    import sys
-
     _write_published_cards(Path(sys.argv[1] if len(sys.argv) > 1 else "dataset_cards"))

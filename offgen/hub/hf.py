@@ -4,7 +4,8 @@ Repository layout (one dataset repository may hold several datasets and games)::
 
     README.md                   the dataset card (YAML header + prose), every game pushed so far
     card_stats.json             the card's per-game statistics (merged on each push)
-    images/<game>_returns.png   return histograms shown in the card
+    images/<game>_<kind>.png    the card's pictures (returns, lengths, levels, frames)
+    preview/<dataset>/<game>.parquet  the dataset viewer's preview (episode table, thumbnails)
     <dataset>/<game>/...        one offgen store per (dataset, game), files as on disk
 
 Pushes are resumable: :func:`push_store` compares the store with the remote folder (sha256 / git
@@ -30,13 +31,16 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from offgen._io import hash_stream, sha256_file
 from offgen._optional import require
 from offgen.data.format import INFO, MANIFEST, parse_manifest
 from offgen.errors import DatasetNotFoundError, DownloadError
 from offgen.hub.lockfile import HubEntry, Lockfile
+
+if TYPE_CHECKING:
+    from offgen.hub.card import WrittenCard
 
 __all__ = [
     "CARD_STATS",
@@ -402,16 +406,29 @@ def push_card(
     dataset: str,
     store: str | os.PathLike[str],
     revision: str | None = None,
-) -> str:
+    force: bool = False,
+) -> tuple[str, WrittenCard]:
     """Measure ``store`` and commit the card of every game pushed so far to ``repo``.
 
     The repository's ``card_stats.json`` (statistics of the games pushed earlier) is fetched
     first and merged with the new game's, so ``README.md`` keeps every game's config and
-    statistics; ``README.md``, ``card_stats.json`` and ``images/<game>_returns.png`` are committed
-    (the other games' histograms are already there).
+    statistics; ``README.md``, ``card_stats.json``, the game's pictures (``images/<game>_*.png``)
+    and its Parquet preview (``preview/<dataset>/<game>.parquet``, declared in the card so the
+    HF dataset viewer shows it) are committed (the other games' files are already there).
+
+    Args:
+        repo: ``ORG/NAME`` of the dataset repository.
+        dataset: Registered dataset name the card is for.
+        store: The pushed store of one game.
+        revision: Branch to commit to (default ``main``).
+        force: Card a store that contradicts ``dataset`` anyway, with a warning in the card.
 
     Returns:
-        The commit created.
+        The commit created and the card files written.
+
+    Raises:
+        DatasetLabelError: If the store cannot be ``dataset`` and ``force`` is false.
+        DownloadError: If the hub refuses the commit.
     """
     import tempfile
 
@@ -422,14 +439,15 @@ def push_card(
         earlier = _remote_card_stats(repo, dataset, revision)
         if earlier:
             (folder / CARD_STATS).write_text(json.dumps(earlier))
-        card, png = write_card(dataset, store, folder)
-        game = png.name.removesuffix("_returns.png")
-        return push_assets(
-            repo,
-            {"README.md": card, CARD_STATS: folder / CARD_STATS, f"images/{png.name}": png},
-            revision=revision,
-            message=f"offgen: card for {dataset}/{game}",
+        written = write_card(dataset, store, folder, force=force, preview=True)
+        files = {"README.md": written.card, CARD_STATS: written.stats}
+        files.update({f"images/{png.name}": png for png in written.images})
+        if written.preview is not None:
+            files[written.preview.relative_to(folder).as_posix()] = written.preview
+        commit = push_assets(
+            repo, files, revision=revision, message=f"offgen: card for {dataset}/{written.game}"
         )
+        return commit, written
 
 
 def list_datasets_in_repo(repo: str, game: str, *, revision: str | None = None) -> list[str]:
@@ -457,7 +475,7 @@ def list_datasets_in_repo(repo: str, game: str, *, revision: str | None = None) 
     found: list[str] = []
     try:
         for top in folders(None):
-            if top == "images":
+            if top in ("images", "preview"):  # pictures and viewer previews, not stores
                 continue
             inner = folders(top)
             if f"{top}/{game}" in inner:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -29,11 +30,19 @@ def _header(text: str) -> dict[str, object]:
 
 def test_measured_card_from_real_store(short_episodes: list[Episode], tmp_path: Path) -> None:
     store = tmp_path / "coinrun"
+    # Shaped like the published expert_1M converted (legacy policy id, next-level final frames),
+    # so the card may carry the name (a random-policy store may not: test_card_truth.py).
     with StoreWriter(
-        store, game="coinrun", dataset="expert_1M", env_options={"num_levels": 200}
+        store,
+        game="coinrun",
+        dataset="expert_1M",
+        env_options={"num_levels": 200},
+        final_frame_is_true=False,
     ) as w:
         for ep in short_episodes:
-            w.write(ep)
+            w.write(
+                dataclasses.replace(ep, policy_id="legacy:expert_1M", final_frame_is_true=False)
+            )
     stats = measure_store(store)
     returns = [ep.episode_return for ep in short_episodes]
     assert stats["episodes"] == 3

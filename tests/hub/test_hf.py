@@ -42,9 +42,22 @@ def _write_store(
     dataset: str = "expert_1M",
     **codec: int,
 ) -> Path:
-    with StoreWriter(path, game=game, dataset=dataset, mode="overwrite", **codec) as writer:
+    # Shaped like a published dataset converted (legacy policy id, next-level final frames), so
+    # it may be pushed under a registered name (a random-policy store may not: see below).
+    with StoreWriter(
+        path,
+        game=game,
+        dataset=dataset,
+        mode="overwrite",
+        final_frame_is_true=False,
+        **codec,  # type: ignore[arg-type]
+    ) as writer:
         for ep in episodes:
-            writer.write(dataclasses.replace(ep, game=game))
+            writer.write(
+                dataclasses.replace(
+                    ep, game=game, policy_id=f"legacy:{dataset}", final_frame_is_true=False
+                )
+            )
     return path
 
 
@@ -300,6 +313,60 @@ def test_card_keeps_every_pushed_game(
     stats = json.loads(head["card_stats.json"])
     assert sorted(stats) == ["coinrun", "maze"] and stats["maze"]["episodes"] == 2
     assert hub.validated[-1]["configs"][1]["config_name"] == "maze"
+
+
+def test_pushed_repo_has_a_parquet_preview_the_card_declares(
+    hub: HubServer, short_episodes: list[Episode], tmp_path: Path
+) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    store = _write_store(tmp_path / "coinrun", short_episodes)
+    pushed = _cli("push", str(store), "-g", "coinrun", "-r", REPO)
+    assert pushed.returncode == 0, pushed.stderr
+    head = hub.repos[REPO].commits[hub.repos[REPO].refs["main"]]
+    preview = "preview/expert_1M/coinrun.parquet"
+    assert preview in head
+    assert {f"images/coinrun_{k}.png" for k in ("returns", "lengths", "levels", "frames")} <= set(
+        head
+    )
+    table = pq.read_table(io.BytesIO(head[preview]))
+    assert table.num_rows == len(short_episodes)
+    rows = table.to_pylist()
+    assert [r["length"] for r in rows] == [ep.length for ep in short_episodes]
+    assert [r["level_seed"] for r in rows] == [ep.level_seed for ep in short_episodes]
+    assert {r["policy"] for r in rows} == {"legacy:expert_1M"}
+    for row in rows:
+        assert row["thumbnail"]["bytes"][:8] == b"\x89PNG\r\n\x1a\n"
+    features = json.loads(table.schema.metadata[b"huggingface"])["info"]["features"]
+    assert features["thumbnail"] == {"_type": "Image"}
+    # The card's YAML header declares the preview, as the viewer's default config.
+    configs = hub.validated[-1]["configs"]
+    assert {"config_name": "coinrun-preview", "default": True,
+            "data_files": [{"split": "train", "path": preview}]} in configs  # fmt: skip
+    # The zarr store stays the data: pulled and loaded as before.
+    assert "expert_1M/coinrun/manifest.json" in head
+
+
+def test_push_refuses_a_store_that_contradicts_the_name_unless_forced(
+    hub: HubServer, short_episodes: list[Episode], tmp_path: Path
+) -> None:
+    store = tmp_path / "random"
+    with StoreWriter(store, game="coinrun", dataset="expert_1M") as writer:
+        for ep in short_episodes:  # random policy, true final frames
+            writer.write(ep)
+    refused = _cli("push", str(store), "-g", "coinrun", "-r", REPO)
+    assert (
+        refused.returncode != 0 and "cannot be the registered dataset expert_1M" in refused.stderr
+    )
+    assert REPO not in hub.repos or not hub.repos[REPO].refs  # nothing was uploaded
+    forced = _cli("push", str(store), "-g", "coinrun", "-r", REPO, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "warning: coinrun is carded as expert_1M with --force" in forced.stderr
+    head = hub.repos[REPO].commits[hub.repos[REPO].refs["main"]]
+    card = head["README.md"].decode()
+    assert "[!WARNING]" in card and "offgen-label-forced" in card
 
 
 def test_own_dataset_pushed_by_name_then_loaded_by_hub_name_pinned(
