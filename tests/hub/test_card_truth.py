@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.factories import LegacyFactory
 
-from hub.legacy_archives import write_legacy_files
 from offgen.data import Episode, OffgenStore, StoreWriter
 from offgen.hub.card import write_card
 from offgen.hub.card_plots import frame_strip_rows
@@ -151,10 +151,10 @@ def test_card_pictures_are_written_and_referenced(
 
 
 def test_convert_refuses_a_registered_name_the_files_cannot_be(
-    short_episodes: list[Episode], tmp_path: Path
+    short_episodes: list[Episode], tmp_path: Path, legacy_factory: LegacyFactory
 ) -> None:
     src = tmp_path / "src"
-    write_legacy_files(short_episodes, src)
+    legacy_factory.files(short_episodes, src)
     seeds = sorted({ep.level_seed for ep in short_episodes})
     assert seeds != [0]  # collected on 200 levels: not the single level of level1_mixed_100k
     store = tmp_path / "store"
