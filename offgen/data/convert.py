@@ -129,13 +129,18 @@ def _provenance(
         prov["collection"] = sidecar.collection
         prov["final_frame"] = "row T is the true final frame (collected by offgen)"
     if spec is not None:
-        prov["dataset"] = {
-            "name": spec.name,
-            "legacy_category": spec.legacy_category,
-            "behaviour": spec.behaviour,
-            "urls": [s.url for s in spec.sources(game)],
-        }
+        prov["dataset"] = dataset_provenance(spec, game)
     return prov
+
+
+def dataset_provenance(spec: DatasetSpec, game: str) -> dict[str, Any]:
+    """What a converted store records about the registered dataset it was converted from."""
+    return {
+        "name": spec.name,
+        "legacy_category": spec.legacy_category,
+        "behaviour": spec.behaviour,
+        "urls": [s.url for s in spec.sources(game)],
+    }
 
 
 def _check_label(

@@ -33,7 +33,7 @@ from typing import Any
 
 from offgen._allocator import tune_allocator
 from offgen._io import atomic_write_bytes
-from offgen.data.convert import SOURCES_FILE, ConvertResult
+from offgen.data.convert import SOURCES_FILE, ConvertResult, dataset_provenance
 from offgen.data.format import EPISODES
 from offgen.data.legacy import LegacyName, open_legacy_episode
 from offgen.data.table import decode_records
@@ -205,12 +205,7 @@ def _provenance(
         "end_flags": "inferred: truncated when length == the game's max episode steps",
     }
     if spec is not None:
-        prov["dataset"] = {
-            "name": spec.name,
-            "legacy_category": spec.legacy_category,
-            "behaviour": spec.behaviour,
-            "urls": [s.url for s in spec.sources(game)],
-        }
+        prov["dataset"] = dataset_provenance(spec, game)
     return prov
 
 

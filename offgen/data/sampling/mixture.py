@@ -9,13 +9,13 @@ the given order; ``batch.source`` says which component each row came from.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch, concat_batches
-from offgen.data.sampling.samplers import Sampler
+from offgen.data.sampling.samplers import NumberedBatches, Sampler
 
 __all__ = ["MixtureSampler", "largest_remainder"]
 
@@ -40,7 +40,7 @@ def largest_remainder(weights: Sequence[float], total: int) -> list[int]:
     return [int(c) for c in counts]
 
 
-class MixtureSampler(Generic[B]):
+class MixtureSampler(NumberedBatches[B]):
     """Batches made of fixed numbers of rows from several samplers.
 
     Args:
@@ -56,14 +56,6 @@ class MixtureSampler(Generic[B]):
         self.counts = list(counts)
         self.batch_size = sum(counts)
         self._k = 0
-
-    def __iter__(self) -> Iterator[B]:
-        return self
-
-    def __next__(self) -> B:
-        out = self.batch(self._k)
-        self._k += 1
-        return out
 
     def batch(self, k: int) -> B:
         """Batch number ``k``."""

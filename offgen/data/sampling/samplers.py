@@ -60,7 +60,29 @@ class Sampler(Protocol[B_co]):
         ...
 
 
-class IndexedSampler(Generic[B]):
+class NumberedBatches(Generic[B]):
+    """Iteration over ``batch(0), batch(1), ...`` for samplers whose batches are pure in ``k``.
+
+    Random access by batch number is what makes resume and sharding exact; iterating is then only
+    a counter, written once here for the indexed and the mixture samplers.
+    """
+
+    _k: int
+
+    def batch(self, k: int) -> B:
+        """Batch number ``k`` (pure: does not move the iterator)."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[B]:
+        return self
+
+    def __next__(self) -> B:
+        out = self.batch(self._k)
+        self._k += 1
+        return out
+
+
+class IndexedSampler(NumberedBatches[B]):
     """Batches gathered at random (or epoch-permuted) steps of frames held in RAM or a memmap.
 
     Args:
@@ -132,14 +154,6 @@ class IndexedSampler(Generic[B]):
     def batch(self, k: int) -> B:
         """Batch number ``k`` (pure: does not move the iterator)."""
         return self.gather(self.frames, self.index, self._positions(k))
-
-    def __iter__(self) -> Iterator[B]:
-        return self
-
-    def __next__(self) -> B:
-        out = self.batch(self._k)
-        self._k += 1
-        return out
 
     def state_dict(self) -> dict[str, Any]:
         """Position in the stream plus what must match to resume it."""
