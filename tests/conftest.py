@@ -25,3 +25,21 @@ def _isolated_home(
     monkeypatch.delenv("OFFGEN_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     yield home
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--learning",
+        action="store_true",
+        help="also run the proofs that a trainer learns (minutes of training each)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Learning proofs train for minutes; `make test` and CI stay fast, `pytest --learning` runs them.
+    if config.getoption("--learning"):
+        return
+    skip = pytest.mark.skip(reason="a learning proof (minutes of training): run with --learning")
+    for item in items:
+        if "learning" in item.keywords:
+            item.add_marker(skip)

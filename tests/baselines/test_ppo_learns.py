@@ -56,6 +56,7 @@ def permutation_p_value(a: np.ndarray, b: np.ndarray, rounds: int = 20_000) -> f
 
 
 @pytest.mark.slow
+@pytest.mark.learning
 def test_ppo_beats_random_on_the_same_seeded_levels(tmp_path: Path) -> None:
     assert (
         main(
