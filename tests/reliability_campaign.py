@@ -103,7 +103,7 @@ def cli(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedPro
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "OFFGEN_PROGRESS": "0", **env},
+        env={**os.environ, "OFFGEN_PROGRESS": "off", **env},
     )
 
 
@@ -114,7 +114,8 @@ def refusal(proc: subprocess.CompletedProcess[str]) -> tuple[str, str]:
         return "traceback", lines[-1] if lines else ""
     if proc.returncode == 0:
         return "silent", proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    errors = [line for line in lines if line.startswith("error:")]
+    # offgen's own errors print "error: ..."; a flag refused at parse time is click's "Error: ..."
+    errors = [line for line in lines if line.startswith(("error:", "Error:"))]
     return ("refused", errors[0]) if len(errors) == 1 else ("traceback", " | ".join(lines[-3:]))
 
 
@@ -326,11 +327,7 @@ def silent_acceptance(work: Path, legacy: Path, rng: np.random.Generator) -> Ite
     held = len(offgen.load(work / "dup_store")) if proc.returncode == 0 else -1
     if "Traceback" in proc.stderr:
         outcome = "traceback"
-    elif (
-        proc.returncode == 0
-        and "duplicate" in proc.stderr.lower()
-        and held == len(list(legacy.iterdir()))
-    ):
+    elif proc.returncode == 0 and "warning:" in proc.stderr and held == len(list(legacy.iterdir())):
         outcome = "refused"  # said so, and counted once
     elif proc.returncode != 0:
         outcome = refusal(proc)[0]
