@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -257,14 +257,7 @@ class RecipeCandidate:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object."""
-        return {
-            "path": self.path,
-            "kind": self.kind,
-            "step": self.step,
-            "name_return": self.name_return,
-            "measured_return": self.measured_return,
-            "measured_length": self.measured_length,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -288,12 +281,7 @@ class MixtureShare:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object."""
-        return {
-            "path": self.path,
-            "num_envs": self.num_envs,
-            "weight_envs": self.weight_envs,
-            "measured_return": self.measured_return,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
