@@ -1,0 +1,1 @@
+"""Offline RL baselines on offgen loaders: one file per algorithm, one shared training loop."""
