@@ -46,6 +46,7 @@ from baselines.common import (
     differing_fields,
     evaluate_returns,
     final_name,
+    flush_denormals,
     load_training_state,
     save_policy,
     save_training_state,
@@ -348,8 +349,6 @@ class Trainer:
         self.run_dir = run_dir
         self.device = select_device(cfg.device)
         self.threads = ThreadPlan.choose(cfg.torch_threads)
-        # Small-batch IMPALA steps ran 10-25x slower on denormal floats here (REFERENCE section 7).
-        torch.set_flush_denormal(True)
         torch.manual_seed(cfg.seed)
         self.model = build_impala(hidden_size=cfg.hidden_size).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, eps=cfg.eps)
@@ -580,7 +579,10 @@ def train(cfg: PPOConfig) -> Path:
     )
     try:
         trainer.threads.acting_mode()
-        with Progress(cfg.num_updates, trainer.update, cfg.batch_size, enabled=cfg.progress) as bar:
+        with (
+            flush_denormals(),
+            Progress(cfg.num_updates, trainer.update, cfg.batch_size, enabled=cfg.progress) as bar,
+        ):
             while trainer.update < cfg.num_updates:
                 run_update(trainer, logger, bar, split)
         return _finish(trainer, logger, split)

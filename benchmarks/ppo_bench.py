@@ -130,7 +130,9 @@ def main() -> None:
         xpid="bench",
     )
     threads = ThreadPlan.choose(args.torch_threads)
-    torch.set_flush_denormal(True)  # as the trainer does; small-batch steps crawl without it
+    torch.set_flush_denormal(
+        True
+    )  # as the trainer does while training; small batches crawl without it
     print(f"{args.game}: {args.num_envs} envs x {args.num_steps} steps, threads {threads}")
     env_s = bare_env(base, min(args.num_steps, 64))
     inf_s = bare_inference(base, threads)

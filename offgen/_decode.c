@@ -29,13 +29,14 @@
 #define MAX_PIXELS 4096 /* per plane: Procgen frames are 64 x 64 */
 #define MAGIC 12582912.0f /* 1.5 * 2^23 */
 #define MAGIC_BITS 0x4B400000u
+#define NEGATIVE_ZERO_BITS 0x80000000u
 
 /* Casts one plane into `out`; returns nonzero if any value is not a whole number in [0, 255].
  *
  * Adding 1.5 * 2^23 moves a value in [0, 255] into [2^23, 2^24), where floats are exactly the
  * integers, so the low bits of the sum are the value rounded to an integer. The value passes only
  * if the sum's bits lie within 255 of the constant's (the rounded value is in 0..255) and
- * subtracting the constant gives the value back (it was whole). Everything else fails: fractions,
+ * subtracting the constant gives the value back bit for bit (it was whole; -0.0 passes as 0). Everything else fails: fractions,
  * negatives, NaN, infinities, values above 255. Written this way (no float-to-int conversion,
  * which is undefined out of range, and no branches) the loop vectorises.
  */
@@ -44,10 +45,15 @@ static inline int cast_plane(const float *restrict plane, uint8_t *restrict out,
     for (Py_ssize_t i = 0; i < n; i++) {
         float value = plane[i];
         float shifted = value + MAGIC;
-        uint32_t bits;
+        float back = shifted - MAGIC;
+        uint32_t bits, value_bits, back_bits;
         memcpy(&bits, &shifted, sizeof bits);
+        memcpy(&value_bits, &value, sizeof value_bits);
+        memcpy(&back_bits, &back, sizeof back_bits);
         uint32_t whole = bits - MAGIC_BITS;
-        bad |= (shifted - MAGIC != value) | (whole > 255u);
+        /* Compare bits, not floats: a process whose MXCSR has DAZ set (any library linked with
+         * -ffast-math sets it at load) compares a denormal such as 1e-45 equal to 0. */
+        bad |= ((back_bits != value_bits) & (value_bits != NEGATIVE_ZERO_BITS)) | (whole > 255u);
         out[i] = (uint8_t)whole;
     }
     return bad;

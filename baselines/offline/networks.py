@@ -37,7 +37,8 @@ class _Residual(nn.Module):
         self.conv2 = nn.Conv2d(width, width, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(torch.relu(self.conv1(torch.relu(x))))
+        out: torch.Tensor = self.conv2(torch.relu(self.conv1(torch.relu(x))))
+        return x + out
 
 
 def _stage(cin: int, cout: int) -> nn.Sequential:
@@ -60,9 +61,11 @@ class Encoder(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Linear):
                 nn.init.orthogonal_(module.weight, gain=nn.init.calculate_gain("relu"))
+            else:
+                continue
+            if module.bias is not None:
                 nn.init.zeros_(module.bias)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

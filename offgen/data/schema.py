@@ -28,6 +28,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from offgen.data.exact import cast_exactly
 from offgen.errors import SchemaError, UnknownNameError
 from offgen.registry import GAMES, resolve_game
 
@@ -204,23 +205,23 @@ def make_episode(
     if obs.ndim == 4 and layout == "CHW":
         obs = np.moveaxis(obs, 1, -1)
     if obs.dtype != np.uint8:
-        if obs.dtype.kind == "f":
-            if obs.size and (
-                not np.isfinite(obs).all() or obs.min() < 0 or obs.max() > 255 or (obs % 1).any()
-            ):
-                raise SchemaError("float observations must hold whole numbers in [0, 255]")
-        elif obs.dtype.kind not in "iu":
+        if obs.dtype.kind not in "fiu":
             raise SchemaError(f"observations have unsupported dtype {obs.dtype}")
-        elif obs.size and (obs.min() < 0 or obs.max() > 255):
+        frames = np.empty(obs.shape, dtype=np.uint8)
+        if not cast_exactly(obs, frames):
+            if obs.dtype.kind == "f":
+                raise SchemaError("float observations must hold whole numbers in [0, 255]")
             raise SchemaError("integer observations must lie in [0, 255]")
-        obs = obs.astype(np.uint8)
+        obs = frames
     obs = np.ascontiguousarray(obs)
     act = np.asarray(actions)
     if act.ndim == 2 and act.shape[1] == 1:
         act = act[:, 0]
     if act.dtype.kind == "f":
-        if act.size and (act % 1).any():
+        whole = np.empty(act.shape, dtype=np.int64)
+        if not cast_exactly(act, whole):
             raise SchemaError("actions must be whole numbers")
+        act = whole
     elif act.dtype.kind not in "iub":
         raise SchemaError(f"actions have unsupported dtype {act.dtype}")
     if act.size and (act.min() < 0 or act.max() >= NUM_ACTIONS):

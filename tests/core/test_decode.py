@@ -6,9 +6,13 @@ from the file (not through the mapping) and a file that changes under the reader
 
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 import shutil
+import subprocess
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +21,7 @@ import pytest
 import offgen.data.legacy as legacy
 import offgen.data.legacy.frames as legacy_frames
 from offgen.data.legacy.npy_walk import FileRegion, file_identity, mapped_region, read_pickled_npy
+from offgen.data.schema import make_episode
 from offgen.errors import CorruptStoreError, SchemaError
 
 PATHS = ["compiled", "numpy"]
@@ -64,20 +69,86 @@ def test_negative_zero_is_zero(decode_path: str) -> None:
     assert decoded[0, 2, 3, 1] == 0 and decoded[1].min() == 255
 
 
-# Fractions, negatives, out of range, the kernel's 1.5 * 2^23 constant, NaN and infinities.
-BAD_VALUES = [0.5, 255.5, 254.99998, 256.0, -1.0, -0.5, 1e-45, 1e10, -1e10, 2.0**23, 12582912.0]
-BAD_VALUES += [np.nan, np.inf, -np.inf]
+# Fractions, negatives, out of range, the kernel's 1.5 * 2^23 constant, NaN and infinities, as bit
+# patterns: the smallest and largest denormals are written as bits because converting 1e-45 to
+# float32 gives 0 in a process with flush-to-zero set (as CI's was, by some library it loaded).
+BAD_FLOATS = [0.5, 255.5, 254.99998, 256.0, -1.0, -0.5, 1e10, -1e10, 2.0**23, 12582912.0]
+BAD_FLOATS += [np.nan, np.inf, -np.inf]
+BAD_BITS = [int(b) for b in np.array(BAD_FLOATS, dtype=np.float32).view(np.uint32)]
+BAD_BITS += [0x00000001, 0x007FFFFF, 0x80000001]  # denormals: 1e-45, 1.2e-38, -1e-45
 
 
-@pytest.mark.parametrize("bad", BAD_VALUES)
+@pytest.mark.parametrize("bad", BAD_BITS, ids=hex)
 @pytest.mark.parametrize("where", [(0, 0, 0, 0), (3, 2, 63, 63), (2, 1, 30, 40)])
 def test_both_paths_refuse_the_same_values(
-    decode_path: str, bad: float, where: tuple[int, int, int, int]
+    decode_path: str, bad: int, where: tuple[int, int, int, int]
 ) -> None:
     frames = np.full((4, 3, 64, 64), 7.0, dtype=np.float32)
-    frames[where] = bad
+    frames.view(np.uint32)[where] = bad
     with pytest.raises(SchemaError, match=r"episode\.npy.*whole numbers"):
         _decode(frames)
+
+
+_MXCSR_C = r"""
+#include <xmmintrin.h>
+unsigned get_csr(void) { return _mm_getcsr(); }
+void set_csr(unsigned value) { _mm_setcsr(value); }
+"""
+_DAZ_FTZ = 0x8040  # MXCSR "denormals are zero" | "flush to zero", what -ffast-math sets at load
+
+
+@pytest.fixture
+def denormals_are_zero(tmp_path: Path) -> Iterator[None]:
+    """This thread's SSE unit in the state a library linked with -ffast-math leaves it in."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if platform.machine() not in ("x86_64", "AMD64") or compiler is None:
+        pytest.skip("needs x86-64 and a C compiler to set MXCSR")
+    source = tmp_path / "mxcsr.c"
+    source.write_text(_MXCSR_C)
+    library = tmp_path / "mxcsr.so"
+    subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O1", str(source), "-o", str(library)], check=True
+    )
+    mxcsr = ctypes.CDLL(str(library))
+    mxcsr.get_csr.restype = ctypes.c_uint
+    mxcsr.set_csr.argtypes = [ctypes.c_uint]
+    saved = mxcsr.get_csr()
+    mxcsr.set_csr(saved | _DAZ_FTZ)
+    try:
+        # The state is real: float comparisons now see the denormal as zero.
+        assert bool(np.array([1e-45], dtype=np.float32)[0] == 0)
+        yield
+    finally:
+        mxcsr.set_csr(saved)
+
+
+@pytest.mark.usefixtures("denormals_are_zero")
+def test_denormals_are_refused_when_the_process_treats_them_as_zero(decode_path: str) -> None:
+    frames = np.full((4, 3, 64, 64), 7.0, dtype=np.float32)
+    frames.view(np.uint32)[2, 1, 30, 40] = 1  # 1e-45, set as bits (a float 1e-45 would flush to 0)
+    with pytest.raises(SchemaError, match=r"episode\.npy.*whole numbers"):
+        _decode(frames)
+    frames[2, 1, 30, 40] = -0.0  # still a zero
+    assert _decode(frames)[2, 30, 40, 1] == 0
+    hwc = np.full((2, 64, 64, 3), 3.0, dtype=np.float64)
+    hwc.view(np.uint64)[1, 5, 5, 2] = 1  # 5e-324
+    with pytest.raises(SchemaError, match="whole numbers"):
+        _decode(hwc)
+
+
+@pytest.mark.usefixtures("denormals_are_zero")
+def test_episode_arrays_refuse_denormals_when_the_process_treats_them_as_zero() -> None:
+    observations = np.zeros((3, 64, 64, 3), dtype=np.float32)
+    actions = np.zeros(2, dtype=np.float32)
+    rewards = np.zeros(2, dtype=np.float32)
+    make_episode(observations, actions, rewards, game="coinrun")  # whole numbers pass
+    observations.view(np.uint32)[1, 2, 3, 0] = 1  # 1e-45
+    with pytest.raises(SchemaError, match="float observations must hold whole numbers"):
+        make_episode(observations, actions, rewards, game="coinrun")
+    observations[1, 2, 3, 0] = 0.0
+    actions.view(np.uint32)[1] = 1
+    with pytest.raises(SchemaError, match="actions must be whole numbers"):
+        make_episode(observations, actions, rewards, game="coinrun")
 
 
 @pytest.mark.skipif(not legacy.COMPILED_DECODE, reason="offgen._decode was not built")

@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from offgen.data.exact import cast_exactly
 from offgen.data.legacy._errors import reading
 from offgen.data.legacy.frames import LegacyFrames, check_frames_shape
 from offgen.data.legacy.names import LEGACY_KEYS, SUFFIXES, LegacyName
 from offgen.data.legacy.npy import load_npy
 from offgen.data.legacy.npy_walk import mapped_region
 from offgen.data.legacy.npz import load_npz
-from offgen.data.schema import Episode, frames_placeholder
+from offgen.data.schema import NUM_ACTIONS, Episode, frames_placeholder
 from offgen.errors import SchemaError
 from offgen.registry import resolve_game
 
@@ -134,10 +135,7 @@ def open_legacy_episode(
 
 
 def _checked_actions(actions: npt.NDArray[Any], source: Path) -> npt.NDArray[np.uint8]:
-    if actions.size and (
-        actions.min() < 0
-        or actions.max() >= 15
-        or (actions.dtype.kind == "f" and (actions % 1).any())
-    ):
-        raise SchemaError(f"{source}: actions must be whole numbers in [0, 15)")
-    return actions.astype(np.uint8)
+    checked = np.empty(actions.shape, dtype=np.uint8)
+    if not cast_exactly(actions, checked) or (checked.size and checked.max() >= NUM_ACTIONS):
+        raise SchemaError(f"{source}: actions must be whole numbers in [0, {NUM_ACTIONS})")
+    return checked
