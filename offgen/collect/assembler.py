@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from offgen.data.schema import StepTotals
+
 __all__ = ["EpisodeAssembler", "RawEpisode"]
 
 # Drop retained step arrays in batches: trimming the list's head on every step would shift it each
@@ -31,7 +33,7 @@ _TRIM_EVERY = 32
 
 
 @dataclass(frozen=True)
-class RawEpisode:
+class RawEpisode(StepTotals):
     """A finished episode straight from the environment.
 
     Attributes:
@@ -55,16 +57,6 @@ class RawEpisode:
     terminated: bool
     truncated: bool
     level_seed: int
-
-    @property
-    def length(self) -> int:
-        """Steps ``T``."""
-        return int(self.actions.shape[0])
-
-    @property
-    def episode_return(self) -> float:
-        """Undiscounted return."""
-        return float(self.rewards.sum(dtype=np.float64))
 
 
 class EpisodeAssembler:

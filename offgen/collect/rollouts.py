@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -199,10 +198,5 @@ class RolloutRecorder:
     def __enter__(self) -> RolloutRecorder:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close(finalize=exc_type is None)
+    def __exit__(self, *exc_info: object) -> None:
+        self.close(finalize=exc_info[0] is None)

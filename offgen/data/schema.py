@@ -85,8 +85,26 @@ def frames_placeholder(count: int) -> UInt8Array:
     return np.broadcast_to(np.zeros((), dtype=np.uint8), (count, *FRAME_SHAPE_HWC))
 
 
+class StepTotals:
+    """``length`` and ``episode_return`` of anything holding ``actions`` and ``rewards`` per step
+    (an :class:`Episode`, or a collected episode before it is validated)."""
+
+    actions: npt.NDArray[Any]
+    rewards: npt.NDArray[Any]
+
+    @property
+    def length(self) -> int:
+        """Number of steps ``T``."""
+        return int(self.actions.shape[0])
+
+    @property
+    def episode_return(self) -> float:
+        """Undiscounted sum of rewards (accumulated in float64)."""
+        return float(self.rewards.sum(dtype=np.float64))
+
+
 @dataclass(frozen=True)
-class Episode:
+class Episode(StepTotals):
     """One validated episode (see the module docstring for the exact shapes and dtypes).
 
     Build one with :func:`make_episode`, which converts common inputs (CHW frames, float frames
@@ -106,16 +124,6 @@ class Episode:
 
     def __post_init__(self) -> None:
         _validate(self)
-
-    @property
-    def length(self) -> int:
-        """Number of steps ``T``."""
-        return int(self.actions.shape[0])
-
-    @property
-    def episode_return(self) -> float:
-        """Undiscounted sum of rewards (accumulated in float64)."""
-        return float(self.rewards.sum(dtype=np.float64))
 
 
 def _validate(ep: Episode) -> None:
