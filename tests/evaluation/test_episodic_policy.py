@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("envpool")
 
-from offgen.envs import EnvSpec, LevelRange, make_env  # noqa: E402
-from offgen.evaluation import ActionMode, EvalEnvironment, plan_levels  # noqa: E402
-from offgen.evaluation.runner import play_planned_episodes  # noqa: E402
-from offgen.policies import EpisodicPolicy, Policy, RandomPolicy  # noqa: E402
+from offgen.envs import EnvSpec, LevelRange, make_env
+from offgen.evaluation import ActionMode, EvalEnvironment, plan_levels
+from offgen.evaluation.runner import play_planned_episodes
+from offgen.policies import EpisodicPolicy, Policy, RandomPolicy
 
 RIGHT, RIGHT_UP = 7, 8
 
