@@ -87,6 +87,11 @@ def test_returns_to_go_from_a_hand_computed_episode(tmp_path: Path, dataset_fact
     # The max return counts every episode, the last one included (the predecessor skipped it).
     assert max_episode_return(ds) == 8.0
     assert max_episode_return(dataset_factory(tmp_path / "t", [_episode([1.0], 3)])) == 1.0
+    # The loop hands update() every WindowBatch field as a tensor; DT trains on them as they are.
+    fields = vars(next(ds.windows(context=4, batch_size=8, seed=1, layout="CHW", progress=False)))
+    algo = dt.make(TINY, CPU)
+    logged = algo.update({key: torch.from_numpy(np.asarray(v)) for key, v in fields.items()}, 0)
+    assert set(logged) == {"loss", "grad_norm", "lr"} and math.isfinite(logged["loss"])
 
 
 def test_the_padding_mask_is_interleaved_per_token() -> None:
@@ -193,6 +198,7 @@ def test_acting_never_emits_an_invalid_action_and_needs_its_episodes() -> None:
     assert actions[2] == 14  # the top of the CDF is the last real action, never padding
 
 
+@pytest.mark.slow  # ~25 s: sampled coinrun episodes run long
 def test_acting_on_real_coinrun_through_evaluate() -> None:
     pytest.importorskip("envpool")
     from offgen.evaluation import evaluate
