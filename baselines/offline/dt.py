@@ -25,8 +25,8 @@ the episode (clipped to :data:`MAX_TIMESTEP`).
 
 Optimisation as the predecessor: AdamW with betas (0.9, 0.95), weight decay 0.1 on the weights of
 linear and convolution layers only (not biases, layer norms, embeddings), gradient norm clipped at
-1.0; the learning rate warms up linearly over ``dt_warmup_steps`` updates, then follows a cosine
-to 10% of ``lr`` at ``dt_decay_steps`` and stays there.
+1.0; the learning rate warms up linearly over the predecessor's 10,240 action tokens (2 updates of
+512 windows of 10 steps), then follows a cosine to 10% of ``lr`` at the run's last update.
 
 Evaluation (:meth:`DT.evaluation_policy`): a history-aware policy that keeps each running episode's
 last ``K`` steps, starts from a target return (``dt_target_return``, else ``dt_eval_ret`` x the
@@ -75,33 +75,36 @@ WEIGHT_DECAY = 0.1
 GRAD_CLIP = 1.0
 BETAS = (0.9, 0.95)
 FINAL_LR_FRACTION = 0.1
+WARMUP_TOKENS = 10_240
+"""The predecessor's warm-up, in predicted actions (``batch_size x K`` per update)."""
 
 
 @dataclass(frozen=True)
 class DTConfig:
-    """DT and BCT settings; every field is a ``train_offline`` flag of the same name.
+    """DT and BCT settings; every field is a ``train_offline`` flag of the same name, or a value the
+    loop derives from the run (``total_updates``, ``dataset_max_return``).
 
     Defaults are the predecessor's final settings (context 10, target 5 x the dataset's max return,
-    6 layers, 8 heads, width 128, dropout 0.1); its batch size (512) and epochs (50) are the loop's.
+    6 layers, 8 heads, width 128, dropout 0.1, lr 5e-4); its batch (512) and epochs (50) are flags.
 
     Attributes:
         seed: Seeds the network's initialisation.
         lr: Peak learning rate (after warm-up).
+        batch_size: Windows per update (sets the warm-up's length in updates).
         dt_context_length: Steps per window ``K``.
-        dt_eval_ret: Evaluation target = this x the dataset's max episode return (DT only).
+        dt_eval_ret: Evaluation target = this x ``dataset_max_return`` (DT only).
         dt_target_return: An absolute evaluation target; overrides ``dt_eval_ret`` when set.
         dt_n_layer: Transformer blocks.
         dt_n_head: Attention heads per block.
         dt_embed_dim: Token width ``w`` (a multiple of ``dt_n_head``).
         dt_dropout: Dropout on embeddings, attention and residuals.
-        dt_warmup_steps: Updates of linear warm-up (the predecessor's 10,240 action tokens are two
-            updates of 512 windows of 10 steps).
-        dt_decay_steps: Update at which the cosine reaches 10% of ``lr`` (the default is the
-            predecessor's horizon, 6 epochs of its 1M-transition datasets at batch 512).
+        total_updates: The run's updates: the cosine reaches 10% of ``lr`` there (0: no decay).
+        dataset_max_return: The training data's largest episode return (:func:`max_episode_return`).
     """
 
     seed: int = 88
     lr: float = 5e-4
+    batch_size: int = 512
     dt_context_length: int = 10
     dt_eval_ret: float = 5.0
     dt_target_return: float | None = None
@@ -109,11 +112,11 @@ class DTConfig:
     dt_n_head: int = 8
     dt_embed_dim: int = 128
     dt_dropout: float = 0.1
-    dt_warmup_steps: int = 2
-    dt_decay_steps: int = 11_718
+    total_updates: int = 0
+    dataset_max_return: float | None = None
 
     def __post_init__(self) -> None:
-        positive = ("dt_context_length", "dt_n_layer", "dt_n_head", "dt_embed_dim")
+        positive = ("batch_size", "dt_context_length", "dt_n_layer", "dt_n_head", "dt_embed_dim")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
@@ -124,8 +127,13 @@ class DTConfig:
             )
         if not 0.0 <= self.dt_dropout < 1.0:
             raise ConfigError(f"--dt_dropout must be in [0, 1), got {self.dt_dropout}")
-        if self.lr <= 0 or self.dt_warmup_steps < 0 or self.dt_decay_steps < 0:
-            raise ConfigError("--lr must be > 0 and --dt_warmup_steps, --dt_decay_steps >= 0")
+        if self.lr <= 0:
+            raise ConfigError(f"--lr must be > 0, got {self.lr}")
+
+    @property
+    def warmup_updates(self) -> int:
+        """Updates of linear warm-up: :data:`WARMUP_TOKENS` predicted actions."""
+        return math.ceil(WARMUP_TOKENS / (self.batch_size * self.dt_context_length))
 
 
 CONFIG = DTConfig
@@ -288,9 +296,12 @@ def action_loss(logits: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor)
 
 
 def lr_multiplier(step: int, warmup: int, decay: int) -> float:
-    """Linear warm-up over ``warmup`` updates, then a cosine from 1 to 0.1 at update ``decay``."""
+    """Linear warm-up over ``warmup`` updates, then a cosine from 1 to 0.1 at update ``decay``
+    (``decay <= warmup``: none)."""
     if step < warmup:
         return (step + 1) / warmup
+    if decay <= warmup:
+        return 1.0
     progress = min(1.0, (step - warmup) / max(1, decay - warmup))
     cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
     return FINAL_LR_FRACTION + (1.0 - FINAL_LR_FRACTION) * cosine
@@ -344,7 +355,7 @@ class DT:
     def update(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
         """One AdamW step on a window batch; the rate follows the schedule at ``step``."""
         cfg = self.config
-        rate = cfg.lr * lr_multiplier(step, cfg.dt_warmup_steps, cfg.dt_decay_steps)
+        rate = cfg.lr * lr_multiplier(step, cfg.warmup_updates, cfg.total_updates)
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         self.model.train()
@@ -363,40 +374,44 @@ class DT:
         """Not available: DT and BCT act from each episode's history.
 
         Raises:
-            EvaluationError: Always; evaluate through :meth:`evaluation_policy`.
+            EvaluationError: Always; evaluate :meth:`evaluation_policy` instead.
         """
         raise EvaluationError(
             f"{self.name} acts from each episode's history, not one observation: evaluate "
-            f"{self.name}.evaluation_policy(max_return) with offgen.evaluation.evaluate"
+            f"{self.name}.evaluation_policy() with offgen.evaluation.evaluate"
         )
 
-    def target_return(self, max_return: float | None) -> float:
-        """The evaluation target: ``dt_target_return``, else ``dt_eval_ret`` x ``max_return``.
+    def target_return(self) -> float:
+        """The evaluation target: ``dt_target_return``, else ``dt_eval_ret`` x the dataset's max.
 
         Raises:
             ConfigError: If DT has neither (BCT needs none and gets 0).
         """
+        cfg = self.config
         if self.name == "bct":
             return 0.0
-        if self.config.dt_target_return is not None:
-            return float(self.config.dt_target_return)
-        if max_return is None:
+        if cfg.dt_target_return is not None:
+            return float(cfg.dt_target_return)
+        if cfg.dataset_max_return is None:
             raise ConfigError(
-                "dt needs an evaluation target: pass --dt_target_return, or the dataset's max "
-                "return (max_episode_return(ds)) for --dt_eval_ret to multiply"
+                "dt needs an evaluation target: pass --dt_target_return, or give the config the "
+                "dataset's max return (dataset_max_return) for --dt_eval_ret to multiply"
             )
-        return float(self.config.dt_eval_ret * max_return)
+        return float(cfg.dt_eval_ret * cfg.dataset_max_return)
 
-    def evaluation_policy(self, max_return: float | None = None) -> DTPolicy:
+    def evaluation_policy(self, metadata: Mapping[str, Any] | None = None) -> DTPolicy:
         """A history-aware policy for :func:`offgen.evaluation.evaluate` (see :class:`DTPolicy`).
 
         Args:
-            max_return: The training dataset's maximum episode return (:func:`max_episode_return`),
-                multiplied by ``dt_eval_ret`` unless ``dt_target_return`` is set.
+            metadata: Facts for the evaluation report (the run, the update), added to the
+                algorithm, its target return and its settings.
         """
-        target = self.target_return(max_return)
+        target = self.target_return()
         meta = {"algo": self.name, "target_return": target, "config": asdict(self.config)}
-        return DTPolicy(self.model, self.config.dt_context_length, target, self.name, meta)
+        meta.update(metadata or {})
+        return DTPolicy(
+            self.model, self.config.dt_context_length, target, f"offline-{self.name}", meta
+        )
 
 
 def make_dt(config: DTConfig, device: torch.device) -> DT:

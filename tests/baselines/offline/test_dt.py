@@ -3,6 +3,7 @@ conditioning (DT) and its absence (BCT), acting from each episode's history, and
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ torch = pytest.importorskip("torch")
 
 from baselines.common.errors import ConfigError  # noqa: E402
 from baselines.offline import bct, dt  # noqa: E402
+from baselines.offline.algorithm import HistoryAlgorithm  # noqa: E402
 from baselines.offline.dt import (  # noqa: E402
     DT,
     DTConfig,
@@ -29,8 +31,12 @@ from offgen.policies import EpisodicPolicy, Policy  # noqa: E402
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
 TINY = DTConfig(
-    seed=0, dt_context_length=4, dt_n_layer=2, dt_n_head=2, dt_embed_dim=16, dt_warmup_steps=0
+    seed=0, dt_context_length=4, dt_n_layer=2, dt_n_head=2, dt_embed_dim=16, dataset_max_return=2.0
 )
+
+
+def _with(**changes: Any) -> DTConfig:
+    return dataclasses.replace(TINY, **changes)
 
 
 def _episode(rewards: list[float], seed: int) -> Any:
@@ -137,6 +143,7 @@ def test_the_loss_ignores_padding_hand_computed() -> None:
 def test_dt_reads_returns_and_bct_has_none() -> None:
     dt_algo, bct_algo = dt.make(TINY, CPU), bct.make(TINY, CPU)
     assert (dt_algo.name, bct_algo.name, dt.DATA, bct.DATA) == ("dt", "bct", "windows", "windows")
+    assert isinstance(dt_algo, HistoryAlgorithm) and isinstance(bct_algo, HistoryAlgorithm)
     batch = _batch()
     higher = {**batch, "returns_to_go": batch["returns_to_go"] + 5.0}
     real = batch["mask"]
@@ -154,7 +161,7 @@ def _drive(policy: Any, slots: list[int], obs: Any) -> Any:
 
 def test_acting_keeps_the_last_k_steps_and_decrements_the_target() -> None:
     algo = dt.make(TINY, CPU)
-    policy = algo.evaluation_policy(max_return=2.0)
+    policy = algo.evaluation_policy()
     assert isinstance(policy, EpisodicPolicy) and isinstance(policy, Policy)
     assert policy.target == TINY.dt_eval_ret * 2.0
     rng = np.random.default_rng(0)
@@ -184,7 +191,7 @@ def test_acting_keeps_the_last_k_steps_and_decrements_the_target() -> None:
 
 def test_acting_never_emits_an_invalid_action_and_needs_its_episodes() -> None:
     algo = dt.make(TINY, CPU)
-    policy = algo.evaluation_policy(max_return=1.0)
+    policy = algo.evaluation_policy()
     obs = np.zeros((3, 64, 64, 3), dtype=np.uint8)
     with pytest.raises(EvaluationError, match=r"offgen\.evaluation\.evaluate"):
         policy.probabilities(obs)  # not driven: no slots, no episodes
@@ -203,9 +210,9 @@ def test_acting_on_real_coinrun_through_evaluate() -> None:
     pytest.importorskip("envpool")
     from offgen.evaluation import evaluate
 
-    algo = dt.make(TINY, CPU)
+    algo = dt.make(_with(dataset_max_return=10.0), CPU)
     report = evaluate(
-        algo.evaluation_policy(max_return=10.0),
+        algo.evaluation_policy({"run": "test"}),
         game="coinrun",
         splits="validation",
         episodes=2,
@@ -216,15 +223,15 @@ def test_acting_on_real_coinrun_through_evaluate() -> None:
     episodes = report.splits["validation"].episodes
     assert len(episodes) == 2 and all(e.length > 0 for e in episodes)
     assert report.settings["policy"]["target_return"] == 50.0
+    assert report.settings["policy"]["run"] == "test" and report.policy_id == "offline-dt"
 
 
 def test_target_return_absolute_or_a_multiple_of_the_max() -> None:
-    absolute = DTConfig(**{**TINY.__dict__, "dt_target_return": 7.0})
-    assert dt.make(absolute, CPU).target_return(max_return=100.0) == 7.0
-    assert dt.make(TINY, CPU).target_return(max_return=3.0) == 15.0
+    assert dt.make(_with(dt_target_return=7.0), CPU).target_return() == 7.0
+    assert dt.make(_with(dataset_max_return=3.0), CPU).target_return() == 15.0
     with pytest.raises(ConfigError, match="--dt_target_return"):
-        dt.make(TINY, CPU).target_return(max_return=None)
-    assert bct.make(TINY, CPU).target_return(max_return=None) == 0.0
+        dt.make(_with(dataset_max_return=None), CPU).target_return()
+    assert bct.make(_with(dataset_max_return=None), CPU).target_return() == 0.0
 
 
 def test_bad_settings_name_the_flag() -> None:
@@ -240,6 +247,9 @@ def test_schedule_warms_up_then_decays_to_ten_percent() -> None:
     assert lr_multiplier(54, 4, 104) == pytest.approx(0.55)
     assert lr_multiplier(104, 4, 104) == pytest.approx(0.1)
     assert lr_multiplier(10_000, 4, 104) == pytest.approx(0.1)  # stays (no rise past the horizon)
+    assert lr_multiplier(50, 4, 0) == 1.0  # no horizon: constant after warm-up
+    # The predecessor's 10,240 warm-up tokens: 2 updates of 512 windows of 10 steps.
+    assert DTConfig().warmup_updates == 2 and _with(batch_size=8).warmup_updates == 320
 
 
 def test_weight_decay_on_weights_only() -> None:
@@ -272,7 +282,7 @@ def _conditioned_batch() -> dict[str, Any]:
 
 def test_a_few_updates_learn_and_only_dt_uses_the_return() -> None:
     batch = _conditioned_batch()
-    config = DTConfig(**{**TINY.__dict__, "lr": 3e-3, "dt_dropout": 0.0})
+    config = _with(lr=3e-3, dt_dropout=0.0, batch_size=10_000)  # no warm-up, no decay
     losses: dict[str, list[float]] = {}
     for make in (dt.make, bct.make):
         algo = make(config, CPU)
