@@ -10,12 +10,12 @@ written once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DataKind", "OfflineAlgorithm"]
+__all__ = ["DataKind", "HistoryAlgorithm", "OfflineAlgorithm"]
 
 DataKind = Literal["transitions", "windows"]
 """``transitions`` (``offgen.data.TransitionBatch``, CHW) or ``windows`` (``WindowBatch``, CHW)."""
@@ -61,4 +61,20 @@ class OfflineAlgorithm(Protocol):
         """``(N, 15)`` action probabilities for HWC uint8 observations (evaluation's
         ``DistributionPolicy``): greedy evaluation takes their argmax, and an action the algorithm
         must never take (BCQ's masked actions) has probability 0."""
+        ...
+
+
+@runtime_checkable
+class HistoryAlgorithm(Protocol):
+    """An algorithm that acts from each episode's history (DT, BCT), not from one observation.
+
+    Its :meth:`OfflineAlgorithm.probabilities` cannot answer; evaluation plays the policy this
+    returns instead of wrapping ``probabilities``. That policy is an
+    :class:`offgen.policies.EpisodicPolicy`, so :func:`offgen.evaluation.evaluate` tells it when
+    each environment slot starts an episode and what each step earned.
+    """
+
+    def evaluation_policy(self, metadata: Mapping[str, Any] | None = None) -> Any:
+        """An offgen policy (``Policy`` + ``DistributionPolicy`` + ``EpisodicPolicy``) for
+        evaluation; ``metadata`` (run, update) goes into the evaluation report."""
         ...

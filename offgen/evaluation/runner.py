@@ -8,7 +8,8 @@ concurrently (envpool ``send`` to every slot, then ``recv``). A slot whose episo
 next planned episode. The run ends when every planned episode has finished, so each counts exactly
 once whatever its length: taking "the first N episodes to finish" instead would over-sample short
 episodes. Slots are filled in plan order and scanned in slot order, so a deterministic policy plays
-every episode identically on a rerun.
+every episode identically on a rerun. A policy with memory (:class:`~offgen.policies.EpisodicPolicy`)
+is told when a slot starts an episode, which slot each row is, and what each slot did and received.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from offgen.evaluation.actions import ActionMode, choose_actions
 from offgen.evaluation.environment import EvalEnvironment, FrameStacker
 from offgen.evaluation.plan import episode_rng
 from offgen.evaluation.report import EpisodeResult
-from offgen.policies.base import Policy
+from offgen.policies.base import EpisodicPolicy, Policy
 
 __all__ = ["play_planned_episodes"]
 
@@ -101,6 +102,7 @@ def play_planned_episodes(
         EvaluationError: If envpool does not play the planned level.
     """
     width = max(1, min(num_envs, len(plan)))
+    episodic = policy if isinstance(policy, EpisodicPolicy) else None
     slots: list[_Slot | None] = [None] * width
     stacker = FrameStacker(width, env.frame_stack, env.layout)
     results: list[EpisodeResult | None] = [None] * len(plan)
@@ -113,26 +115,35 @@ def play_planned_episodes(
                     slot, first = _open_slot(env, levels, plan, upcoming, seed)
                     slots[i], upcoming = slot, upcoming + 1
                     stacker.start(i, first)
+                    if episodic is not None:
+                        episodic.start_episode(i)
             busy = np.array([i for i in range(width) if slots[i] is not None], dtype=np.int64)
             if busy.size == 0:
                 break
             active = [s for s in slots if s is not None]
             draws = np.stack([s.draws() for s in active])
+            if episodic is not None:
+                episodic.set_slots(busy)
             actions = choose_actions(policy, action, stacker.batch(busy), draws)
             _check_actions(policy, actions, busy.size)
             for slot, act in zip(active, actions, strict=True):
                 sent[0] = act
                 slot.env.send(sent, _ENV_ID)
-            for i, slot in zip(busy, active, strict=True):
+            rewards = np.zeros(busy.size, dtype=np.float64)
+            ended = np.zeros(busy.size, dtype=np.bool_)
+            for row, (i, slot) in enumerate(zip(busy, active, strict=True)):
                 obs, reward, terminated, truncated, _info = slot.env.recv()
                 slot.t += 1
-                slot.total += float(reward[0])
-                if terminated[0] or truncated[0]:
+                rewards[row], ended[row] = float(reward[0]), terminated[0] or truncated[0]
+                slot.total += float(rewards[row])
+                if ended[row]:
                     results[slot.episode] = EpisodeResult(slot.level_seed, slot.total, slot.t)
                     slot.env.close()
                     slots[i] = None
                 else:
                     stacker.push(int(i), obs[0])
+            if episodic is not None:
+                episodic.observe(busy, actions, rewards, ended)
     finally:
         for leftover in slots:
             if leftover is not None:

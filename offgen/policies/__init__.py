@@ -2,6 +2,7 @@
 
 from offgen.policies.base import (
     CallablePolicy,
+    EpisodicPolicy,
     Policy,
     RandomPolicy,
     as_policy,
@@ -19,6 +20,7 @@ from offgen.policies.torch_policy import (
 __all__ = [
     "CallablePolicy",
     "CheckpointError",
+    "EpisodicPolicy",
     "Policy",
     "RandomPolicy",
     "TorchPolicy",

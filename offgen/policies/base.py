@@ -22,6 +22,7 @@ from offgen.errors import SchemaError
 
 __all__ = [
     "CallablePolicy",
+    "EpisodicPolicy",
     "Policy",
     "RandomPolicy",
     "as_policy",
@@ -56,6 +57,47 @@ class Policy(Protocol):
 
     def act(self, obs: Obs, uniforms: Uniforms) -> Actions:
         """Actions for a batch of HWC uint8 observations, using ``uniforms`` for any sampling."""
+        ...
+
+
+@runtime_checkable
+class EpisodicPolicy(Protocol):
+    """Optional: a policy that remembers each running episode (e.g. a Decision Transformer's
+    history of states, actions and returns-to-go).
+
+    A plain :class:`Policy` sees one batch of observations at a time and never learns which
+    episode a row belongs to. Evaluation (:func:`offgen.evaluation.evaluate`) plays several episodes
+    at once, each in an environment *slot* ``0 .. num_envs - 1``; for a policy that also has these
+    three methods it says, in this order:
+
+    1. :meth:`start_episode` when a slot begins an episode (before its first observation is acted
+       on; the slot's previous episode, if any, has ended);
+    2. each step, :meth:`set_slots` with the slot of every row of the ``act`` / ``probabilities``
+       call that follows;
+    3. after the environments stepped, :meth:`observe` with the action each of those slots took
+       (after greedy, sampled or epsilon choice), the reward it received and whether its episode
+       ended.
+
+    Policies without these methods are called exactly as before.
+    """
+
+    def start_episode(self, slot: int) -> None:
+        """Slot ``slot`` begins a new episode: forget what it held."""
+        ...
+
+    def set_slots(self, slots: npt.NDArray[np.int64]) -> None:
+        """Row ``i`` of the next ``act`` / ``probabilities`` call is slot ``slots[i]``."""
+        ...
+
+    def observe(
+        self,
+        slots: npt.NDArray[np.int64],
+        actions: npt.NDArray[np.int64],
+        rewards: npt.NDArray[np.float64],
+        ended: npt.NDArray[np.bool_],
+    ) -> None:
+        """Slot ``slots[i]`` took ``actions[i]``, received ``rewards[i]``; ``ended[i]``: its
+        episode is over (terminated or truncated)."""
         ...
 
 
