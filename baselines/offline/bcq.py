@@ -34,6 +34,7 @@ from baselines.offline.networks import make_encoder
 from baselines.offline.qlearning import (
     check_shared_flags,
     frozen_copy,
+    gradient_step,
     greedy_one_hot,
     mlp_head,
     obs_to_tensor,
@@ -106,7 +107,9 @@ def allowed_actions(imitation_logits: torch.Tensor, threshold: float) -> torch.T
     return log_ratio > math.log(threshold)
 
 
-def masked_argmax(q: torch.Tensor, imitation_logits: torch.Tensor, threshold: float) -> torch.Tensor:
+def masked_argmax(
+    q: torch.Tensor, imitation_logits: torch.Tensor, threshold: float
+) -> torch.Tensor:
     """``(N,)`` argmax of ``q`` over the allowed actions only (masked ones set to -inf)."""
     allowed = allowed_actions(imitation_logits, threshold)
     return q.masked_fill(~allowed, float("-inf")).argmax(dim=1)
@@ -160,9 +163,7 @@ class BCQ:
         imitation_loss = F.cross_entropy(logits, action)
         logit_penalty = logits.pow(2).mean()
         loss = q_loss + imitation_loss + LOGIT_PENALTY * logit_penalty
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        gradient_step(self.optimizer, loss)
         return to_floats(
             loss=loss,
             q_loss=q_loss,

@@ -24,6 +24,7 @@ __all__ = [
     "NUM_ACTIONS",
     "check_shared_flags",
     "frozen_copy",
+    "gradient_step",
     "greedy_one_hot",
     "linear_head",
     "mlp_head",
@@ -92,6 +93,13 @@ def frozen_copy(module: ModuleT) -> ModuleT:
     target = copy.deepcopy(module)
     target.requires_grad_(False)
     return target
+
+
+def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """Zero ``optimizer``'s gradients, backpropagate ``loss`` and take one step."""
+    optimizer.zero_grad(set_to_none=True)
+    torch.autograd.backward(loss)
+    optimizer.step()
 
 
 def sync_target(online: nn.Module, target: nn.Module, step: int, every: int) -> bool:
