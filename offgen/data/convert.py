@@ -36,25 +36,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from offgen._allocator import tune_allocator
 from offgen._io import atomic_write_bytes
 from offgen._progress import progress_bar
 from offgen.data.collect_sidecar import CollectSidecar, read_collect_sidecar
 from offgen.data.format import EPISODES, INFO
+from offgen.data.game_look import check_game_look
 from offgen.data.info import read_info
 from offgen.data.labels import DataFacts, check_label
 from offgen.data.legacy import LegacyFrames, LegacyName, find_legacy_files, open_legacy_episode
 from offgen.data.legacy.names import split_duplicates
 from offgen.data.lock import StoreLock
-from offgen.data.schema import Episode
+from offgen.data.schema import FRAME_SHAPE_HWC, Episode
 from offgen.data.table import decode_records
 from offgen.data.writer import StoreWriter, WriteMode
-from offgen.errors import SchemaError, StoreExistsError
+from offgen.errors import OffgenError, SchemaError, StoreExistsError
 from offgen.registry import DatasetSpec, resolve_dataset, resolve_game
 
 __all__ = ["SOURCES_FILE", "ConvertResult", "convert_legacy"]
 
 _LOOKAHEAD_FRAMES = 8192  # frames of opened files waiting for the writer
+_FRAMES_CHECKED = 16  # files whose first frame is checked against the game (half must disagree)
 
 SOURCES_FILE = "legacy_sources.txt"
 """File in a converted store listing each episode's source file name, in episode order."""
@@ -183,7 +187,8 @@ def convert_legacy(
         workers: Threads opening (and, for ``.npz``, inflating) files ahead of the writer.
         progress: Show a progress bar on stderr (live on a terminal, one line in a log).
         on_episode: Called with the episode count after each written episode (tests, UIs).
-        force: Convert episodes longer than ``game``'s time limit instead of refusing them, and
+        force: Convert episodes longer than ``game``'s time limit, or whose first frames look like
+            another game (:mod:`offgen.data.game_look`), instead of refusing them, and
             label the files ``dataset`` even though their level seeds or size contradict it
             (recorded in the store's provenance as ``label_forced``; cards flag it).
         wait_for_lock: If another process is writing ``destination``, wait for it to finish
@@ -202,8 +207,9 @@ def convert_legacy(
             malformed (the message names it). Committed episodes stay; fix or remove the file and
             rerun with ``mode="append"``. A store left without any episode by a refused run is
             replaced by the next ``mode="create"`` run (it holds nothing to keep).
-        SchemaError: A file name says an episode is longer than ``game`` allows (the files are
-            another game's; nothing is written), unless ``force``.
+        SchemaError: A file name says an episode is longer than ``game`` allows, or at least
+            half of the checked first frames (up to 16 files) look like another game (the files
+            are another game's; nothing is written), unless ``force``.
 
     Files that repeat an episode already present under another name are skipped with a warning
     (:class:`UserWarning`) and listed in :attr:`ConvertResult.duplicates`.
@@ -224,6 +230,7 @@ def convert_legacy(
         )
     if not force:
         _check_lengths(src, files, game_spec.name, game_spec.max_episode_steps)
+        _check_frames(src, files, game_spec.name)
     forced = _check_label(spec, [name for name, _ in files], game_spec.name, src, force)
     store = Path(destination)
     with StoreLock(store, wait=wait_for_lock) as lock:
@@ -300,6 +307,26 @@ def _check_lengths(
             f"{limit} steps (e.g. {path.name}: {name.length} steps), so they are not {game} data. "
             "Check --game, or pass --force (force=True) to convert them anyway."
         )
+
+
+def _check_frames(source: Path, files: list[tuple[LegacyName, Path]], game: str) -> None:
+    """Refuse files whose first frames look like another game (:mod:`offgen.data.game_look`).
+
+    Only the first frame of up to :data:`_FRAMES_CHECKED` files, spread over the folder, is read:
+    a ``.npy`` file's frame is one ``pread``; a ``.npz`` file is inflated whole (its one member).
+    """
+    step = max(1, len(files) // _FRAMES_CHECKED)
+    sample = [path for _name, path in files[::step][:_FRAMES_CHECKED]]
+    first = np.empty((len(sample), *FRAME_SHAPE_HWC), dtype=np.uint8)
+    checked: list[str] = []
+    for path in sample:
+        try:
+            _episode, frames = open_legacy_episode(path, game)
+            frames.fill(0, first[len(checked) : len(checked) + 1])
+        except OffgenError:
+            continue  # an unreadable file is named by the conversion, in order, as before
+        checked.append(path.name)
+    check_game_look(first[: len(checked)], checked, game, where=str(source))
 
 
 def _empty_unfinished(store: Path) -> bool:

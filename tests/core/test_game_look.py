@@ -1,0 +1,96 @@
+"""Issue 12 item 6: files whose frames are another game's are refused unless forced.
+
+Real envpool frames of levels not among the signatures' references (9,000,000 on), written as the
+predecessor's files through the factories.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures.factories import EpisodeFactory, LegacyFactory
+
+import offgen
+from offgen.data import Episode
+from offgen.data.convert import convert_legacy
+from offgen.data.game_look import check_game_look
+from offgen.errors import SchemaError
+from offgen.registry import GAMES
+
+pytest.importorskip("envpool")
+
+
+def _first_frames(episodes: list[Episode]) -> np.ndarray:
+    return np.stack([e.observations[0] for e in episodes])
+
+
+@pytest.mark.parametrize("mode", ["Easy", "Hard"])
+def test_real_first_frames_of_every_game_pass_as_their_game(
+    episode_factory: EpisodeFactory, mode: str
+) -> None:
+    for game in sorted(GAMES):
+        episodes = episode_factory.procgen_openings(game, 8, steps=1, mode=mode)
+        names = [f"{game}-{e.level_seed}" for e in episodes]
+        check_game_look(_first_frames(episodes), names, game, where=game)  # must not raise
+
+
+@pytest.mark.parametrize(
+    ("actual", "claimed"),
+    [
+        ("coinrun", "maze"),
+        ("maze", "coinrun"),
+        ("bigfish", "plunder"),
+        ("jumper", "climber"),
+        ("caveflyer", "coinrun"),
+        ("dodgeball", "fruitbot"),
+        ("starpilot", "bossfight"),
+    ],
+)
+def test_frames_of_another_game_are_refused_naming_it(
+    episode_factory: EpisodeFactory, actual: str, claimed: str
+) -> None:
+    episodes = episode_factory.procgen_openings(actual, 8, steps=1, start_level=9_500_000)
+    names = [f"ep{e.level_seed}.npz" for e in episodes]
+    with pytest.raises(SchemaError, match=rf"look like {actual}, not {claimed}.*--game {actual}"):
+        check_game_look(_first_frames(episodes), names, claimed, where="folder")
+
+
+def test_frames_that_look_like_no_game_are_accepted(episode_factory: EpisodeFactory) -> None:
+    """Noise says nothing about the game: the documented case where the label is trusted."""
+    rng = np.random.default_rng(0)
+    episodes = [episode_factory.random(rng, 1) for _ in range(4)]
+    for game in ("coinrun", "maze", "starpilot"):
+        check_game_look(_first_frames(episodes), ["a", "b", "c", "d"], game, where="noise")
+
+
+def test_convert_refuses_coinrun_files_claimed_as_maze_unless_forced(
+    tmp_path: Path, procgen_episodes: list[Episode], legacy_factory: LegacyFactory
+) -> None:
+    """The issue's case: real coinrun episodes (all within maze's 500 steps) converted as maze."""
+    short = [e for e in procgen_episodes if e.length <= 500][:6]
+    source = tmp_path / "src"
+    legacy_factory.files(short[:3], source, ext="npy")
+    legacy_factory.files(short[3:], source, ext="npz", start=3)
+    store = tmp_path / "store"
+    with pytest.raises(SchemaError) as refused:
+        convert_legacy(source, store, game="maze", progress=False)
+    message = str(refused.value)
+    assert "\n" not in message and str(source) in message
+    assert "look like coinrun, not maze" in message and "--game coinrun" in message
+    assert "--force" in message
+    assert not store.exists()  # refused before anything was written
+    forced = convert_legacy(source, store, game="maze", progress=False, force=True)
+    assert forced.episodes == len(short) and offgen.load(store).game == "maze"
+    right = convert_legacy(source, tmp_path / "coinrun", game="coinrun", progress=False)
+    assert right.episodes == len(short)
+
+
+def test_convert_accepts_real_files_of_the_claimed_game(
+    tmp_path: Path, episode_factory: EpisodeFactory, legacy_factory: LegacyFactory
+) -> None:
+    episodes = episode_factory.procgen_openings("maze", 4, start_level=9_700_000, mode="Hard")
+    legacy_factory.files(episodes, tmp_path / "src", ext="npz")
+    result = convert_legacy(tmp_path / "src", tmp_path / "store", game="maze", progress=False)
+    assert result.episodes == 4
