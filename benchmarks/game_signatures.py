@@ -94,7 +94,9 @@ def build() -> None:
     games = sorted(GAMES)
     counts = []
     for game in games:
-        refs = np.concatenate([_level_first_frames(game, range(TRAIN_LEVELS)), _frames(game, REFERENCE)])
+        refs = np.concatenate(
+            [_level_first_frames(game, range(TRAIN_LEVELS)), _frames(game, REFERENCE)]
+        )
         counts.append(frame_signature(refs, counts=True))
         print(f"{game}: {len(refs)} reference frames", flush=True)
     provisional = GameSignatures(
@@ -133,7 +135,7 @@ def measure() -> None:
     print(f"{'game':<10} {'false':>6} {'worst-pair detection':>28}")
     worst_folder = 1.0
     false_total = 0
-    for hi, game in enumerate(games):
+    for game in games:
         own = signatures.look_alikes(looks[game], game)
         false = sum(x is not None for x in own)
         false_total += false
@@ -148,9 +150,10 @@ def measure() -> None:
         folder = _folder_detection(float(rate))
         worst_folder = min(worst_folder, folder)
         print(f"{game:<10} {false:>6} {rate:>10.3f} (claimed {claimed}; folder {folder:.6f})")
-        del hi
     print(f"false refusals (frames): {false_total} of {frames_done}")
-    print(f"worst folder detection ({CHECKED} checked episodes on random levels): {worst_folder:.6f}")
+    print(
+        f"worst folder detection ({CHECKED} checked episodes on random levels): {worst_folder:.6f}"
+    )
 
 
 def _folder_detection(rate: float) -> float:
@@ -158,7 +161,9 @@ def _folder_detection(rate: float) -> float:
     from math import comb
 
     need = (CHECKED + 1) // 2
-    return sum(comb(CHECKED, k) * rate**k * (1 - rate) ** (CHECKED - k) for k in range(need, CHECKED + 1))
+    return sum(
+        comb(CHECKED, k) * rate**k * (1 - rate) ** (CHECKED - k) for k in range(need, CHECKED + 1)
+    )
 
 
 def main() -> None:

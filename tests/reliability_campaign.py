@@ -38,6 +38,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+from fixtures.factories import procgen_openings
 
 import offgen
 from offgen.data import Episode, StoreWriter, make_episode
@@ -306,7 +307,8 @@ def environment(work: Path, legacy: Path) -> Iterator[Result]:
 
 
 def silent_acceptance(work: Path, legacy: Path, rng: np.random.Generator) -> Iterator[Result]:
-    """Item 6: negative --commit-every, lengths beyond the game's limit, duplicate episodes."""
+    """Item 6: negative --commit-every, lengths beyond the game's limit, frames of another game,
+    duplicate episodes."""
     proc = cli(
         "collect", "--game", "coinrun", "--policy", "random", "--num_env_steps", "64",
         "--commit-every", "-1", "--output", str(work / "ce"),
@@ -318,6 +320,11 @@ def silent_acceptance(work: Path, legacy: Path, rng: np.random.Generator) -> Ite
     yield Result(
         "6 silent acceptance", "600-step episodes converted as maze (limit 500)", *refusal(proc)
     )
+    coinrun = work / "real" / "coinrun"  # real frames, within maze's limit: only their look says
+    for index, episode in enumerate(procgen_openings("coinrun", 4, steps=8)):
+        write_npz_episode(coinrun, episode, index)
+    proc = cli("convert", str(coinrun), str(work / "real_as_maze"), "-g", "maze")
+    yield Result("6 silent acceptance", "coinrun frames converted as maze", *refusal(proc))
     dup = work / "dup" / "coinrun"
     shutil.copytree(legacy, dup)
     first = sorted(dup.iterdir())[0]

@@ -327,7 +327,8 @@ def convert(
         bool,
         typer.Option(
             "--force",
-            help="Convert episodes longer than the game's time limit, and label the files "
+            help="Convert episodes longer than the game's time limit or whose first frames "
+            "look like another game, and label the files "
             "--dataset even though their level seeds or size contradict it (recorded in the "
             "store; its card flags it).",
         ),

@@ -10,6 +10,10 @@ its own array and copying it into the writer, this saves a copy of every frame a
 time. Episodes of at most ~8k frames wait for the writer (at most ~400 MB of inflated ``.npz``
 floats; mapped ``.npy`` pages are page cache), so memory does not grow with the dataset.
 
+Checks before anything is written (each skipped with ``force``): no episode may be longer than
+the game's time limit, and the first frames of up to 16 files spread over the folder must not look
+like another game (:mod:`offgen.data.game_look`; at least half of them must, to refuse).
+
 Resuming: the writer commits episodes as it goes; rerunning with ``mode="append"`` (CLI
 ``--resume``) checks that the committed episodes match the first files (length and level seed from
 their names) and continues with the next file.

@@ -42,9 +42,9 @@ _LEVELS = 4  # per channel: 64 bins, robust to the small colour changes between 
 _PIXELS = 64 * 64
 
 
-def frame_signature(frames: npt.NDArray[np.uint8], *, counts: bool = False) -> npt.NDArray[
-    np.float32
-] | npt.NDArray[np.uint16]:
+def frame_signature(
+    frames: npt.NDArray[np.uint8], *, counts: bool = False
+) -> npt.NDArray[np.float32] | npt.NDArray[np.uint16]:
     """Signatures of HWC ``uint8`` frames ``(n, 64, 64, 3)``: ``(n, 64)`` float32 (``counts``:
     the raw ``uint16`` histogram counts, as stored)."""
     n = frames.shape[0]
