@@ -12,13 +12,14 @@ from offgen_tools._cli import OneLineErrors, fail
 from offgen_tools.errors import GridError, ResultError
 from offgen_tools.sweeps.analysis import rank_settings
 from offgen_tools.sweeps.commands import (
+    NEW_LINE,
     commands_for,
     parse_indices,
     run_commands,
     save_commands,
     sweep_indices,
 )
-from offgen_tools.sweeps.grid import SeedRule, SweepConfig, load_sweep
+from offgen_tools.sweeps.grid import SeedRule, SweepConfig, find_grid_config, load_sweep
 from offgen_tools.sweeps.plot import plot_best
 from offgen_tools.sweeps.results import Combined, combine, load_combined
 from offgen_tools.sweeps.submit import Resources, submit
@@ -65,7 +66,41 @@ TemplateOpt = Annotated[
     ),
 ]
 RunsOpt = Annotated[
-    int, typer.Option("--runs", "-r", help="Runs per setting (indices 0 .. N*runs-1).")
+    int,
+    typer.Option(
+        "--runs",
+        "-r",
+        "--num_trials",
+        "--num-trials",
+        help="Runs per setting (indices 0 .. N*runs-1); seed = the rule's base + run.",
+    ),
+]
+OptionalSweepArg = Annotated[
+    Path | None,
+    typer.Argument(
+        help="Sweep JSON file (or name it with --grid_config).", exists=True, dir_okay=False
+    ),
+]
+GridConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--grid_config",
+        "--grid-config",
+        help="Config name instead of a file: baselines/configs/<base_config>/<dir>/<NAME>.json.",
+    ),
+]
+BaseConfigOpt = Annotated[
+    str, typer.Option("--base_config", "--base-config", help="offline or online (--grid_config).")
+]
+ConfigDirOpt = Annotated[str, typer.Option("--dir", help="grids or final (--grid_config).")]
+ModuleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--module_name",
+        "--module-name",
+        help="Fills the template's {module} (e.g. baselines.evaluate_offline); without a "
+        "template: 'python -m MODULE {args} --seed {seed}'.",
+    ),
 ]
 IndicesOpt = Annotated[
     str | None, typer.Option("--indices", "-i", help="Explicit indices, e.g. 0-9,12.")
@@ -88,6 +123,25 @@ def _seed_rule(spec: str | None) -> SeedRule | None:
 
 def _load(path: Path, order: str | None, seed_rule: str | None) -> SweepConfig:
     return load_sweep(path, order=order, seed_rule=_seed_rule(seed_rule))
+
+
+def _sweep_file(sweep_file: Path | None, grid_config: str | None, base: str, folder: str) -> Path:
+    if (sweep_file is None) == (grid_config is None):
+        fail("pass a sweep file or --grid_config NAME (one of them)")
+    return sweep_file if sweep_file is not None else find_grid_config(str(grid_config), base, folder)
+
+
+def _module_template(
+    sweep: SweepConfig, template: str | None, module: str | None
+) -> tuple[str, dict[str, str]]:
+    """The template and its ``{module}`` field: ``--module_name``, else the file's ``module``."""
+    chosen = module or sweep.module
+    if module and not (template or sweep.command):
+        template = "python -m {module} {args} --seed {seed}"
+    text = _template(sweep, template)
+    if module and "{module}" not in text:
+        fail(f"--module_name {module}: the command template has no {{module}} field: {text!r}")
+    return text, ({"module": chosen} if chosen else {})
 
 
 def _indices(sweep: SweepConfig, runs: int, indices: str | None) -> list[int]:
@@ -165,7 +219,7 @@ def show(
 
 @app.command()
 def commands(
-    sweep_file: SweepArg,
+    sweep_file: OptionalSweepArg = None,
     template: TemplateOpt = None,
     runs: RunsOpt = 1,
     indices: IndicesOpt = None,
@@ -176,6 +230,16 @@ def commands(
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", help="Parallel commands with --run-local.")
     ] = 1,
+    new_line: Annotated[
+        bool,
+        typer.Option(
+            "--new_line", "--new-line", help="Each --name value of {args} on its own line."
+        ),
+    ] = False,
+    grid_config: GridConfigOpt = None,
+    base_config: BaseConfigOpt = "offline",
+    config_dir: ConfigDirOpt = "grids",
+    module_name: ModuleOpt = None,
     order: OrderOpt = None,
     seed_rule: SeedRuleOpt = None,
 ) -> None:
@@ -188,9 +252,21 @@ def commands(
       offgen-sweep commands sweep.json -t 'python train.py {args} --seed {seed}' -i 0-9 --save cmds.txt
 
       offgen-sweep commands sweep.json --runs 2 --run-local -j 2
+
+      offgen-sweep commands --grid_config bc --num_trials 3 --new_line --save bc_commands.txt
+
+      offgen-sweep commands --grid_config bc --dir final --module_name baselines.evaluate_offline
     """
-    sweep = _load(sweep_file, order, seed_rule)
-    cmds = commands_for(sweep.grid, _template(sweep, template), _indices(sweep, runs, indices))
+    path = _sweep_file(sweep_file, grid_config, base_config, config_dir)
+    sweep = _load(path, order, seed_rule)
+    text, extra = _module_template(sweep, template, module_name)
+    cmds = commands_for(
+        sweep.grid,
+        text,
+        _indices(sweep, runs, indices),
+        extra,
+        separator=NEW_LINE if new_line else " ",
+    )
     if save is not None:
         save_commands(cmds, save)
         typer.echo(f"wrote {len(cmds)} commands to {save}", err=True)
@@ -209,7 +285,7 @@ def commands(
 
 @app.command("submit")
 def submit_cmd(
-    sweep_file: SweepArg,
+    sweep_file: OptionalSweepArg = None,
     template: TemplateOpt = None,
     runs: RunsOpt = 1,
     indices: IndicesOpt = None,
@@ -232,6 +308,10 @@ def submit_cmd(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for all tasks and report failures.")
     ] = False,
+    grid_config: GridConfigOpt = None,
+    base_config: BaseConfigOpt = "offline",
+    config_dir: ConfigDirOpt = "grids",
+    module_name: ModuleOpt = None,
     order: OrderOpt = None,
     seed_rule: SeedRuleOpt = None,
 ) -> None:
@@ -246,9 +326,12 @@ def submit_cmd(
       offgen-sweep submit sweep.json --runs 10 --per-task 8 --partition gpu --gpus-per-node 1 --wait
 
       offgen-sweep submit sweep.json -i 0-3 --executor local --wait
+
+      offgen-sweep submit --grid_config cql --num_trials 3 --partition gpu
     """
-    sweep = _load(sweep_file, order, seed_rule)
-    resources = Resources.from_config(sweep.slurm, f"{sweep_file}: key 'slurm'").override(
+    path = _sweep_file(sweep_file, grid_config, base_config, config_dir)
+    sweep = _load(path, order, seed_rule)
+    resources = Resources.from_config(sweep.slurm, f"{path}: key 'slurm'").override(
         partition=partition,
         time_min=time_min,
         cpus_per_task=cpus_per_task,
@@ -257,7 +340,8 @@ def submit_cmd(
         array_parallelism=array_parallelism,
         job_name=job_name,
     )
-    cmds = commands_for(sweep.grid, _template(sweep, template), _indices(sweep, runs, indices))
+    text, extra = _module_template(sweep, template, module_name)
+    cmds = commands_for(sweep.grid, text, _indices(sweep, runs, indices), extra)
     submission = submit(
         cmds, executor=executor, folder=folder, resources=resources, per_task=per_task
     )
