@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +21,8 @@ from offgen_tools.sweeps.commands import (
     sweep_indices,
 )
 from offgen_tools.sweeps.grid import SeedRule, SweepConfig, find_grid_config, load_sweep
-from offgen_tools.sweeps.plot import plot_best
+from offgen_tools.sweeps.offline import offline_table, table_markdown
+from offgen_tools.sweeps.plot import plot_best, plot_offline_table
 from offgen_tools.sweeps.results import Combined, combine, load_combined
 from offgen_tools.sweeps.submit import Resources, submit
 
@@ -35,7 +37,8 @@ app = typer.Typer(
         "  offgen-sweep submit sweep.json -t 'python main.py --index {index}' --runs 5 --per-task 4 --time-min 30\n\n"
         "  offgen-sweep combine results/pendulum -o results/pendulum/data.json\n\n"
         "  offgen-sweep best results/pendulum/data.json --metric eval_episode_rewards --last-k 5\n\n"
-        "  offgen-sweep plot SAC=results/sac/data.json --metric eval_episode_rewards --out plots/pendulum --stat iqm"
+        "  offgen-sweep plot SAC=results/sac/data.json --metric eval_episode_rewards --out plots/pendulum --stat iqm\n\n"
+        "  offgen-sweep table runs/offline --out results/offline"
     ),
     no_args_is_help=True,
     cls=OneLineErrors,
@@ -128,7 +131,9 @@ def _load(path: Path, order: str | None, seed_rule: str | None) -> SweepConfig:
 def _sweep_file(sweep_file: Path | None, grid_config: str | None, base: str, folder: str) -> Path:
     if (sweep_file is None) == (grid_config is None):
         fail("pass a sweep file or --grid_config NAME (one of them)")
-    return sweep_file if sweep_file is not None else find_grid_config(str(grid_config), base, folder)
+    return (
+        sweep_file if sweep_file is not None else find_grid_config(str(grid_config), base, folder)
+    )
 
 
 def _module_template(
@@ -516,6 +521,57 @@ def plot(
         title=title,
     )
     typer.echo("wrote " + " ".join(str(p) for p in paths))
+
+
+@app.command()
+def table(
+    runs_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder of offline runs (<save_path>), each evaluated (evaluate.json).",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Output path without suffix; writes .md, .json, .png."),
+    ],
+    stat: Annotated[str, typer.Option("--stat", help="iqm or mean over seeds.")] = "iqm",
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples.")] = 2000,
+    confidence: Annotated[float, typer.Option("--confidence", help="CI coverage.")] = 0.95,
+    title: Annotated[str | None, typer.Option("--title")] = None,
+) -> None:
+    """Offline baselines: algorithm x game table of train / validation / test normalised returns.
+
+    For each algorithm and game the setting with the best mean validation normalised return is
+    kept; its seeds are summarised by the IQM (or mean) with a percentile-bootstrap CI.
+
+    Examples:
+
+      offgen-sweep table runs/offline --out results/offline
+
+      offgen-sweep table runs/offline --out results/offline --stat mean --n-boot 10000
+    """
+    if stat not in ("mean", "iqm"):
+        fail(f"--stat must be 'mean' or 'iqm', got {stat!r}")
+    if not 0.0 < confidence < 1.0 or n_boot < 1:
+        fail(f"--confidence must be in (0, 1) and --n-boot >= 1, got {confidence} and {n_boot}")
+    rows = offline_table(
+        combine(runs_dir),
+        statistic=stat,  # type: ignore[arg-type]
+        confidence=confidence,
+        n_boot=n_boot,
+    )
+    markdown = table_markdown(rows, statistic=stat, confidence=confidence)
+    stem = out.with_suffix("") if out.suffix in (".md", ".png", ".json") else out
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    md_path, json_path = stem.parent / f"{stem.name}.md", stem.parent / f"{stem.name}.json"
+    md_path.write_text(markdown)
+    json_path.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
+    png = plot_offline_table(rows, stem, statistic=stat, confidence=confidence, title=title)
+    typer.echo(markdown)
+    typer.echo(f"wrote {md_path} {json_path} {png}")
 
 
 def main() -> None:

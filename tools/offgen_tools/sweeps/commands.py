@@ -94,7 +94,9 @@ def render(
     Raises:
         GridError: On an unknown placeholder.
     """
-    args = separator.join(f"--{name} {shlex.quote(_format_arg(v))}" for name, v in setting.flat.items())
+    args = separator.join(
+        f"--{name} {shlex.quote(_format_arg(v))}" for name, v in setting.flat.items()
+    )
     fields: dict[str, Any] = {
         "index": setting.index,
         "setting": setting.setting,
