@@ -43,9 +43,10 @@ def test_every_command_parses_with_train_offline(path: Path) -> None:
         "baselines.train_offline",
         reason="baselines.train_offline is not on this branch yet (branch offline-loop)",
     )
-    from baselines.common.flags import build_parser
     from baselines.offline.config import OfflineConfig
     from baselines.offline.registry import ALGORITHMS
+
+    from baselines.common.flags import build_parser
 
     sweep = load_sweep(path)
     assert sweep.module == "baselines.train_offline" and sweep.command
@@ -100,7 +101,9 @@ def test_make_cmd_flags_from_another_folder(tmp_path: Path) -> None:
     assert first.splitlines()[1].strip() == "--dataset expert_1M \\"  # one flag per line
     res = runner.invoke(app, ["commands", "--grid_config", "bc", "--num_trials", "3"])
     flat = res.stdout.splitlines()
-    assert len(flat) == 16 * 6 * 3 and flat[0] == "python -m " + " ".join(first.replace("\\\n", "").split())
+    assert len(flat) == 16 * 6 * 3 and flat[0] == "python -m " + " ".join(
+        first.replace("\\\n", "").split()
+    )
 
 
 def test_new_line_commands_give_the_shell_the_same_arguments(tmp_path: Path) -> None:
