@@ -21,7 +21,7 @@ from offgen_tools.sweeps.commands import (
     sweep_indices,
 )
 from offgen_tools.sweeps.grid import SeedRule, SweepConfig, find_grid_config, load_sweep
-from offgen_tools.sweeps.offline import offline_table, table_markdown
+from offgen_tools.sweeps.offline import combine_offline_runs, offline_table, table_markdown
 from offgen_tools.sweeps.plot import plot_best, plot_offline_table
 from offgen_tools.sweeps.results import Combined, combine, load_combined
 from offgen_tools.sweeps.submit import Resources, submit
@@ -558,7 +558,7 @@ def table(
     if not 0.0 < confidence < 1.0 or n_boot < 1:
         fail(f"--confidence must be in (0, 1) and --n-boot >= 1, got {confidence} and {n_boot}")
     rows = offline_table(
-        combine(runs_dir),
+        combine_offline_runs(runs_dir),
         statistic=stat,  # type: ignore[arg-type]
         confidence=confidence,
         n_boot=n_boot,
