@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,14 +13,16 @@ from offgen_tools._cli import OneLineErrors, fail
 from offgen_tools.errors import GridError, ResultError
 from offgen_tools.sweeps.analysis import rank_settings
 from offgen_tools.sweeps.commands import (
+    NEW_LINE,
     commands_for,
     parse_indices,
     run_commands,
     save_commands,
     sweep_indices,
 )
-from offgen_tools.sweeps.grid import SeedRule, SweepConfig, load_sweep
-from offgen_tools.sweeps.plot import plot_best
+from offgen_tools.sweeps.grid import SeedRule, SweepConfig, find_grid_config, load_sweep
+from offgen_tools.sweeps.offline import combine_offline_runs, offline_table, table_markdown
+from offgen_tools.sweeps.plot import plot_best, plot_offline_table
 from offgen_tools.sweeps.results import Combined, combine, load_combined
 from offgen_tools.sweeps.submit import Resources, submit
 
@@ -34,7 +37,8 @@ app = typer.Typer(
         "  offgen-sweep submit sweep.json -t 'python main.py --index {index}' --runs 5 --per-task 4 --time-min 30\n\n"
         "  offgen-sweep combine results/pendulum -o results/pendulum/data.json\n\n"
         "  offgen-sweep best results/pendulum/data.json --metric eval_episode_rewards --last-k 5\n\n"
-        "  offgen-sweep plot SAC=results/sac/data.json --metric eval_episode_rewards --out plots/pendulum --stat iqm"
+        "  offgen-sweep plot SAC=results/sac/data.json --metric eval_episode_rewards --out plots/pendulum --stat iqm\n\n"
+        "  offgen-sweep table runs/offline --out results/offline"
     ),
     no_args_is_help=True,
     cls=OneLineErrors,
@@ -65,7 +69,41 @@ TemplateOpt = Annotated[
     ),
 ]
 RunsOpt = Annotated[
-    int, typer.Option("--runs", "-r", help="Runs per setting (indices 0 .. N*runs-1).")
+    int,
+    typer.Option(
+        "--runs",
+        "-r",
+        "--num_trials",
+        "--num-trials",
+        help="Runs per setting (indices 0 .. N*runs-1); seed = the rule's base + run.",
+    ),
+]
+OptionalSweepArg = Annotated[
+    Path | None,
+    typer.Argument(
+        help="Sweep JSON file (or name it with --grid_config).", exists=True, dir_okay=False
+    ),
+]
+GridConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--grid_config",
+        "--grid-config",
+        help="Config name instead of a file: baselines/configs/<base_config>/<dir>/<NAME>.json.",
+    ),
+]
+BaseConfigOpt = Annotated[
+    str, typer.Option("--base_config", "--base-config", help="offline or online (--grid_config).")
+]
+ConfigDirOpt = Annotated[str, typer.Option("--dir", help="grids or final (--grid_config).")]
+ModuleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--module_name",
+        "--module-name",
+        help="Fills the template's {module} (e.g. baselines.evaluate_offline); without a "
+        "template: 'python -m MODULE {args} --seed {seed}'.",
+    ),
 ]
 IndicesOpt = Annotated[
     str | None, typer.Option("--indices", "-i", help="Explicit indices, e.g. 0-9,12.")
@@ -88,6 +126,27 @@ def _seed_rule(spec: str | None) -> SeedRule | None:
 
 def _load(path: Path, order: str | None, seed_rule: str | None) -> SweepConfig:
     return load_sweep(path, order=order, seed_rule=_seed_rule(seed_rule))
+
+
+def _sweep_file(sweep_file: Path | None, grid_config: str | None, base: str, folder: str) -> Path:
+    if (sweep_file is None) == (grid_config is None):
+        fail("pass a sweep file or --grid_config NAME (one of them)")
+    return (
+        sweep_file if sweep_file is not None else find_grid_config(str(grid_config), base, folder)
+    )
+
+
+def _module_template(
+    sweep: SweepConfig, template: str | None, module: str | None
+) -> tuple[str, dict[str, str]]:
+    """The template and its ``{module}`` field: ``--module_name``, else the file's ``module``."""
+    chosen = module or sweep.module
+    if module and not (template or sweep.command):
+        template = "python -m {module} {args} --seed {seed}"
+    text = _template(sweep, template)
+    if module and "{module}" not in text:
+        fail(f"--module_name {module}: the command template has no {{module}} field: {text!r}")
+    return text, ({"module": chosen} if chosen else {})
 
 
 def _indices(sweep: SweepConfig, runs: int, indices: str | None) -> list[int]:
@@ -165,7 +224,7 @@ def show(
 
 @app.command()
 def commands(
-    sweep_file: SweepArg,
+    sweep_file: OptionalSweepArg = None,
     template: TemplateOpt = None,
     runs: RunsOpt = 1,
     indices: IndicesOpt = None,
@@ -176,6 +235,16 @@ def commands(
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", help="Parallel commands with --run-local.")
     ] = 1,
+    new_line: Annotated[
+        bool,
+        typer.Option(
+            "--new_line", "--new-line", help="Each --name value of {args} on its own line."
+        ),
+    ] = False,
+    grid_config: GridConfigOpt = None,
+    base_config: BaseConfigOpt = "offline",
+    config_dir: ConfigDirOpt = "grids",
+    module_name: ModuleOpt = None,
     order: OrderOpt = None,
     seed_rule: SeedRuleOpt = None,
 ) -> None:
@@ -188,9 +257,21 @@ def commands(
       offgen-sweep commands sweep.json -t 'python train.py {args} --seed {seed}' -i 0-9 --save cmds.txt
 
       offgen-sweep commands sweep.json --runs 2 --run-local -j 2
+
+      offgen-sweep commands --grid_config bc --num_trials 3 --new_line --save bc_commands.txt
+
+      offgen-sweep commands --grid_config bc --dir final --module_name baselines.evaluate_offline
     """
-    sweep = _load(sweep_file, order, seed_rule)
-    cmds = commands_for(sweep.grid, _template(sweep, template), _indices(sweep, runs, indices))
+    path = _sweep_file(sweep_file, grid_config, base_config, config_dir)
+    sweep = _load(path, order, seed_rule)
+    text, extra = _module_template(sweep, template, module_name)
+    cmds = commands_for(
+        sweep.grid,
+        text,
+        _indices(sweep, runs, indices),
+        extra,
+        separator=NEW_LINE if new_line else " ",
+    )
     if save is not None:
         save_commands(cmds, save)
         typer.echo(f"wrote {len(cmds)} commands to {save}", err=True)
@@ -209,7 +290,7 @@ def commands(
 
 @app.command("submit")
 def submit_cmd(
-    sweep_file: SweepArg,
+    sweep_file: OptionalSweepArg = None,
     template: TemplateOpt = None,
     runs: RunsOpt = 1,
     indices: IndicesOpt = None,
@@ -232,6 +313,10 @@ def submit_cmd(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for all tasks and report failures.")
     ] = False,
+    grid_config: GridConfigOpt = None,
+    base_config: BaseConfigOpt = "offline",
+    config_dir: ConfigDirOpt = "grids",
+    module_name: ModuleOpt = None,
     order: OrderOpt = None,
     seed_rule: SeedRuleOpt = None,
 ) -> None:
@@ -246,9 +331,12 @@ def submit_cmd(
       offgen-sweep submit sweep.json --runs 10 --per-task 8 --partition gpu --gpus-per-node 1 --wait
 
       offgen-sweep submit sweep.json -i 0-3 --executor local --wait
+
+      offgen-sweep submit --grid_config cql --num_trials 3 --partition gpu
     """
-    sweep = _load(sweep_file, order, seed_rule)
-    resources = Resources.from_config(sweep.slurm, f"{sweep_file}: key 'slurm'").override(
+    path = _sweep_file(sweep_file, grid_config, base_config, config_dir)
+    sweep = _load(path, order, seed_rule)
+    resources = Resources.from_config(sweep.slurm, f"{path}: key 'slurm'").override(
         partition=partition,
         time_min=time_min,
         cpus_per_task=cpus_per_task,
@@ -257,7 +345,8 @@ def submit_cmd(
         array_parallelism=array_parallelism,
         job_name=job_name,
     )
-    cmds = commands_for(sweep.grid, _template(sweep, template), _indices(sweep, runs, indices))
+    text, extra = _module_template(sweep, template, module_name)
+    cmds = commands_for(sweep.grid, text, _indices(sweep, runs, indices), extra)
     submission = submit(
         cmds, executor=executor, folder=folder, resources=resources, per_task=per_task
     )
@@ -432,6 +521,57 @@ def plot(
         title=title,
     )
     typer.echo("wrote " + " ".join(str(p) for p in paths))
+
+
+@app.command()
+def table(
+    runs_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder of offline runs (<save_path>), each evaluated (evaluate.json).",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Output path without suffix; writes .md, .json, .png."),
+    ],
+    stat: Annotated[str, typer.Option("--stat", help="iqm or mean over seeds.")] = "iqm",
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples.")] = 2000,
+    confidence: Annotated[float, typer.Option("--confidence", help="CI coverage.")] = 0.95,
+    title: Annotated[str | None, typer.Option("--title")] = None,
+) -> None:
+    """Offline baselines: algorithm x game table of train / validation / test normalised returns.
+
+    For each algorithm and game the setting with the best mean validation normalised return is
+    kept; its seeds are summarised by the IQM (or mean) with a percentile-bootstrap CI.
+
+    Examples:
+
+      offgen-sweep table runs/offline --out results/offline
+
+      offgen-sweep table runs/offline --out results/offline --stat mean --n-boot 10000
+    """
+    if stat not in ("mean", "iqm"):
+        fail(f"--stat must be 'mean' or 'iqm', got {stat!r}")
+    if not 0.0 < confidence < 1.0 or n_boot < 1:
+        fail(f"--confidence must be in (0, 1) and --n-boot >= 1, got {confidence} and {n_boot}")
+    rows = offline_table(
+        combine_offline_runs(runs_dir),
+        statistic=stat,  # type: ignore[arg-type]
+        confidence=confidence,
+        n_boot=n_boot,
+    )
+    markdown = table_markdown(rows, statistic=stat, confidence=confidence)
+    stem = out.with_suffix("") if out.suffix in (".md", ".png", ".json") else out
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    md_path, json_path = stem.parent / f"{stem.name}.md", stem.parent / f"{stem.name}.json"
+    md_path.write_text(markdown)
+    json_path.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
+    png = plot_offline_table(rows, stem, statistic=stat, confidence=confidence, title=title)
+    typer.echo(markdown)
+    typer.echo(f"wrote {md_path} {json_path} {png}")
 
 
 def main() -> None:

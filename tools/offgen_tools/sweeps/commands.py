@@ -64,17 +64,29 @@ def _format_arg(value: Any) -> str:
     return str(value)
 
 
-def render(template: str, setting: Setting, extra: Mapping[str, Any] | None = None) -> str:
+#: ``{args}`` separator of ``commands --new-line``: one ``--name value`` per line, continued.
+NEW_LINE = " \\\n    "
+
+
+def render(
+    template: str,
+    setting: Setting,
+    extra: Mapping[str, Any] | None = None,
+    *,
+    separator: str = " ",
+) -> str:
     """Fill a command template for one index.
 
     Placeholders: ``{index}``, ``{setting}``, ``{run}``, ``{seed}``, ``{params[name]}``
     (dotted names for nested parameters) and ``{args}`` (every parameter as
-    ``--name value``, shell-quoted), plus any ``extra`` fields.
+    ``--name value``, shell-quoted), plus any ``extra`` fields (``{module}``).
 
     Args:
         template: e.g. ``python main.py --agent-json a.json --index {index}``.
         setting: The resolved index.
         extra: More named fields.
+        separator: Between the ``--name value`` pairs of ``{args}``; :data:`NEW_LINE` puts
+            each on its own shell-continued line (the predecessor's ``make_cmd --new_line``).
 
     Returns:
         The command line.
@@ -82,7 +94,9 @@ def render(template: str, setting: Setting, extra: Mapping[str, Any] | None = No
     Raises:
         GridError: On an unknown placeholder.
     """
-    args = " ".join(f"--{name} {shlex.quote(_format_arg(v))}" for name, v in setting.flat.items())
+    args = separator.join(
+        f"--{name} {shlex.quote(_format_arg(v))}" for name, v in setting.flat.items()
+    )
     fields: dict[str, Any] = {
         "index": setting.index,
         "setting": setting.setting,
@@ -103,10 +117,15 @@ def render(template: str, setting: Setting, extra: Mapping[str, Any] | None = No
 
 
 def commands_for(
-    grid: Grid, template: str, indices: Iterable[int], extra: Mapping[str, Any] | None = None
+    grid: Grid,
+    template: str,
+    indices: Iterable[int],
+    extra: Mapping[str, Any] | None = None,
+    *,
+    separator: str = " ",
 ) -> list[str]:
-    """Render the template for each index."""
-    return [render(template, grid.resolve(i), extra) for i in indices]
+    """Render the template for each index (see :func:`render`)."""
+    return [render(template, grid.resolve(i), extra, separator=separator) for i in indices]
 
 
 def save_commands(commands: Sequence[str], path: str | Path) -> Path:

@@ -35,7 +35,10 @@ INDEX_ORDERS: tuple[str, ...] = ("first-fastest", "last-fastest")
 TOGETHER_PREFIX = "$together"
 
 #: Top-level keys of a sweep file that configure the sweep rather than name parameters.
-SWEEP_KEYS = ("parameters", "index_order", "seed_rule", "slurm", "command")
+SWEEP_KEYS = ("parameters", "index_order", "seed_rule", "slurm", "command", "module")
+
+#: Where ``find_grid_config`` looks for named configs: ``<root>/<base>/<folder>/<name>.json``.
+CONFIGS_SUBDIR = Path("baselines") / "configs"
 
 
 @dataclass(frozen=True)
@@ -307,6 +310,8 @@ class SweepConfig:
         raw: The whole file as read (a deep copy).
         slurm: The ``slurm`` section (resources), possibly empty.
         command: The ``command`` template, or None.
+        module: The ``module`` key (the ``{module}`` template field, e.g.
+            ``baselines.train_offline``), or None.
     """
 
     grid: Grid
@@ -314,6 +319,7 @@ class SweepConfig:
     raw: Mapping[str, Any]
     slurm: Mapping[str, Any]
     command: str | None
+    module: str | None = None
 
 
 def load_sweep(
@@ -326,7 +332,8 @@ def load_sweep(
 
     The parameters are the ``parameters`` object when present (the policy-params agent
     format), otherwise every key other than the sweep keys. Optional keys: ``index_order``,
-    ``seed_rule`` (``{"kind": "offset", "offset": 0}``), ``slurm`` (resources), ``command``.
+    ``seed_rule`` (``{"kind": "offset", "offset": 0}``), ``slurm`` (resources), ``command``,
+    ``module`` (fills the command's ``{module}`` field).
 
     Args:
         source: Path to a JSON file, or the already-parsed object.
@@ -376,8 +383,59 @@ def load_sweep(
     command = raw.get("command")
     if command is not None and not isinstance(command, str):
         raise GridError(f"{where}: key 'command' must be a string")
+    module = raw.get("module")
+    if module is not None and not isinstance(module, str):
+        raise GridError(f"{where}: key 'module' must be a string like 'baselines.train_offline'")
     return SweepConfig(
-        grid=grid, metadata=metadata, raw=copy.deepcopy(raw), slurm=slurm, command=command
+        grid=grid,
+        metadata=metadata,
+        raw=copy.deepcopy(raw),
+        slurm=slurm,
+        command=command,
+        module=module,
+    )
+
+
+def config_roots() -> list[Path]:
+    """Folders holding ``<base>/<folder>/<name>.json`` configs: ``./baselines/configs`` of the
+    working directory, then the one of the source checkout this package lives in."""
+    checkout = Path(__file__).resolve().parents[3] / CONFIGS_SUBDIR
+    found: list[Path] = []
+    for root in (Path.cwd() / CONFIGS_SUBDIR, checkout):
+        if root.is_dir() and root.resolve() not in [f.resolve() for f in found]:
+            found.append(root)
+    return found
+
+
+def find_grid_config(name: str, base: str = "offline", folder: str = "grids") -> Path:
+    """The sweep file a config name means (the predecessor's ``make_cmd --base_config offline
+    --dir grids --grid_config bc``).
+
+    Args:
+        name: A path to a JSON file, or a name looked up as ``<base>/<folder>/<name>.json`` in
+            :func:`config_roots`.
+        base: ``offline`` or ``online``.
+        folder: ``grids`` or ``final``.
+
+    Returns:
+        The file.
+
+    Raises:
+        GridError: When no such file exists (naming the folders searched and the names there).
+    """
+    given = Path(name)
+    if given.suffix == ".json" and given.is_file():
+        return given
+    stem = given.stem if given.suffix == ".json" else name
+    searched = [root / base / folder for root in config_roots()]
+    for where in searched:
+        if (where / f"{stem}.json").is_file():
+            return where / f"{stem}.json"
+    known = sorted({p.stem for where in searched if where.is_dir() for p in where.glob("*.json")})
+    places = ", ".join(str(w) for w in searched) or f"./{CONFIGS_SUBDIR} (missing)"
+    raise GridError(
+        f"--grid_config {name!r}: no {stem}.json in {places}; pass a sweep file path or one of: "
+        f"{', '.join(known) or '(none)'}"
     )
 
 

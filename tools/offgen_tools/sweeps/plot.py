@@ -1,8 +1,9 @@
-"""Learning-curve plots of the best settings (PNG and PDF, matplotlib's Agg backend)."""
+"""Plots: learning curves of the best settings (PNG and PDF) and the offline results table (PNG);
+matplotlib's Agg backend."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from offgen_tools._optional import require
@@ -13,6 +14,7 @@ from offgen_tools.sweeps.analysis import (
     bootstrap_band,
     setting_curves,
 )
+from offgen_tools.sweeps.offline import SPLITS, TableRow
 from offgen_tools.sweeps.results import Combined
 
 
@@ -80,3 +82,67 @@ def plot_best(
     finally:
         plt.close(fig)
     return paths
+
+
+def plot_offline_table(
+    rows: Sequence[TableRow],
+    out: str | Path,
+    *,
+    statistic: str = "iqm",
+    confidence: float = 0.95,
+    title: str | None = None,
+) -> Path:
+    """Bar chart of an offline results table: one panel per split, games on the x axis, one bar
+    per algorithm with its bootstrap interval as an error bar.
+
+    Args:
+        rows: :func:`offgen_tools.sweeps.offline.offline_table`'s rows.
+        out: Output path; ``.png`` is added when missing.
+        statistic: Name of the statistic, for the axis label.
+        confidence: Interval coverage, for the axis label.
+        title: Figure title.
+
+    Returns:
+        The PNG path.
+    """
+    require("matplotlib", "plots").use("Agg")
+    plt = require("matplotlib.pyplot", "plots")
+    games = sorted({r.game for r in rows})
+    algos = sorted({r.algo for r in rows})
+    by_pair = {(r.algo, r.game): r for r in rows}
+    width = 0.8 / max(1, len(algos))
+    fig, axes = plt.subplots(
+        1, len(SPLITS), figsize=(max(6.0, 1.2 * len(games) * len(SPLITS)), 3.6), sharey=True
+    )
+    try:
+        for ax, split in zip(axes, SPLITS, strict=True):
+            for i, algo in enumerate(algos):
+                xs, ys, errs = [], [], []
+                for g, game in enumerate(games):
+                    row = by_pair.get((algo, game))
+                    if row is not None:
+                        xs.append(g + (i - (len(algos) - 1) / 2) * width)
+                        ys.append(row.center[split])
+                        errs.append(
+                            (
+                                row.center[split] - row.low[split],
+                                row.high[split] - row.center[split],
+                            )
+                        )
+                yerr = [[e[0] for e in errs], [e[1] for e in errs]]
+                ax.bar(xs, ys, width, yerr=yerr, capsize=2, label=algo)
+            ax.set_title(split)
+            ax.set_xticks(range(len(games)), games, rotation=45, ha="right")
+            ax.grid(axis="y", alpha=0.3)
+        axes[0].set_ylabel(f"normalised return ({statistic}, {confidence:.0%} CI)")
+        axes[-1].legend(fontsize="small")
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        path = Path(out)
+        path = path if path.suffix == ".png" else path.parent / f"{path.name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=150)
+    finally:
+        plt.close(fig)
+    return path

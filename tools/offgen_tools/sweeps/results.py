@@ -291,6 +291,8 @@ def combine(directory: str | Path, *, runs: int | None = None) -> Combined:
 
     Missing indices are listed (never silently skipped); results with the same setting and
     seed are reported as duplicates and only the first (lowest index, then path) is kept.
+    A folder without result files but with evaluated offline baseline runs (``evaluate.json``)
+    is read through :func:`offgen_tools.sweeps.offline.combine_offline_runs`.
 
     Args:
         directory: Folder with ``index_<i>.json``/``.npz`` files (searched recursively).
@@ -304,7 +306,14 @@ def combine(directory: str | Path, *, runs: int | None = None) -> Combined:
     """
     files = find_result_files(directory)
     if not files:
-        raise ResultError(f"no result files (index_<i>.json or .npz) under {directory}")
+        # Imported here: offline.py builds on this module.
+        from offgen_tools.sweeps.offline import combine_offline_runs, find_offline_runs
+
+        if find_offline_runs(directory):
+            return combine_offline_runs(directory)
+        raise ResultError(
+            f"no result files (index_<i>.json or .npz) or offline runs (evaluate.json) under {directory}"
+        )
     results = [(p, read_result(p)) for p in files]
     sizes = {r.num_settings for _, r in results}
     if len(sizes) != 1:
