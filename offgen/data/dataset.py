@@ -88,6 +88,23 @@ class OffgenDataset:
         keep = self.table.mask(**conditions)
         return OffgenDataset(self.store, self.selection[keep])
 
+    def top_returns(self, max_transitions: int) -> OffgenDataset:
+        """The highest-return episodes holding ``max_transitions`` steps (table only).
+
+        See :meth:`EpisodeTable.top_return_positions`: best return first until the steps reach
+        ``max_transitions`` (the episode reaching it is kept); the kept episodes stay in table
+        order. Use it for the predecessor's ``--dataset_size`` / ``--percentile`` selection, e.g.
+        ``ds.top_returns(int(1_000_000 * 0.5))`` keeps the best half of a 1M-step budget.
+
+        Raises:
+            ValueError: If ``max_transitions`` is not positive.
+
+        Example:
+            >>> best = ds.top_returns(100_000)  # doctest: +SKIP
+        """
+        keep = self.table.top_return_positions(max_transitions)
+        return OffgenDataset(self.store, self.selection[keep])
+
     def episode(self, index: int) -> Episode:
         """The ``index``-th selected episode."""
         return self.store.episode(int(self.selection[index]))

@@ -145,6 +145,23 @@ class EpisodeTable:
         """Rows at positional ``index`` (a boolean mask or integer positions)."""
         return EpisodeTable(rows=self.rows[np.asarray(index)], policies=self.policies)
 
+    def top_return_positions(self, max_transitions: int) -> npt.NDArray[np.int64]:
+        """Positions of the highest-return episodes holding ``max_transitions`` steps, table order.
+
+        Episodes are taken best return first (ties: earlier row first) until their steps reach
+        ``max_transitions``; the episode that reaches it is kept, so the selection holds at least
+        ``max_transitions`` steps when the table has that many (the predecessor's
+        ``--dataset_size`` x ``--percentile`` loading, done on the table instead of the files).
+
+        Raises:
+            ValueError: If ``max_transitions`` is not positive.
+        """
+        if max_transitions < 1:
+            raise ValueError(f"max_transitions must be >= 1, got {max_transitions}")
+        order = np.argsort(-self.returns, kind="stable")
+        before = np.cumsum(self.lengths[order]) - self.lengths[order]
+        return np.sort(order[before < max_transitions]).astype(np.int64)
+
     def mask(
         self,
         *,
