@@ -330,7 +330,12 @@ def _finish(run: OfflineRun) -> Path:
         run.data.game,
         splits=["train", "validation", "test"],
         episodes=run.cfg.eval_episodes,
-        metadata={"algo": run.cfg.algo, "run": str(run.run_dir), "update": run.update},
+        metadata={
+            "algo": run.cfg.algo,
+            "run": str(run.run_dir),
+            "update": run.stopper.best_update if run.stopper.weights is not None else run.update,
+            "trained_updates": run.update,
+        },
     )
     atomic_write_json(run.run_dir / FINAL_EVAL, report.to_dict())
     return path

@@ -61,3 +61,17 @@ def dodgeball_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         partial = path.with_name(path.name + ".partial")
         build_store(partial).rename(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def short_store(dodgeball_store: Path) -> Path:
+    """The episodes of ``dodgeball_store`` shorter than 500 steps (~780 steps in all)."""
+    from offgen.data.dataset import OffgenDataset
+
+    path = dodgeball_store.with_name("offline-dodgeball-short")
+    if not path.exists():
+        ds = OffgenDataset.open(dodgeball_store).filter(max_length=499)
+        episodes = [ds.episode(i) for i in range(len(ds))]
+        partial = path.with_name(path.name + ".partial")
+        write_store(partial, episodes, shard_frames=256, chunk_frames=64).rename(path)
+    return path
