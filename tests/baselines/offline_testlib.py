@@ -25,10 +25,14 @@ torch.set_num_threads(1)
 
 def build_store(path: Path, episodes: int = 16, seed: int = 5) -> Path:
     """A finished store of ``episodes`` real random-policy dodgeball episodes."""
-    return write_store(path, collect_procgen(GAME, episodes, seed=seed), shard_frames=256, chunk_frames=64)
+    return write_store(
+        path, collect_procgen(GAME, episodes, seed=seed), shard_frames=256, chunk_frames=64
+    )
 
 
-def tiny_args(save_path: Path, dataset: Path | str, xpid: str = "tiny", **overrides: object) -> list[str]:
+def tiny_args(
+    save_path: Path, dataset: Path | str = "", xpid: str = "tiny", **overrides: object
+) -> list[str]:
     """Flags of a run of a few seconds: Nature encoder of width 8, batches of 16, 2 epochs."""
     flags: dict[str, object] = {
         "algo": "bc",

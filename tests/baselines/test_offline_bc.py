@@ -53,7 +53,10 @@ def test_updates_fit_a_fixed_batch_and_report_the_loss() -> None:
     losses = [bc.update(batch, step)["loss/bc"] for step in range(80)]
     assert losses[0] == pytest.approx(math.log(15), abs=0.05)
     assert losses[-1] < 0.2 * losses[0]
-    assert (bc.probabilities(batch["obs"].permute(0, 2, 3, 1).numpy()).argmax(1) == batch["action"].numpy()).all()
+    assert (
+        bc.probabilities(batch["obs"].permute(0, 2, 3, 1).numpy()).argmax(1)
+        == batch["action"].numpy()
+    ).all()
 
 
 def test_registry_builds_bc_from_same_named_flags() -> None:
