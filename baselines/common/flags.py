@@ -1,7 +1,8 @@
 """Command-line flags generated from a trainer's config dataclass (one source of truth).
 
 Every field of the frozen config dataclass becomes ``--<field>`` with the field's default and the
-``help`` in its metadata. Booleans accept the predecessor's spellings: ``--resume``,
+``help`` in its metadata, spelled in snake case or kebab case (``--num_env_steps`` =
+``--num-env-steps``, as every offgen command). Booleans accept the predecessor's spellings: ``--resume``,
 ``--resume=True``, ``--resume false``. Integers accept ``25e6`` (the predecessor wrote step budgets
 that way).
 """
@@ -56,9 +57,13 @@ def build_parser(config_cls: type[Any], *, prog: str, description: str) -> argpa
         kind = hints[field.name]
         help_text = field.metadata.get("help", "")
         default = field.default
+        names = [f"--{field.name}"]
+        if "_" in field.name:
+            names.append(f"--{field.name.replace('_', '-')}")
         if kind is bool:
             parser.add_argument(
-                f"--{field.name}",
+                *names,
+                dest=field.name,
                 type=_parse_bool,
                 nargs="?",
                 const=True,
@@ -66,11 +71,15 @@ def build_parser(config_cls: type[Any], *, prog: str, description: str) -> argpa
                 help=help_text,
             )
         elif kind is int:
-            parser.add_argument(f"--{field.name}", type=_parse_int, default=default, help=help_text)
+            parser.add_argument(
+                *names, dest=field.name, type=_parse_int, default=default, help=help_text
+            )
         elif kind is float:
-            parser.add_argument(f"--{field.name}", type=float, default=default, help=help_text)
+            parser.add_argument(
+                *names, dest=field.name, type=float, default=default, help=help_text
+            )
         else:
-            parser.add_argument(f"--{field.name}", type=str, default=default, help=help_text)
+            parser.add_argument(*names, dest=field.name, type=str, default=default, help=help_text)
     return parser
 
 

@@ -133,3 +133,13 @@ def test_dataset_flag_parsing() -> None:
         parse_datasets("a,,b")
     with pytest.raises(ConfigError, match="must be > 0"):
         parse_datasets("a:0,b:1")
+
+
+def test_flags_take_snake_or_kebab_case() -> None:
+    from baselines.common import config_from_args
+
+    argv = ["--dataset=x", "--batch-size=8", "--env-name", "coinrun", "--early-stop", "false"]
+    cfg = config_from_args(OfflineConfig, argv, prog="t", description="")
+    snake = ["--dataset=x", "--batch_size=8", "--env_name", "coinrun", "--early_stop", "false"]
+    assert cfg == config_from_args(OfflineConfig, snake, prog="t", description="")
+    assert (cfg.batch_size, cfg.env_name, cfg.early_stop) == (8, "coinrun", False)
