@@ -38,7 +38,7 @@ def _flag(default: Any, help: str) -> Any:
 class OfflineConfig:
     """Every flag of the offline trainer and evaluator."""
 
-    algo: str = _flag("bc", "Algorithm: bc (bcq, cql, iql, dt, bct as they are registered).")
+    algo: str = _flag("bc", "Algorithm: bc, bcq, cql, iql, dt or bct.")
     dataset: str = _flag(
         "",
         "offgen.load names or store paths, comma-separated; several are mixed, in proportions "

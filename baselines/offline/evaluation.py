@@ -5,6 +5,10 @@ offgen policy exposing ``probabilities``, so :func:`offgen.evaluation.evaluate` 
 requested action mode (``greedy`` by default: the same rule for every algorithm; the predecessor
 sampled BC with epsilon 0.001 and was greedy for IQL on some splits only) on seeded level plans:
 every evaluation of a run meets the same levels.
+
+An algorithm that acts from each episode's history rather than one observation (DT and BCT: the
+last K steps and the return-to-go) provides ``evaluation_policy(metadata)`` returning its own
+offgen policy; the evaluation then plays that one instead of :class:`AlgorithmPolicy`.
 """
 
 from __future__ import annotations
@@ -48,6 +52,13 @@ class AlgorithmPolicy:
         return sample_categorical(self.probabilities(obs), uniforms)
 
 
+def _policy(algorithm: Any, metadata: Mapping[str, Any]) -> Any:
+    """The algorithm's own evaluation policy when it has one (history-aware), else its
+    ``probabilities`` as an :class:`AlgorithmPolicy`."""
+    own = getattr(algorithm, "evaluation_policy", None)
+    return own(metadata) if callable(own) else AlgorithmPolicy(algorithm, metadata)
+
+
 def evaluate_algorithm(
     algorithm: Any,
     cfg: OfflineConfig,
@@ -68,7 +79,7 @@ def evaluate_algorithm(
     was_training = [m.training for m in modules]
     try:
         return evaluate(
-            AlgorithmPolicy(algorithm, metadata or {"algo": algorithm.name}),
+            _policy(algorithm, metadata or {"algo": algorithm.name}),
             splits=splits,
             episodes=episodes,
             seed=cfg.seed,

@@ -4,8 +4,9 @@ Every algorithm module ``baselines/offline/<algo>.py`` follows one convention:
 
 * a frozen dataclass ``<Algo>Config`` whose fields are flags of ``train_offline`` (``lr``,
   ``hidden_size``, ``agent_model``, ``gamma``, ``cql_alpha``, ``dt_context_length``, ``seed``,
-  ...) or values the loop derives from the run (:data:`DERIVED`: ``total_updates`` for learning
-  rate schedules, ``dataset_max_return`` for DT's target return);
+  ...), values the loop derives from the run (:data:`DERIVED`: ``total_updates`` for learning
+  rate schedules, ``dataset_max_return`` for DT's target return), or the algorithm's own
+  constants with defaults (not flags: their defaults apply);
 * constants ``CONFIG = <Algo>Config`` and ``DATA = "transitions"`` (or ``"windows"``);
 * ``make(config, device) -> <Algo>``, an object satisfying
   :class:`baselines.offline.algorithm.OfflineAlgorithm`.
@@ -29,8 +30,12 @@ __all__ = ["ALGORITHMS", "DERIVED", "algorithm_module", "check_algo", "make_algo
 
 ALGORITHMS: dict[str, str] = {
     "bc": "baselines.offline.bc",
-    # Registered as their modules land (each one line): "bcq", "cql", "iql" ->
-    # baselines.offline.{bcq,cql,iql}; "dt", "bct" -> baselines.offline.dt.
+    "bcq": "baselines.offline.bcq",
+    "cql": "baselines.offline.cql",
+    "iql": "baselines.offline.iql",
+    "dt": "baselines.offline.dt",
+    "bct": "baselines.offline.bct",
+    # A new algorithm: one line here, and its module following the convention above.
 }
 """``--algo`` value -> module implementing the convention above."""
 
@@ -68,6 +73,8 @@ def algorithm_config(module: ModuleType, settings: Any, derived: Mapping[str, An
             values[item.name] = derived[item.name]
         elif hasattr(settings, item.name):
             values[item.name] = getattr(settings, item.name)
+        elif item.default is not dataclasses.MISSING:
+            continue  # an algorithm's own constant (e.g. DT's depth): its default applies
         else:
             raise TypeError(
                 f"{module.__name__}: config field {item.name!r} is neither a train_offline flag "

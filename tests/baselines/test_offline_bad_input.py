@@ -33,7 +33,7 @@ def train_error(capsys: pytest.CaptureFixture[str], argv: list[str], *, lines: i
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ({"algo": "ppo"}, "unknown --algo 'ppo'; use one of bc"),
+        ({"algo": "ppo"}, "unknown --algo 'ppo'; use one of bc, bcq, bct, cql, dt, iql"),
         ({"env_name": "coinrunn"}, "coinrunn"),
         ({"env_name": "coinrun"}, "holds game 'dodgeball', not --env_name 'coinrun'"),
         ({"dataset": "expert_1MM"}, "expert_1MM"),

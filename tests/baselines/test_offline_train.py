@@ -88,3 +88,21 @@ def test_mixture_of_two_stores_and_max_steps(
     sampler = rolling.trainer["sampler"]
     assert sampler["kind"] == "mixture" and sampler["counts"] == [24, 8]
     assert sampler["batches"] == 5
+
+
+@pytest.mark.slow  # ~4 min here: DT / BCT evaluations play ~90 s each (per-step transformer)
+@pytest.mark.parametrize("algo", ["bc", "bcq", "cql", "iql", "dt", "bct"])
+def test_every_registered_algorithm_trains_resumes_and_evaluates_through_the_loop(
+    tmp_path: Path, short_store: Path, algo: str
+) -> None:
+    flags = {"algo": algo, "batch_size": 8, "eval_freq": 0, "dt_context_length": 4}
+    argv = tiny_args(tmp_path, short_store, xpid=algo, max_steps=2, **flags)
+    assert main(argv) == 0
+    assert main([*tiny_args(tmp_path, short_store, xpid=algo, max_steps=3, **flags)]) == 2
+    assert evaluate_main(argv) == 0
+    run = tmp_path / GAME / algo
+    assert load_run_file(run / ROLLING).update == 2
+    assert load_run_file(run / BEST).algo == algo
+    with (run / "evaluate.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert all(float(v) == float(v) for v in row.values())  # numbers, no NaN
