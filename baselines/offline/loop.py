@@ -34,7 +34,14 @@ from typing import Any
 
 import torch
 
-from baselines.common import Progress, ResumeError, RunLogger, differing_fields, select_device
+from baselines.common import (
+    Progress,
+    ResumeError,
+    RunLogger,
+    differing_fields,
+    flush_denormals,
+    select_device,
+)
 from baselines.common.errors import ConfigError
 from baselines.offline.checkpoint import (
     BEST,
@@ -355,7 +362,8 @@ def train(cfg: OfflineConfig) -> Path:
             print(f"{run.run_dir}: already complete ({run.update} updates)", file=sys.stderr)
             return run.run_dir / BEST
         if not finished:
-            _train_updates(run, prefetch, resumed=saved is not None)
+            with flush_denormals():  # small batches crawl on denormal floats (REFERENCE sec. 7)
+                _train_updates(run, prefetch, resumed=saved is not None)
             _save_rolling(run, prefetch, finished=True)
     finally:
         prefetch.close()

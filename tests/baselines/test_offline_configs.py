@@ -43,10 +43,9 @@ def test_every_command_parses_with_train_offline(path: Path) -> None:
         "baselines.train_offline",
         reason="baselines.train_offline is not on this branch yet (branch offline-loop)",
     )
+    from baselines.common.flags import build_parser
     from baselines.offline.config import OfflineConfig
     from baselines.offline.registry import ALGORITHMS
-
-    from baselines.common.flags import build_parser
 
     sweep = load_sweep(path)
     assert sweep.module == "baselines.train_offline" and sweep.command
