@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 
 __all__ = [
+    "AccessDeniedError",
     "ChecksumError",
     "CorruptStoreError",
     "DatasetLabelError",
@@ -85,6 +86,11 @@ class MemoryBudgetError(OffgenError, MemoryError):
 
 class MissingDependencyError(OffgenError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class AccessDeniedError(OffgenError, PermissionError):
+    """A remote store (an object-store bucket) refused the credentials; the message says which
+    settings supply them."""
 
 
 class EnvironmentUnavailableError(OffgenError):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["fixtures.factories"]
+pytest_plugins = ["fixtures.factories", "fixtures.s3_server"]
 
 
 @pytest.fixture(autouse=True)

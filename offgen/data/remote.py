@@ -20,7 +20,19 @@ from typing import Any
 
 from fsspec.implementations.http import HTTPFileSystem
 
-__all__ = ["RangeSafeHTTPFileSystem", "open_sequential", "url_filesystem", "url_zarr_store"]
+from offgen._optional import require
+from offgen.errors import AccessDeniedError, DatasetNotFoundError, OffgenError
+
+__all__ = [
+    "RangeSafeHTTPFileSystem",
+    "open_sequential",
+    "remote_error",
+    "url_filesystem",
+    "url_zarr_store",
+]
+
+#: URL schemes whose fsspec filesystem is an optional package: scheme -> (module, offgen extra).
+_BACKENDS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3")}
 
 #: Bytes of whole objects kept per filesystem instance when a server ignores ``Range``.
 WHOLE_OBJECT_CACHE_BYTES = 256 << 20
@@ -89,8 +101,45 @@ def _cut(body: bytes, start: int | None, end: int | None) -> bytes:
     return body[slice(start, end)]
 
 
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower()
+
+
 def _is_http(url: str) -> bool:
-    return url.split("://", 1)[0].lower() in ("http", "https")
+    return _scheme(url) in ("http", "https")
+
+
+def _require_backend(url: str) -> None:
+    """Import the filesystem package ``url`` needs, or say which offgen extra installs it
+    (fsspec's own message names the package, not the extra)."""
+    backend = _BACKENDS.get(_scheme(url))
+    if backend is not None:
+        require(*backend)
+
+
+def remote_error(exc: OSError, url: str) -> OffgenError | None:
+    """The one-line error for an object store's refusal of ``url``, or None if ``exc`` is not one.
+
+    s3fs reports refused credentials (bad key, bad secret, no permission) as
+    :class:`PermissionError` and a bucket that does not exist as :class:`FileNotFoundError`
+    saying so; both would otherwise surface as "no store here" or a traceback.
+    """
+    if "://" not in url:
+        return None
+    if isinstance(exc, PermissionError):
+        return AccessDeniedError(
+            f"{url}: the object store refused access ({exc}). Check the credentials: "
+            "storage_options key= / secret= (Python) or AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY / AWS_PROFILE, and that they may use this bucket."
+        )
+    if isinstance(exc, FileNotFoundError) and "bucket" in str(exc).lower():
+        bucket = url.split("://", 1)[1].split("/", 1)[0]
+        return DatasetNotFoundError(
+            f"{url}: bucket {bucket!r} does not exist on this object store. Check the bucket "
+            "name and the endpoint (storage_options client_kwargs={'endpoint_url': ...}, or "
+            "AWS_ENDPOINT_URL); create the bucket before pushing to it."
+        )
+    return None
 
 
 def url_filesystem(url: str, storage_options: Mapping[str, Any]) -> tuple[Any, str]:
@@ -99,9 +148,14 @@ def url_filesystem(url: str, storage_options: Mapping[str, Any]) -> tuple[Any, s
     Args:
         url: A URL fsspec understands (``http://``, ``s3://``, ...).
         storage_options: fsspec options (credentials, endpoints, client arguments).
+
+    Raises:
+        MissingDependencyError: If the URL's filesystem package is not installed (``s3://``
+            needs ``offgen[s3]``).
     """
     if _is_http(url):
         return RangeSafeHTTPFileSystem(**storage_options), url
+    _require_backend(url)
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(url, **storage_options)
@@ -115,6 +169,7 @@ def url_zarr_store(url: str, storage_options: Mapping[str, Any]) -> Any:
     if _is_http(url):
         fs = RangeSafeHTTPFileSystem(asynchronous=True, **storage_options)
         return zarr.storage.FsspecStore(fs=fs, path=url, read_only=True)
+    _require_backend(url)
     return zarr.storage.FsspecStore.from_url(
         url, storage_options=dict(storage_options), read_only=True
     )

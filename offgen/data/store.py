@@ -39,7 +39,7 @@ from offgen.data.metadata import (
     parse_group_meta,
     parse_policies,
 )
-from offgen.data.remote import open_sequential, url_filesystem, url_zarr_store
+from offgen.data.remote import open_sequential, remote_error, url_filesystem, url_zarr_store
 from offgen.data.schema import Episode
 from offgen.data.table import EpisodeTable, decode_records
 from offgen.errors import (
@@ -88,6 +88,7 @@ class OffgenStore:
         self.location = str(location)
         self._storage_options = dict(storage_options or {})
         self._present_chunks: dict[str, set[int]] = {}
+        self._arrays: dict[str, zarr.Array[Any]] = {}
         if is_url(location):
             self._fs, self._path = url_filesystem(self.location, self._storage_options)
         else:
@@ -142,7 +143,12 @@ class OffgenStore:
                 f"{self.location}: not an offgen store ({exc.strerror} at {exc.filename}). Give "
                 "the store's folder (the one holding info.json)."
             ) from exc
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, PermissionError) as exc:
+            remote = remote_error(exc, self.location) if self._fs is not None else None
+            if remote is not None:
+                raise remote from exc
+            if isinstance(exc, PermissionError):
+                raise
             if missing_hint:
                 raise DatasetNotFoundError(
                     f"{self.location}: no offgen store here ({INFO} missing). Check the path, or "
@@ -201,6 +207,9 @@ class OffgenStore:
             )
 
     def _array(self, name: str) -> zarr.Array[Any]:
+        cached = self._arrays.get(name)
+        if cached is not None:
+            return cached
         try:
             arr = self._group[name]
         except KeyError as exc:
@@ -212,6 +221,10 @@ class OffgenStore:
             ) from exc
         if not isinstance(arr, zarr.Array):
             raise CorruptStoreError(f"{self._name(name)}: not an array; the store is damaged")
+        if self.complete:
+            # A finished store's arrays never change: opening one reads its zarr.json, one
+            # request per frame read on an object store. An unfinished one may still grow.
+            self._arrays[name] = arr
         return arr
 
     @property
