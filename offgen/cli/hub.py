@@ -161,7 +161,15 @@ def push(
         str, typer.Argument(help="Dataset name (its local store is used) or a store folder.")
     ],
     game: Annotated[str, typer.Option("--game", "-g", help="Game of the store.")],
-    repo: Annotated[str, typer.Option("--repo", "-r", help="Hub dataset repository ORG/NAME.")],
+    repo: Annotated[
+        str,
+        typer.Option(
+            "--repo",
+            "-r",
+            help="Hub dataset repository ORG/NAME, or an object-store prefix s3://BUCKET/PATH "
+            "(credentials and endpoint from AWS_* variables).",
+        ),
+    ],
     store: Annotated[
         Path | None,
         typer.Option("--store", help="Store folder (default: the local store of NAME)."),
@@ -185,10 +193,15 @@ def push(
       offgen push my-lab/coinrun-random --game coinrun --repo my-lab/offgen-procgen
 
       HF_ENDPOINT=https://hub.my-lab.org offgen push ./stores/coinrun --game coinrun --repo lab/p
+
+      AWS_ENDPOINT_URL=http://minio:9000 offgen push my_random -g coinrun -r s3://lab-data/offgen
+
+    To an object store the store goes to <repo>/<dataset>/<game>/ (files the bucket already holds are skipped; manifest.json and info.json last) and the card to <repo>/<dataset>/.
     """
     from offgen.data.labels import check_label
     from offgen.hub.card import store_facts
     from offgen.hub.hf import push_card, push_store
+    from offgen.hub.objstore import is_object_store
     from offgen.registry import DATASETS, dataset_name
 
     dataset, game_name, root = _resolve_store(name, game, store)
@@ -196,6 +209,10 @@ def push(
     if spec is not None:  # a dataset of your own has no registered label to contradict
         # Refuse a mislabelled store before uploading anything (its card would refuse it after).
         check_label(spec, store_facts(root), where=str(root), force=force)
+
+    if is_object_store(repo):
+        _push_to_object_store(root, repo, dataset=dataset, game=game_name, force=force)
+        return
 
     def progress(done: int, total: int) -> None:
         typer.echo(f"committed {done}/{total} files", err=True)
@@ -218,6 +235,23 @@ def push(
     )
 
 
+def _push_to_object_store(root: Path, url: str, *, dataset: str, game: str, force: bool) -> None:
+    from offgen.hub.objstore import push_card_url, push_store_url
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"uploaded {done}/{total} files", err=True)
+
+    result = push_store_url(root, url, dataset=dataset, game=game, on_upload=progress)
+    written = push_card_url(url, dataset=dataset, store=root, force=force)
+    _flag(written, dataset)
+    skipped = result.files - result.uploaded
+    typer.echo(
+        f"pushed {result.files} files to {url.rstrip('/')}/{result.path_in_repo}: "
+        f"{result.uploaded} uploaded, {skipped} already there; card in "
+        f"{url.rstrip('/')}/{dataset}/"
+    )
+
+
 def pull(
     name: Annotated[
         str, typer.Argument(help="Dataset name in the repository, e.g. expert_1M or my_random.")
@@ -226,7 +260,10 @@ def pull(
     repo: Annotated[
         str,
         typer.Option(
-            "--repo", "-r", envvar="OFFGEN_HUB_REPO", help="Hub dataset repository ORG/NAME."
+            "--repo",
+            "-r",
+            envvar="OFFGEN_HUB_REPO",
+            help="Hub dataset repository ORG/NAME, or an object-store prefix s3://BUCKET/PATH.",
         ),
     ],
     revision: Annotated[
@@ -247,13 +284,26 @@ def pull(
 
       offgen pull expert_1M --game coinrun --repo my-lab/procgen-offline --revision v1.0
 
+      offgen pull my_random --game coinrun --repo s3://lab-data/offgen
+
     In Python, offgen.load("hf://my-lab/procgen-offline", game="coinrun", revision="v1.0") pulls and opens it.
+
+    From an object store, <repo>/<dataset>/<game>/ is copied into $OFFGEN_HOME/datasets/<dataset>/<game> (each file checked against the store's manifest), where offgen.load(<dataset>, game=...) finds it; offgen.load("s3://...") reads it in place instead.
     """
     from offgen.hub.hf import pull_store
-    from offgen.paths import datasets_root
+    from offgen.hub.objstore import is_object_store, pull_store_url
+    from offgen.paths import dataset_dir, datasets_root
     from offgen.registry import dataset_name, resolve_game
 
     dataset, game_name = dataset_name(name), resolve_game(game).name
+    if is_object_store(repo):
+        if revision is not None:
+            raise typer.BadParameter("--revision applies to hub repositories, not object stores")
+        dest = pull_store_url(
+            repo, dataset=dataset, game=game_name, dest=dataset_dir(dataset, game_name)
+        )
+        typer.echo(f"{dataset}/{game_name}\t{repo.rstrip('/')}/{dataset}/{game_name}\t{dest}")
+        return
     result = pull_store(
         repo,
         dataset=dataset,

@@ -25,19 +25,25 @@ byte-identical files. ``HF_ENDPOINT`` selects the hub (a mirror or a lab server)
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from offgen._io import hash_stream, sha256_file
+from offgen._io import hash_stream
 from offgen._optional import require
-from offgen.data.format import INFO, MANIFEST, parse_manifest
+from offgen.data.format import INFO
 from offgen.errors import DatasetNotFoundError, DownloadError
 from offgen.hub.lockfile import HubEntry, Lockfile
+from offgen.hub.publish import (
+    CARD_STATS,
+    HEADERS,
+    LocalFile,
+    card_files,
+    local_files,
+    merge_card_stats,
+)
 
 if TYPE_CHECKING:
     from offgen.hub.card import WrittenCard
@@ -56,9 +62,6 @@ __all__ = [
     "push_card",
     "push_store",
 ]
-
-
-CARD_STATS = "card_stats.json"  # per-game card statistics, next to README.md
 
 
 @dataclass(frozen=True)
@@ -109,10 +112,7 @@ def _api() -> Any:
     return hub.HfApi(endpoint=hub_endpoint())
 
 
-_HEADERS = (
-    MANIFEST,
-    INFO,
-)  # committed last: a store on the hub is complete once info.json is there
+_HEADERS = HEADERS  # committed last: a store on the hub is complete once info.json is there
 _DEFAULT_COMMIT_FILES = 256
 _DEFAULT_COMMIT_BYTES = 1 << 30
 
@@ -137,28 +137,7 @@ def _git_blob_sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class _LocalFile:
-    path: Path
-    size: int
-    sha256: str
-
-
-def _local_files(root: Path) -> dict[str, _LocalFile]:
-    """Every file a push uploads (relative path -> file): the manifest's data files (already
-    checked against their sha256 by the caller), then ``manifest.json`` and ``info.json``."""
-    manifest = parse_manifest((root / MANIFEST).read_bytes(), str(root / MANIFEST))
-    files = {
-        rel: _LocalFile(root / rel, int(entry["size"]), str(entry["sha256"]))
-        for rel, entry in sorted(manifest.items())
-    }
-    for rel in _HEADERS:
-        path = root / rel
-        files[rel] = _LocalFile(path, path.stat().st_size, sha256_file(path))
-    return files
-
-
-def _same(remote: Any, local: _LocalFile) -> bool:
+def _same(remote: Any, local: LocalFile) -> bool:
     """Whether a remote tree entry already holds ``local``'s bytes (LFS / xet files carry the
     sha256, regular git files the git blob sha1)."""
     if int(remote.size) != local.size:
@@ -171,7 +150,7 @@ def _same(remote: Any, local: _LocalFile) -> bool:
 
 
 def _batches(
-    names: list[str], files: dict[str, _LocalFile], max_files: int, max_bytes: int
+    names: list[str], files: dict[str, LocalFile], max_files: int, max_bytes: int
 ) -> list[list[str]]:
     out: list[list[str]] = []
     current: list[str] = []
@@ -243,7 +222,7 @@ def push_store(
     api = _api()
     path_in_repo = f"{dataset}/{game}"
     prefix = f"{path_in_repo}/"
-    local = _local_files(root)
+    local = local_files(root)
     title = message or f"offgen: upload {path_in_repo}"
     try:
         api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
@@ -376,28 +355,7 @@ def fetch_file(repo: str, path: str, *, revision: str | None = None) -> bytes | 
 def _remote_card_stats(repo: str, dataset: str, revision: str | None) -> dict[str, Any]:
     """The per-game card statistics already in ``repo`` for ``dataset`` (``card_stats.json``)."""
     raw = fetch_file(repo, CARD_STATS, revision=revision)
-    if raw is None:
-        return {}
-    try:
-        stats = json.loads(raw)
-    except ValueError:
-        warnings.warn(f"{repo}/{CARD_STATS} is not JSON; the card starts afresh", stacklevel=2)
-        return {}
-    if not isinstance(stats, dict):
-        return {}
-    kept = {
-        game: s
-        for game, s in stats.items()
-        if isinstance(s, dict) and s.get("dataset") in (dataset, None) and "returns" in s
-    }
-    if len(kept) != len(stats):
-        dropped = sorted(set(stats) - set(kept))
-        warnings.warn(
-            f"{repo}/{CARD_STATS}: dropping {dropped} (another dataset's or unreadable entries); "
-            f"the repository's card now describes {dataset}",
-            stacklevel=2,
-        )
-    return kept
+    return merge_card_stats(raw, dataset, f"{repo}/{CARD_STATS}")
 
 
 def push_card(
@@ -432,18 +390,9 @@ def push_card(
     """
     import tempfile
 
-    from offgen.hub.card import write_card
-
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
         earlier = _remote_card_stats(repo, dataset, revision)
-        if earlier:
-            (folder / CARD_STATS).write_text(json.dumps(earlier))
-        written = write_card(dataset, store, folder, force=force, preview=True)
-        files = {"README.md": written.card, CARD_STATS: written.stats}
-        files.update({f"images/{png.name}": png for png in written.images})
-        if written.preview is not None:
-            files[written.preview.relative_to(folder).as_posix()] = written.preview
+        files, written = card_files(dataset, store, Path(tmp), earlier, force=force)
         commit = push_assets(
             repo, files, revision=revision, message=f"offgen: card for {dataset}/{written.game}"
         )
