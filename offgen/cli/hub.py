@@ -194,9 +194,9 @@ def push(
 
       HF_ENDPOINT=https://hub.my-lab.org offgen push ./stores/coinrun --game coinrun --repo lab/p
 
-      AWS_ENDPOINT_URL=http://minio:9000 offgen push my_random -g coinrun -r s3://lab-data/offgen
+      offgen push my_random -g coinrun -r s3://lab-data/offgen
 
-    To an object store the store goes to <repo>/<dataset>/<game>/ (files the bucket already holds are skipped; manifest.json and info.json last) and the card to <repo>/<dataset>/.
+    To an object store (credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_ENDPOINT_URL) the store goes to <repo>/<dataset>/<game>/ (files the bucket already holds are skipped; manifest.json and info.json last) and the card to <repo>/<dataset>/.
     """
     from offgen.data.labels import check_label
     from offgen.hub.card import store_facts
