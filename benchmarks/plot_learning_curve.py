@@ -56,7 +56,7 @@ def plot(columns: dict[str, np.ndarray], args: argparse.Namespace) -> None:
     weights = columns.get(EPISODES, np.ones_like(ret))
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     try:
-        ax.plot(steps, ret, ".", color="tab:blue", alpha=0.3, label="per logged update")
+        ax.plot(steps, ret, ".", color="tab:blue", alpha=0.5, label="per logged update")
         ax.plot(steps, smoothed(ret, weights, args.window), color="tab:blue",
                 label=f"moving average ({args.window} rows, episode-weighted)")  # fmt: skip
         for (key, label), marker in zip(EVALS.items(), "os", strict=True):
