@@ -11,11 +11,17 @@ Test: both the trained policy and the random policy play the same 128 seeded epi
 plan: the evaluation seed fixes the levels whatever the policy); the trained policy's mean return
 must exceed the random policy's with a one-sided permutation test at p < 0.01 (20,000 seeded
 relabellings of the 256 episode returns).
+
+``OFFGEN_KEEP_LEARNING_RUN=DIR`` copies the run's ``progress.csv`` and the result line to ``DIR``
+(the run itself lives in pytest's temporary folder), e.g. to draw the learning curve with
+``python benchmarks/plot_learning_curve.py DIR/progress.csv``.
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +63,7 @@ def permutation_p_value(a: np.ndarray, b: np.ndarray, rounds: int = 20_000) -> f
 
 @pytest.mark.slow
 @pytest.mark.learning
+@pytest.mark.timeout(3600)  # the suite's 600 s limit would stop the training run before it ends
 def test_ppo_beats_random_on_the_same_seeded_levels(tmp_path: Path) -> None:
     assert (
         main(
@@ -81,6 +88,14 @@ def test_ppo_beats_random_on_the_same_seeded_levels(tmp_path: Path) -> None:
         curve = [
             (int(r["env_steps"]), r["train/mean_episode_return"]) for r in csv.DictReader(handle)
         ]
-    print(f"trained {a.mean():.2f} vs random {b.mean():.2f} over {EPISODES} episodes, p = {p:.5f}")
-    print("learning curve (env_steps, mean return of the last 100 episodes):", curve)
+    result = (
+        f"trained {a.mean():.2f} vs random {b.mean():.2f} over {EPISODES} episodes, p = {p:.5f}"
+    )
+    print(result)
+    keep = os.environ.get("OFFGEN_KEEP_LEARNING_RUN")
+    if keep:  # the run folder is deleted with tmp_path; keep what the docs' curve is drawn from
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run / "progress.csv", Path(keep) / "progress.csv")
+        (Path(keep) / "result.txt").write_text(result + "\n")
+    print("learning curve (env_steps, mean return of the episodes since the last row):", curve)
     assert a.mean() > b.mean() and p < 0.01
