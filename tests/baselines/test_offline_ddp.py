@@ -39,11 +39,30 @@ def torchrun(argv: list[str], trace: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), TRACE_ENV: str(trace)}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += [f"--nproc_per_node={RANKS}", "-m", "baselines.train_offline", *argv]
-    # A session of its own: the test can kill torchrun and its workers together.
     return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL torchrun's workers, then torchrun (its workers run in sessions of their own, so
+    killing its process group would leave them training)."""
+    for child in children(pid):
+        os.kill(child, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
 
 
 def finish(proc: subprocess.Popen[str]) -> str:
@@ -110,7 +129,7 @@ def test_killed_two_rank_run_resumes_to_the_same_weights(
         while proc.poll() is None and not (run / ROLLING).exists():
             time.sleep(0.02)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers at once
+        kill_tree(proc.pid)
         proc.communicate(timeout=60)
     killed = load_run_file(run / ROLLING)
     assert 0 < killed.update < load_run_file(ddp_run["run"] / ROLLING).update
