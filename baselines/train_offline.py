@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from baselines.common import config_from_args
 from baselines.offline.config import OfflineConfig
+from baselines.offline.distributed import ranks_from_env
 from baselines.offline.loop import train
 from offgen.errors import OffgenError
 
@@ -39,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; continue with the same flags and --resume", file=sys.stderr)
         return 130
-    print(f"best model: {path}")
+    if ranks_from_env().is_main:  # under torchrun, once
+        print(f"best model: {path}")
     return 0
 
 

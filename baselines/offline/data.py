@@ -107,8 +107,12 @@ class TrainingData:
     num_transitions: int
     max_return: float
 
-    def sampler(self, kind: DataKind, cfg: OfflineConfig) -> Sampler[Any]:
-        """A seeded, resumable sampler of CHW batches of ``kind``."""
+    def sampler(
+        self, kind: DataKind, cfg: OfflineConfig, batch_size: int | None = None
+    ) -> Sampler[Any]:
+        """A seeded, resumable sampler of CHW batches of ``kind``, of ``batch_size`` rows
+        (default ``--batch_size``; one rank's share of it under ``torchrun``)."""
+        batch_size = batch_size or cfg.batch_size
         options: dict[str, Any] = {
             "seed": cfg.seed,
             "layout": "CHW",
@@ -118,13 +122,13 @@ class TrainingData:
         context = cfg.dt_context_length
         if len(self.datasets) > 1:
             return mix(
-                list(self.datasets), batch_size=cfg.batch_size, kind=kind, context=context,
+                list(self.datasets), batch_size=batch_size, kind=kind, context=context,
                 **options,
             )  # fmt: skip
         ds = self.datasets[0][0]
         if kind == "windows":
-            return ds.windows(context, cfg.batch_size, **options)
-        return ds.transitions(cfg.batch_size, **options)
+            return ds.windows(context, batch_size, **options)
+        return ds.transitions(batch_size, **options)
 
 
 def open_training_data(cfg: OfflineConfig, kind: DataKind) -> TrainingData:

@@ -19,6 +19,11 @@ The same seed gives the same run bit for bit on one machine and device, killed a
 the batches are a pure function of (seed, batch number) and the checkpoint holds the batch
 counter, every module and optimizer, torch's RNG states and the early-stopping state. CSV rows are
 written before ``rolling/``; a resume drops rows after the saved update, so each is logged once.
+
+Under ``torchrun`` the same loop trains data-parallel (:mod:`baselines.offline.distributed`):
+``--batch_size`` stays the global batch, each rank draws ``batch_size / world`` rows from its own
+shard of the sampler (disjoint from the other ranks'), gradients are averaged before each step,
+and only rank 0 evaluates, logs and writes files.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from baselines.common import (
     select_device,
 )
 from baselines.common.errors import ConfigError
+from baselines.offline import distributed as ddp
 from baselines.offline.checkpoint import (
     BEST,
     ROLLING,
@@ -125,6 +131,8 @@ class OfflineRun:
     per_epoch: int
     total: int
     stopper: EarlyStopping
+    ranks: ddp.Ranks = field(default_factory=ddp.Ranks)
+    trace: ddp.RankTrace = field(default_factory=lambda: ddp.RankTrace(ddp.Ranks()))
     update: int = 0
     stopped_early: bool = False
     timings: dict[str, float] = field(
@@ -170,10 +178,12 @@ def _prepare_run_dir(cfg: OfflineConfig, game: str) -> tuple[Path, SavedRun | No
     return run_dir, saved
 
 
-def _build(cfg: OfflineConfig) -> tuple[OfflineRun, Prefetcher, SavedRun | None]:
-    device = select_device(cfg.device)  # a missing GPU is reported before anything is created
+def _build(
+    cfg: OfflineConfig, ranks: ddp.Ranks, device: Any
+) -> tuple[OfflineRun, Prefetcher, SavedRun | None]:
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
+    rank_batch = ddp.check_batch_size(cfg.batch_size, ranks)
     kind = algorithm_module(cfg.algo).DATA
     data = open_training_data(cfg, kind)
     run_dir, saved = _prepare_run_dir(cfg, data.game)
@@ -184,10 +194,38 @@ def _build(cfg: OfflineConfig) -> tuple[OfflineRun, Prefetcher, SavedRun | None]
     torch.manual_seed(cfg.seed)
     algorithm = make_algorithm(cfg.algo, cfg, derived, device)
     run = OfflineRun(cfg, run_dir, data, algorithm, per_epoch, total, EarlyStopping(cfg.min_delta))
-    sampler = data.sampler(kind, cfg)
+    run.ranks, run.trace = ranks, ddp.RankTrace(ranks)
+    sampler = _rank_sampler(data.sampler(kind, cfg, batch_size=rank_batch), cfg, ranks)
     if saved is not None:
         _restore(run, saved, sampler)
+    ddp.broadcast_modules(algorithm.modules(), ranks)
+    ddp.average_gradients(algorithm.modules(), ranks)
     return run, Prefetcher(sampler, device), saved
+
+
+def _rank_sampler(sampler: Any, cfg: OfflineConfig, ranks: ddp.Ranks) -> Any:
+    """This rank's shard of the sampler (draws disjoint from every other rank's), and its own
+    torch seed (dropout noise differs across ranks; the weights are broadcast from rank 0)."""
+    if not ranks.active:
+        return sampler
+    torch.manual_seed(cfg.seed + 1_000_003 * ranks.rank)
+    try:
+        return sampler.with_shard(ranks.rank, ranks.world)
+    except ValueError as exc:
+        raise ConfigError(
+            f"--dataset {cfg.dataset}: cannot split over {ranks.world} ranks ({exc})"
+        ) from exc
+
+
+def _rank_state(trainer: Mapping[str, Any], ranks: ddp.Ranks, where: Path) -> Mapping[str, Any]:
+    """This rank's sampler position and RNG states in a ``rolling/`` trainer state."""
+    saved_world = int(trainer.get("world_size", 1))
+    if saved_world != ranks.world:
+        raise ResumeError(
+            f"{where}: the run trained on {saved_world} process(es), not {ranks.world}; resume it "
+            f"with torchrun --nproc_per_node={saved_world} (or without torchrun for 1)"
+        )
+    return trainer["ranks"][ranks.rank] if ranks.active else trainer
 
 
 def _restore(run: OfflineRun, saved: SavedRun, sampler: Any) -> None:
@@ -195,20 +233,27 @@ def _restore(run: OfflineRun, saved: SavedRun, sampler: Any) -> None:
     for name, optimizer in run.algorithm.optimizers().items():
         optimizer.load_state_dict(saved.optimizers[name])
     trainer = saved.trainer
-    sampler.load_state_dict(trainer["sampler"])
-    torch.set_rng_state(trainer["rng"]["torch"])
-    if torch.cuda.is_available() and trainer["rng"]["cuda"]:
-        torch.cuda.set_rng_state_all(trainer["rng"]["cuda"])
+    mine = _rank_state(trainer, run.ranks, run.run_dir / ROLLING)
+    sampler.load_state_dict(mine["sampler"])
+    torch.set_rng_state(mine["rng"]["torch"])
+    if torch.cuda.is_available() and mine["rng"]["cuda"]:
+        torch.cuda.set_rng_state_all(mine["rng"]["cuda"])
     run.stopper.load_state_dict(trainer["early_stopping"])
     run.update = saved.update
     run.stopped_early = bool(trainer["stopped_early"])
 
 
 def _save_rolling(run: OfflineRun, prefetch: Prefetcher, *, finished: bool) -> None:
+    """Write ``rolling/`` (rank 0; every rank takes part: their positions are gathered)."""
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    mine = {"sampler": prefetch.state_dict(), "rng": {"torch": torch.get_rng_state(), "cuda": cuda}}
+    every = ddp.gather(mine, run.ranks)
+    if not run.ranks.is_main:
+        return
     trainer = {
-        "sampler": prefetch.state_dict(),
-        "rng": {"torch": torch.get_rng_state(), "cuda": cuda},
+        **mine,
+        "world_size": run.ranks.world,
+        "ranks": every if run.ranks.active else [],
         "early_stopping": run.stopper.state_dict(),
         "stopped_early": run.stopped_early,
         "finished": finished,
@@ -251,6 +296,7 @@ def _step(run: OfflineRun, prefetch: Prefetcher) -> dict[str, float]:
     start = time.perf_counter()
     batch = prefetch.next()
     mid = time.perf_counter()
+    run.trace.record(run.update, batch)
     losses = run.algorithm.update(batch, run.update)
     run.update += 1
     run.timings["data_wait"] += mid - start
@@ -259,9 +305,11 @@ def _step(run: OfflineRun, prefetch: Prefetcher) -> dict[str, float]:
 
 
 def _end_of_epoch(run: OfflineRun, metrics: dict[str, Any]) -> None:
-    """Evaluate (every --eval_freq epochs), then checkpoint (every --ckpt_freq epochs)."""
+    """Evaluate (every --eval_freq epochs, on rank 0, which decides early stopping for all)."""
     cfg = run.cfg
-    if cfg.eval_freq and run.epoch % cfg.eval_freq == 0:
+    if cfg.eval_freq and run.epoch % cfg.eval_freq == 0 and not run.ranks.is_main:
+        run.stopped_early = ddp.broadcast_flag(False, run.ranks)
+    elif cfg.eval_freq and run.epoch % cfg.eval_freq == 0:
         start = time.perf_counter()
         report = evaluate_algorithm(
             run.algorithm, cfg, run.data.game, splits=["validation"], episodes=cfg.eval_episodes
@@ -270,7 +318,8 @@ def _end_of_epoch(run: OfflineRun, metrics: dict[str, Any]) -> None:
         weights = module_states(run.algorithm.modules())
         if run.stopper.observe(value, run.update, weights):
             _save_best(run, weights)
-        run.stopped_early = cfg.early_stop and run.stopper.since >= cfg.patience
+        stop = cfg.early_stop and run.stopper.since >= cfg.patience
+        run.stopped_early = ddp.broadcast_flag(stop, run.ranks)
         run.timings["eval"] += time.perf_counter() - start
         metrics |= {"eval/val_return": value, "eval/best_val_return": run.stopper.best}
 
@@ -303,18 +352,22 @@ def _open_logger(run: OfflineRun, losses: Mapping[str, float], resumed: bool) ->
 
 def _train_updates(run: OfflineRun, prefetch: Prefetcher, resumed: bool) -> None:
     """Update until the plan or early stopping ends the run; log, evaluate and checkpoint."""
-    cfg, logger = run.cfg, None
+    cfg, logger, main = run.cfg, None, run.ranks.is_main
     started, done0 = time.perf_counter(), run.update
     try:
-        with Progress(run.total, run.update, cfg.batch_size, enabled=cfg.progress) as bar:
+        with Progress(run.total, run.update, cfg.batch_size, enabled=cfg.progress and main) as bar:
             while not run.done:
                 losses = _step(run, prefetch)
-                logger = logger or _open_logger(run, losses, resumed)
-                metrics = _row(run, losses, started, done0)
                 epoch_end = run.update % run.per_epoch == 0
+                log_now = epoch_end or run.update % cfg.log_interval == 0
+                if log_now:  # the global batch's losses (a collective: every rank, same updates)
+                    losses = ddp.mean_losses(losses, run.ranks)
+                if main:
+                    logger = logger or _open_logger(run, losses, resumed)
+                metrics = _row(run, losses, started, done0)
                 if epoch_end:
                     _end_of_epoch(run, metrics)
-                if epoch_end or run.update % cfg.log_interval == 0:
+                if log_now and logger is not None:
                     logger.log(metrics, step=run.update)
                 bar.advance(run.stopper.best if math.isfinite(run.stopper.best) else math.nan)
                 if epoch_end and (run.epoch % cfg.ckpt_freq == 0) and not run.done:
@@ -355,16 +408,25 @@ def train(cfg: OfflineConfig) -> Path:
         OffgenError: Bad settings or data, an unwritable folder, a resume with other settings, a
             missing GPU (each a one-line message).
     """
-    run, prefetch, saved = _build(cfg)
+    device = select_device(cfg.device)  # a missing GPU is reported before anything is created
+    ranks, device = ddp.setup(device)
     try:
-        finished = saved is not None and bool(saved.trainer["finished"])
-        if finished and (run.run_dir / FINAL_EVAL).exists():
-            print(f"{run.run_dir}: already complete ({run.update} updates)", file=sys.stderr)
-            return run.run_dir / BEST
-        if not finished:
-            with flush_denormals():  # small batches crawl on denormal floats (REFERENCE sec. 7)
-                _train_updates(run, prefetch, resumed=saved is not None)
-            _save_rolling(run, prefetch, finished=True)
+        run, prefetch, saved = _build(cfg, ranks, device)
+        try:
+            finished = saved is not None and bool(saved.trainer["finished"])
+            if finished and (run.run_dir / FINAL_EVAL).exists():
+                if ranks.is_main:
+                    print(
+                        f"{run.run_dir}: already complete ({run.update} updates)", file=sys.stderr
+                    )
+                return run.run_dir / BEST
+            if not finished:
+                with flush_denormals():  # small batches crawl on denormal floats (REFERENCE sec. 7)
+                    _train_updates(run, prefetch, resumed=saved is not None)
+                _save_rolling(run, prefetch, finished=True)
+            run.trace.write(run.algorithm.modules())  # before rank 0 restores the best weights
+        finally:
+            prefetch.close()
     finally:
-        prefetch.close()
-    return _finish(run)
+        ddp.teardown(ranks)  # the last collective is behind us; rank 0 evaluates alone
+    return _finish(run) if ranks.is_main else run.run_dir / BEST

@@ -5,7 +5,8 @@ Importing this module needs torch (``pip install 'offgen[torch]'``). Use the ada
 
 Sharding: each DataLoader worker of each ``torch.distributed`` rank is shard
 ``rank * num_workers + worker_id`` of ``world_size * num_workers``. Random samplers derive a distinct
-seed per shard (so no two workers draw the same stream); epoch-style samplers
+seed per shard and draw only from their own residue class of the positions (``p % shards ==
+shard``), so no two workers or ranks ever draw the same step; epoch-style samplers
 (``replacement=False``) and episode iteration take disjoint partitions (so every item is seen once
 per epoch across all workers and ranks). The rank and world size are taken from the arguments, else
 from ``torch.distributed`` when it is initialised, else ``0`` / ``1``; one of the two without the

@@ -127,6 +127,29 @@ def test_random_shards_differ(small_ds: OffgenDataset) -> None:
     assert not np.array_equal(a.episode * 1000 + a.timestep, b.episode * 1000 + b.timestep)
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_random_shards_never_draw_the_same_step(small_ds: OffgenDataset, strategy: str) -> None:
+    """What data-parallel training relies on: ranks' batches of one step share no transition,
+    and together the shards still reach every step."""
+    base = _sampler(small_ds, strategy, batch=32)
+    shards = [base.with_shard(i, 3) for i in range(3)]
+    owners: dict[int, int] = {}
+    for _ in range(30):
+        for i, shard in enumerate(shards):
+            batch = next(shard)
+            for key in (batch.episode * 1000 + batch.timestep).tolist():
+                assert owners.setdefault(key, i) == i, (
+                    f"step {key} drawn by shards {owners[key]}, {i}"
+                )
+    if strategy != "stream":  # a stream shard reaches its units over many batches
+        assert len(owners) > 0.9 * small_ds.num_transitions
+
+
+def test_more_shards_than_steps_is_refused(small_ds: OffgenDataset) -> None:
+    with pytest.raises(ValueError, match="positions for"):
+        _sampler(small_ds, "ram").with_shard(0, small_ds.num_transitions + 1)
+
+
 def test_bad_arguments(small_ds: OffgenDataset) -> None:
     with pytest.raises(ValueError, match="layout"):
         small_ds.transitions(layout="NCHW", strategy="ram")  # type: ignore[arg-type]

@@ -20,8 +20,9 @@ __all__ = ["NO_SHARD", "Shard", "batch_rng", "check_state", "epoch_rng"]
 class Shard:
     """Which part of the data a sampler produces: shard ``index`` of ``count``.
 
-    Random samplers use it to derive distinct seeds; epoch-style samplers take a disjoint
-    partition of the data.
+    Random samplers use it to derive distinct seeds and draw from their own residue class of the
+    positions (``p % count == index``); epoch-style samplers take a disjoint partition of each
+    epoch's permutation. Either way, no two shards produce the same position.
     """
 
     index: int = 0

@@ -6,6 +6,9 @@ A sampler is an infinite iterator of batches. Batch ``k`` depends only on ``(see
 Two sampling modes:
 
 * ``replacement=True`` (default): every batch draws ``batch_size`` steps uniformly at random.
+  Shard ``i`` of ``n`` draws only among the positions ``p`` with ``p % n == i``, so different
+  shards (distributed ranks, DataLoader workers) never draw the same step, in the same batch or
+  ever; together they draw uniformly from all steps.
 * ``replacement=False``: epochs; each epoch is one permutation of all steps (the same on every
   shard), shard ``i`` of ``n`` takes every ``n``-th element of it, cut to ``N // n`` so that all
   shards yield the same number of batches; the last batch of an epoch may be smaller.
@@ -140,7 +143,11 @@ class IndexedSampler(NumberedBatches[B]):
     def _positions(self, k: int) -> I64:
         n = self.num_positions
         if self.replacement:
-            return batch_rng(self.seed, self.shard, k).integers(0, n, self.batch_size)
+            # Shard i of c owns the positions i, i + c, i + 2c, ...: disjoint across shards.
+            index, count = self.shard.index, self.shard.count
+            owned = (n - index + count - 1) // count
+            draws = batch_rng(self.seed, self.shard, k).integers(0, owned, self.batch_size)
+            return index + count * draws
         per_epoch = self.batches_per_epoch
         assert per_epoch is not None
         epoch, j = divmod(k, per_epoch)
@@ -177,6 +184,11 @@ class IndexedSampler(NumberedBatches[B]):
 
     def with_shard(self, index: int, count: int) -> IndexedSampler[B]:
         """A copy (sharing the frames) that produces shard ``index`` of ``count`` from batch 0."""
+        if count > self.num_positions:
+            raise ValueError(
+                f"only {self.num_positions} positions for {count} shards; use fewer workers / "
+                "ranks or more data"
+            )
         other = copy.copy(self)
         other.shard = Shard(index, count)
         other._k = 0
