@@ -26,7 +26,7 @@ the same child training on one in-memory batch (what the model and its activatio
 
 Usage::
 
-    nice python benchmarks/offline_bench.py                       # defaults (~? min on 2 cores)
+    nice python benchmarks/offline_bench.py       # configured batch sizes (long on a busy 2-core CPU)
     nice python benchmarks/offline_bench.py --batch-scale 0.25 --updates 2 --algos bc,dt
 """
 
