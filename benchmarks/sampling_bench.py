@@ -188,6 +188,52 @@ def load_predecessor(store: Path, transitions: int) -> list[dict[str, np.ndarray
     return eps
 
 
+class PredecessorWindows:
+    """The predecessor's DT dataset: a linear scan of episode ends per sample, float32 states.
+
+    ``__getitem__(idx)`` finds the first episode end after ``idx`` by walking ``done_idxs`` in
+    Python, moves the window back so it ends there, and returns ``(states, actions, rtgs,
+    timesteps)`` as new tensors: states ``(block, 3*64*64)`` float32 scaled to [0, 1], actions and
+    returns-to-go ``(block, 1)``, the first step's timestep ``(1, 1)``.
+    """
+
+    def __init__(
+        self,
+        frames: np.ndarray,
+        actions: np.ndarray,
+        done_idxs: list[int],
+        rtgs: np.ndarray,
+        timesteps: np.ndarray,
+        block: int = 10,
+    ) -> None:
+        self.frames, self.actions, self.done_idxs = frames, actions, done_idxs
+        self.rtgs, self.timesteps, self.block = rtgs, timesteps, block
+
+    def __len__(self) -> int:
+        return len(self.frames) - self.block
+
+    def __getitem__(self, idx: int) -> tuple[Any, ...]:
+        import torch
+
+        block = self.block
+        done_idx = idx + block
+        for i in self.done_idxs:  # the predecessor's linear scan
+            if i > idx:
+                done_idx = min(int(i), done_idx)
+                break
+        idx = done_idx - block
+        states = (
+            torch.tensor(np.array(self.frames[idx:done_idx]), dtype=torch.float32).reshape(
+                block, -1
+            )
+            / 255.0
+        )
+        acts = torch.tensor(self.actions[idx:done_idx], dtype=torch.long).unsqueeze(1)
+        r = torch.tensor(self.rtgs[idx:done_idx], dtype=torch.float32).unsqueeze(1)
+        ts = torch.tensor(self.timesteps[idx : idx + 1], dtype=torch.int64).unsqueeze(1)
+        return states, acts, r, ts
+
+
 def predecessor_windows_step(
     frames: np.ndarray,
     actions: np.ndarray,
@@ -198,29 +244,8 @@ def predecessor_windows_step(
     """One batch of 512 windows per call from the predecessor's DT sampler (restarts per epoch)."""
     import torch
 
-    block = 10
-
-    class DTDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
-        def __len__(self) -> int:
-            return len(frames) - block
-
-        def __getitem__(self, idx: int) -> tuple[Any, ...]:
-            done_idx = idx + block
-            for i in done_idxs:  # the predecessor's linear scan
-                if i > idx:
-                    done_idx = min(int(i), done_idx)
-                    break
-            idx = done_idx - block
-            states = (
-                torch.tensor(np.array(frames[idx:done_idx]), dtype=torch.float32).reshape(block, -1)
-                / 255.0
-            )
-            acts = torch.tensor(actions[idx:done_idx], dtype=torch.long).unsqueeze(1)
-            r = torch.tensor(rtgs[idx:done_idx], dtype=torch.float32).unsqueeze(1)
-            ts = torch.tensor(timesteps[idx : idx + 1], dtype=torch.int64).unsqueeze(1)
-            return states, acts, r, ts
-
-    return _endless(torch.utils.data.DataLoader(DTDataset(), batch_size=512, shuffle=True))
+    dataset = PredecessorWindows(frames, actions, done_idxs, rtgs, timesteps)
+    return _endless(torch.utils.data.DataLoader(dataset, batch_size=512, shuffle=True))
 
 
 def _endless(loader: Any) -> Any:
