@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--bc-updates",
         type=int,
-        default=600,
+        default=1200,
         help="BC gradient updates (about a minute on 2 cores; 0 skips the BC step)",
     )
     args = parser.parse_args(argv)
@@ -210,6 +210,7 @@ def _train_bc(store: Path, updates: int, episodes: int) -> None:
         f"--xpid={xpid}",
         "--resume=True",  # a finished run is reused, an interrupted one continues
         "--progress=false",
+        "--torch_threads=1",  # two threads crawled (up to 20x) on a shared 2-core machine
     ]
     print(f"   $ python -m baselines.train_offline {' '.join(flags)}")
     print("   $ python -m baselines.evaluate_offline <the same flags>")
