@@ -7,14 +7,24 @@ samples transition batches and DT windows with a throughput figure, then evaluat
 (uniform random, and a scripted one that mostly runs right and jumps) on seeded training and unseen
 test levels of the dataset's own environment (:func:`offgen.evaluation.environment_of`) with
 :func:`offgen.evaluation.evaluate`, printing mean and normalised returns and their paired
-difference on the same levels. A second run reuses the finished store (collection is resumable and
-exact).
+difference on the same levels. Finally it trains behaviour cloning on the dataset for about a minute
+(``python -m baselines.train_offline``, Nature encoder, ``--bc-updates`` updates) and evaluates it
+with ``python -m baselines.evaluate_offline`` on the same seeded training and test levels, printing
+its normalised returns. Both are run as commands (offgen never imports ``baselines``); the step is
+skipped when ``baselines`` or ``torch`` is not installed. A second run reuses the finished store
+(collection is resumable and exact) and the finished BC run (``--resume`` on a finished run does
+nothing), and re-evaluates it on the same levels.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import importlib.util
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +58,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=200, help="batches to time")
     parser.add_argument(
         "--eval-episodes", type=int, default=12, help="evaluation episodes per split and policy"
+    )
+    parser.add_argument(
+        "--bc-updates",
+        type=int,
+        default=1200,
+        help="BC gradient updates (about a minute on 2 cores; 0 skips the BC step)",
     )
     args = parser.parse_args(argv)
 
@@ -112,9 +128,11 @@ def main(argv: list[str] | None = None) -> None:
         f"; {wrate:,.0f} windows/s"
     )
     _evaluate(ds, args.eval_episodes)
+    _train_bc(store, args.bc_updates, args.eval_episodes)
     print(
         "\nnext: `offgen evaluate --help`, `offgen list`, `offgen info PATH`, `offgen verify PATH --replay 3`, "
-        "`offgen-collect --help`, `offgen-download --help`; docs in docs/."
+        "`offgen-collect --help`, `offgen-download --help`, `offgen-train-offline --help`; docs in "
+        "docs/."
     )
 
 
@@ -159,6 +177,60 @@ def _evaluate(ds: Any, episodes: int) -> None:
         "   (normalised = (R - Rmin) / (Rmax - Rmin) with Procgen's easy-mode constants, coinrun "
         "5 / 10: below 0 means under Rmin; see docs/evaluation.md)"
     )
+
+
+def _train_bc(store: Path, updates: int, episodes: int) -> None:
+    """Train BC on ``store`` and evaluate it, through the two baseline commands."""
+    print(
+        f"\n5. behaviour cloning on the dataset: {updates} updates, then {episodes} seeded "
+        "episodes per split (sampled actions, as above)"
+    )
+    if updates <= 0:
+        print("   skipped (--bc-updates 0)")
+        return
+    if not all(importlib.util.find_spec(name) for name in ("baselines", "torch")):
+        print("   skipped: needs the baselines (pip install 'offgen[collect]', which brings torch)")
+        return
+    save_path, xpid = offgen_home() / "demo" / "offline", f"bc-{store.name}-{updates}"
+    flags = [
+        "--algo=bc",
+        f"--dataset={store}",
+        "--agent_model=nature",  # ~10x faster than IMPALA on a CPU (docs/baselines.md)
+        "--hidden_size=64",
+        "--batch_size=128",
+        "--epochs=1000",
+        f"--max_steps={updates}",
+        "--eval_freq=0",  # no validation during training: the last weights are the model
+        "--eval_episodes=1",
+        f"--final_eval_episodes={episodes}",
+        f"--eval_num_envs={min(episodes, 12)}",
+        "--eval_action=sample",
+        "--seed=0",
+        f"--save_path={save_path}",
+        f"--xpid={xpid}",
+        "--resume=True",  # a finished run is reused, an interrupted one continues
+        "--progress=false",
+        "--torch_threads=1",  # two threads crawled (up to 20x) on a shared 2-core machine
+    ]
+    print(f"   $ python -m baselines.train_offline {' '.join(flags)}")
+    print("   $ python -m baselines.evaluate_offline <the same flags>")
+    for module in ("baselines.train_offline", "baselines.evaluate_offline"):
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", module, *flags], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            print(f"   {module} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+            return
+        print(f"   {module}: {time.perf_counter() - start:.1f} s")
+    with (save_path / "coinrun" / xpid / "evaluate.csv").open() as handle:
+        row = {k: float(v) for k, v in next(csv.DictReader(handle)).items()}
+    print(
+        f"   offline-bc train {row['final_train_ret']:.2f} (normalised "
+        f"{row['final_train_norm']:+.2f}), test {row['final_test_ret']:.2f} (normalised "
+        f"{row['final_test_norm']:+.2f})"
+    )
+    print("   (BC imitates the uniform random behaviour policy: about random's returns above)")
 
 
 if __name__ == "__main__":

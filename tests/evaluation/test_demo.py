@@ -1,4 +1,5 @@
-"""``make demo`` (``python -m offgen.demo``) at a tiny size: its evaluation step included."""
+"""``make demo`` (``python -m offgen.demo``) at a tiny size: its evaluation step included, and
+(slow) its behaviour-cloning step through ``train_offline`` / ``evaluate_offline``."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import pytest
 
 pytest.importorskip("envpool")
 
+TINY = ["--transitions", "600", "--num-envs", "2", "--batches", "2", "--eval-episodes", "3"]
+
 
 def test_demo_evaluates_two_policies_on_seeded_train_and_test_levels(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from offgen.demo import main
 
-    args = ["--transitions", "600", "--num-envs", "2", "--batches", "2", "--eval-episodes", "3"]
+    args = [*TINY, "--bc-updates", "0"]
     main(args)
     out = capsys.readouterr().out
     assert "4. evaluation on the dataset's environment (coinrun, training levels 0-199)" in out
@@ -40,3 +43,28 @@ def test_demo_evaluates_two_policies_on_seeded_train_and_test_levels(
     assert re.findall(r"^   (?:random|run-right) .*(?= \[)", again, flags=re.M) == re.findall(
         r"^   (?:random|run-right) .*(?= \[)", out, flags=re.M
     )
+
+
+@pytest.mark.slow
+def test_demo_trains_bc_and_prints_its_normalised_returns(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("torch")
+    from offgen.demo import main
+
+    args = [*TINY, "--bc-updates", "3"]
+    main(args)
+    out = capsys.readouterr().out
+    assert "5. behaviour cloning on the dataset: 3 updates" in out
+    row = re.search(
+        r"^   offline-bc train (\S+) \(normalised (\S+)\), test (\S+) \(normalised (\S+)\)",
+        out,
+        flags=re.M,
+    )
+    assert row is not None, out
+    train, train_norm, test, test_norm = map(float, row.groups())
+    assert train_norm == pytest.approx((train - 5) / 5, abs=0.006)
+    assert test_norm == pytest.approx((test - 5) / 5, abs=0.006)
+    # a second run reuses the finished BC run and replays the same seeded levels
+    main(args)
+    assert row[0] in capsys.readouterr().out
