@@ -141,10 +141,9 @@ class SamplerIterable(_IterableDataset):  # type: ignore[misc]
         super().__init__()
         self.sampler = sampler
         self.batches_per_epoch = batches_per_epoch
-        if rank is not None or world_size is not None:
-            _checked_rank_world(rank, world_size)  # fail here, not later inside a worker
-        self.rank = rank
-        self.world_size = world_size
+        # Resolved here, in the parent: a worker started with "spawn" (torchrl's import sets it)
+        # has no process group, and would otherwise fail or think it is rank 0 of 1.
+        self.rank, self.world_size = _checked_rank_world(rank, world_size)
         self.epoch = 0
         self._resume = 0
 
@@ -219,10 +218,9 @@ class EpisodeIterable(_IterableDataset):  # type: ignore[misc]
         self.shuffle = shuffle
         self.seed = seed
         self.layout = layout
-        if rank is not None or world_size is not None:
-            _checked_rank_world(rank, world_size)  # fail here, not later inside a worker
-        self.rank = rank
-        self.world_size = world_size
+        # Resolved here, in the parent: a worker started with "spawn" (torchrl's import sets it)
+        # has no process group, and would otherwise fail or think it is rank 0 of 1.
+        self.rank, self.world_size = _checked_rank_world(rank, world_size)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
