@@ -80,13 +80,17 @@ def test_seeds_are_base_plus_trial_not_cumulative() -> None:
         assert seeds == [88, 89, 90, 91]  # the predecessor's make_cmd gave 88, 89, 91, 94
 
 
+# The installed console script, as a user runs it (CI does not put the venv's bin on PATH).
+SWEEP = str(Path(sys.executable).parent / "offgen-sweep")
+
+
 def test_make_cmd_flags_from_another_folder(tmp_path: Path) -> None:
     # The seed's `make_cmd --base_config offline --dir grids --grid_config bc --num_trials 3
     # --new_line --module_name ...`, typed from a folder that has no configs of its own.
     out = tmp_path / "bc_commands.txt"
     flags = "--base_config offline --dir grids --grid_config bc --num_trials 3 --new_line"
     proc = subprocess.run(
-        ["offgen-sweep", "commands", *flags.split(), "--save", str(out)],
+        [SWEEP, "commands", *flags.split(), "--save", str(out)],
         cwd=tmp_path,
         capture_output=True,
         text=True,

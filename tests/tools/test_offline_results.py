@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,15 @@ def test_table_iqm_and_bootstrap_ci_by_hand(runs: Path) -> None:
 def test_table_cli_as_a_user(runs: Path, tmp_path: Path) -> None:
     out = tmp_path / "results" / "offline"
     proc = subprocess.run(
-        ["offgen-sweep", "table", str(runs), "--out", str(out), "--n-boot", "200"],
+        [
+            str(Path(sys.executable).parent / "offgen-sweep"),
+            "table",
+            str(runs),
+            "--out",
+            str(out),
+            "--n-boot",
+            "200",
+        ],
         capture_output=True,
         text=True,
         check=False,
