@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from offgen.errors import SchemaError
 
-__all__ = ["check_game_look"]
+__all__ = ["OpeningCheck", "check_game_look"]
 
 MARGIN = 1.5
 """How much closer another game's references must be than the claimed game's."""
@@ -144,3 +144,50 @@ def check_game_look(
         f"{other}, not {game} (e.g. {example}), so they are not {game} data. Pass --game {other} "
         f"(game={other!r}), or --force (force=True) if they are {game}."
     )
+
+
+@dataclass
+class OpeningCheck:
+    """:func:`check_game_look` over the first episodes of a stream, as they arrive.
+
+    For a converter that cannot look ahead (an archive read as one stream): the first frame of each
+    of the first ``wanted`` episodes is kept (12 KiB each), and the check runs when ``wanted`` have
+    arrived or at :meth:`finish`. Episodes written before a refusal stay in the unfinished store;
+    rerunning with ``force`` continues it.
+
+    Attributes:
+        game: The claimed game.
+        where: The archive named in the message.
+        wanted: Episodes to check (half of them must look like one other game to refuse).
+    """
+
+    game: str
+    where: str
+    wanted: int = 16
+    _frames: list[npt.NDArray[np.uint8]] = field(default_factory=list)
+    _names: list[str] = field(default_factory=list)
+    _done: bool = False
+
+    def add(self, first_frame: npt.NDArray[np.uint8], name: str) -> None:
+        """Record one episode's first ``(64, 64, 3)`` frame; check once ``wanted`` are in.
+
+        Raises:
+            SchemaError: As :func:`check_game_look`.
+        """
+        if self._done:
+            return
+        self._frames.append(np.array(first_frame, dtype=np.uint8, copy=True))
+        self._names.append(name)
+        if len(self._frames) >= self.wanted:
+            self.finish()
+
+    def finish(self) -> None:
+        """Check what has arrived (a stream shorter than ``wanted``); later calls do nothing.
+
+        Raises:
+            SchemaError: As :func:`check_game_look`.
+        """
+        if self._done or not self._frames:
+            return
+        self._done = True
+        check_game_look(np.stack(self._frames), self._names, self.game, where=self.where)

@@ -31,11 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from offgen._allocator import tune_allocator
 from offgen._io import atomic_write_bytes
 from offgen.data.convert import SOURCES_FILE, ConvertResult, dataset_provenance
 from offgen.data.format import EPISODES
+from offgen.data.game_look import OpeningCheck
 from offgen.data.legacy import LegacyName, open_legacy_episode
+from offgen.data.schema import FRAME_SHAPE_HWC
 from offgen.data.table import decode_records
 from offgen.data.writer import StoreWriter, WriteMode
 from offgen.errors import CorruptStoreError, SchemaError, StoreExistsError
@@ -79,6 +83,7 @@ class _Game:
     names: list[LegacyName] = field(default_factory=list)
     seen: set[tuple[int, int, int, float]] = field(default_factory=set)
     duplicates: list[str] = field(default_factory=list)
+    look: OpeningCheck | None = None  # None with force
 
 
 class _Reader(threading.Thread):
@@ -229,7 +234,8 @@ def convert_archive(
         mode: ``"append"`` (default: create, or resume an interrupted conversion), ``"create"``
             or ``"overwrite"``.
         progress: Show a tqdm progress bar on stderr.
-        force: Convert episodes longer than their game's time limit instead of refusing them.
+        force: Convert episodes longer than their game's time limit, or whose first frames look
+            like another game (:mod:`offgen.data.game_look`), instead of refusing them.
         lookahead_bytes: Bound on the members read ahead of the writers.
 
     Returns:
@@ -241,7 +247,8 @@ def convert_archive(
             message names the archive and the member). Committed episodes stay; the store is
             not marked complete.
         SchemaError: A member is not a valid episode, or (without ``force``) is longer than its
-            game allows.
+            game allows, or the first frames of the first 16 episodes look like another game
+            (the episodes before the refusal stay in the unfinished store).
         StoreExistsError: A resumed store holds episodes of other files.
     """
     started = time.perf_counter()
@@ -252,9 +259,10 @@ def convert_archive(
     with contextlib.ExitStack() as stack:
         games: dict[str, _Game] = {}
         for game, store in stores.items():
-            games[resolve_game(game).name] = _open(
-                stack, path, Path(store), resolve_game(game).name, spec, mode, policy_id
-            )
+            name = resolve_game(game).name
+            state = _open(stack, path, Path(store), name, spec, mode, policy_id)
+            state.look = None if force else OpeningCheck(name, str(path))
+            games[name] = state
         _stream(path, games, policy_id, force, progress, lookahead_bytes)
         results: dict[str, ConvertResult] = {}
         for game, state in games.items():
@@ -354,6 +362,10 @@ def _one(archive: Path, state: _Game, item: _Item, policy_id: str, force: bool) 
     episode, frames = open_legacy_episode(
         where, state.writer.game, policy_id=policy_id, data=item.data
     )
+    if state.look is not None:
+        first = np.empty((1, *FRAME_SHAPE_HWC), dtype=np.uint8)
+        frames.fill(0, first)
+        state.look.add(first[0], item.member)
     state.writer.write(episode, frames=frames)
 
 
@@ -366,6 +378,8 @@ def _finish(
             f"{len(state.names)} for {game}; it was converted from other files. Use --overwrite "
             "(mode='overwrite') to start over."
         )
+    if state.look is not None:
+        state.look.finish()
     if not state.names:
         raise CorruptStoreError(
             f"{archive}: holds no episode files for game {game!r} (expected '{game}/<files>')"

@@ -6,17 +6,19 @@ predecessor's files through the factories.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.factories import EpisodeFactory, LegacyFactory
+from fixtures.factories import EpisodeFactory, LegacyFactory, build_game_archive
 
 import offgen
 from offgen.data import Episode
 from offgen.data.convert import convert_legacy
 from offgen.data.game_look import check_game_look
 from offgen.errors import SchemaError
+from offgen.hub.stream import convert_archive
 from offgen.registry import GAMES
 
 pytest.importorskip("envpool")
@@ -94,3 +96,21 @@ def test_convert_accepts_real_files_of_the_claimed_game(
     legacy_factory.files(episodes, tmp_path / "src", ext="npz")
     result = convert_legacy(tmp_path / "src", tmp_path / "store", game="maze", progress=False)
     assert result.episodes == 4
+
+
+def test_archive_stream_refuses_coinrun_frames_packed_as_maze_unless_forced(
+    tmp_path: Path, procgen_episodes: list[Episode]
+) -> None:
+    """The download path (an archive converted as one stream) checks the first episodes too."""
+    short = [e for e in procgen_episodes if e.length <= 500][:6]
+    archive = build_game_archive(short, "maze", tmp_path / "maze.tar.xz", work=tmp_path / "w")
+    with pytest.raises(SchemaError) as refused:
+        convert_archive(archive, {"maze": tmp_path / "store"}, progress=False)
+    message = str(refused.value)
+    assert "\n" not in message and str(archive) in message
+    assert "look like coinrun, not maze" in message
+    info = json.loads((tmp_path / "store" / "info.json").read_bytes())
+    assert info["status"] != "complete"  # what was written before the refusal is not a dataset
+    forced = convert_archive(archive, {"maze": tmp_path / "store"}, progress=False, force=True)
+    assert forced["maze"].episodes == len(short)
+    assert offgen.load(tmp_path / "store").game == "maze"
