@@ -74,6 +74,15 @@ def download(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Convert episodes an archive holds that break the published rules (longer than "
+            "the game's time limit, or first frames that look like another game) instead of "
+            "refusing the archive. Only for a mirror you trust.",
+        ),
+    ] = False,
 ) -> None:
     """Download the published Procgen offline datasets, verified and resumable.
 
@@ -101,6 +110,7 @@ def download(
         workers=workers,
         base_url=base_url,
         progress=not quiet,
+        force=force,
     )
     for result in results:
         size = f" ({format_bytes(result.bytes)})" if result.bytes else ""

@@ -113,6 +113,7 @@ class _Run:
     progress: bool
     log: Callable[[str], None]
     lockfile: Lockfile
+    force: bool = False
     overall: Any = None
     on_progress: Callable[[int, int], None] | None = None
     done_bytes: int = 0
@@ -400,7 +401,9 @@ def _stream_convert(run: _Run, archive: Path, source: ArchiveSource, games: list
         )
         check_free_space(run.root, needed, what=f"converting {archive.name}")
         stores = {g: store_path(run.root.parent, run.spec.name, g) for g in games}
-        convert_archive(archive, stores, dataset=run.spec.name, progress=run.progress)
+        convert_archive(
+            archive, stores, dataset=run.spec.name, progress=run.progress, force=run.force
+        )
     except CorruptStoreError as exc:
         raise CorruptStoreError(
             f"{exc} (archive {archive}: delete it and rerun to download it again)"
@@ -454,6 +457,7 @@ def download_dataset(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
 ) -> list[GameResult]:
     """Download, verify and unpack (and by default convert) a published dataset.
 
@@ -474,6 +478,10 @@ def download_dataset(
         log: Where to send one-line status messages (default: stderr).
         on_progress: Called with ``(bytes done, bytes expected)`` of the whole run whenever either
             changes (what the overall bar shows; bytes of a resumed ``.part`` count as done).
+        force: Convert (``fmt="offgen"``) episodes longer than their game's time limit, or whose
+            first frames look like another game (:mod:`offgen.data.game_look`), instead of
+            refusing the archive: for mirrors you trust that hold data outside the published
+            rules.
 
     Returns:
         One result per game, in the order given.
@@ -499,6 +507,7 @@ def download_dataset(
         lockfile=Lockfile(root / spec.name),
         slots=list(range(1, max(1, workers) + 1)),
         on_progress=on_progress,
+        force=force,
     )
     run.overall = progress_bar(
         desc=f"{spec.name} ({len(names)} games)",

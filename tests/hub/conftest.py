@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures.factories import LegacyFactory
+from fixtures.factories import EpisodeFactory, LegacyFactory
 
 from hub.archive_server import ArchiveServer
 from offgen.data import Episode
@@ -20,15 +20,28 @@ def short_episodes(procgen_episodes: list[Episode]) -> list[Episode]:
 
 
 @pytest.fixture(scope="session")
+def maze_openings(episode_factory: EpisodeFactory) -> list[Episode]:
+    """Two real maze episode openings (what the bundle holds for maze)."""
+    return episode_factory.procgen_openings("maze", 2)
+
+
+@pytest.fixture(scope="session")
+def bigfish_openings(episode_factory: EpisodeFactory) -> list[Episode]:
+    """Two real bigfish episode openings."""
+    return episode_factory.procgen_openings("bigfish", 2)
+
+
+@pytest.fixture(scope="session")
 def published_tree(
     tmp_path_factory: pytest.TempPathFactory,
     short_episodes: list[Episode],
+    maze_openings: list[Episode],
     legacy_factory: LegacyFactory,
 ) -> Path:
     """A folder laid out like dl.fbaipublicfiles.com (both schemes) holding real episodes."""
     root = tmp_path_factory.mktemp("published")
     work = tmp_path_factory.mktemp("legacy_files")
-    return legacy_factory.published_tree(root, work, short_episodes)
+    return legacy_factory.published_tree(root, work, short_episodes, maze_openings)
 
 
 @pytest.fixture

@@ -330,14 +330,15 @@ def test_overall_progress_counts_each_file_once_and_resumed_bytes(
 
 def test_cli_npz_archives_download_convert_load_and_legacy_format(
     mirror: ArchiveServer,
-    short_episodes: list[Episode],
+    bigfish_openings: list[Episode],
+    maze_openings: list[Episode],
     tmp_path: Path,
     _isolated_home: Path,
     legacy_factory: LegacyFactory,
 ) -> None:
     """Per-game .tar.xz archives of .npz episode files (as the collector wrote them), fetched by
     offgen-download with two workers, converted, loaded with offgen.load; then --format legacy."""
-    sources = {"bigfish": short_episodes[:2], "maze": short_episodes[1:]}
+    sources = {"bigfish": bigfish_openings, "maze": maze_openings}
     published: dict[str, list[Path]] = {}
     for game, eps in sources.items():
         out = mirror.root / "DGRL" / "1M" / "suboptimal" / f"{game}.tar.xz"
@@ -389,3 +390,29 @@ def test_cli_damaged_episode_file_in_archive_is_one_line_naming_it(
     last = proc.stderr.rstrip("\n").split("\n")[-1]
     assert proc.returncode == 2 and last.startswith("error: ") and files[1].name in last
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_refuses_another_games_frames_unless_forced(
+    mirror: ArchiveServer,
+    short_episodes: list[Episode],
+    tmp_path: Path,
+    _isolated_home: Path,
+    legacy_factory: LegacyFactory,
+) -> None:
+    """Issue 12 item 6 on the download path: a mirror's maze archive holding coinrun frames is
+    refused in one line naming the archive (no store looks complete); --force converts it."""
+    out = mirror.root / "DGRL" / "1M" / "suboptimal" / "maze.tar.xz"
+    legacy_factory.archive(short_episodes, "maze", out, work=tmp_path / "work")
+    args = ("-d", "1M_S", "-g", "maze", "-q", "--base-url", mirror.url("DGRL"))
+    refused = _cli(*args)
+    last = refused.stderr.rstrip("\n").split("\n")[-1]
+    assert refused.returncode == 2 and last.startswith("error: ") and "Traceback" not in last
+    assert "maze.tar.xz" in last and "look like coinrun, not maze" in last and "--force" in last
+    store = _isolated_home / "datasets" / "mixed_1M" / "maze"
+    assert not store.exists() or json.loads((store / "info.json").read_text())["status"] != (
+        "complete"
+    )
+    forced = _cli(*args, "--force")
+    assert forced.returncode == 0, forced.stderr
+    dataset = offgen.load("mixed_1M", game="maze")
+    _assert_same_episodes(dataset, short_episodes)

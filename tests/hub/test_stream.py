@@ -167,6 +167,7 @@ def test_hostile_members_are_refused_by_name(
 def test_bundle_converts_requested_games_in_one_pass(
     mirror: ArchiveServer,
     short_episodes: list[Episode],
+    maze_openings: list[Episode],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -190,14 +191,12 @@ def test_bundle_converts_requested_games_in_one_pass(
     assert [r.game for r in results] == ["maze", "coinrun"]
     assert [p.name for p in passes] == [Path(BUNDLE_100K).name]
     assert mirror.requests.get("/" + BUNDLE_100K) == 1
-    for result, count in zip(results, (2, 3), strict=True):
+    for result, episodes in zip(results, (maze_openings, short_episodes), strict=True):
         assert _complete(result.path)
         data = offgen.load(result.path)
-        assert len(data) == count
-        for i in range(count):
-            np.testing.assert_array_equal(
-                data.episode(i).observations, short_episodes[i].observations
-            )
+        assert len(data) == len(episodes)
+        for i, episode in enumerate(episodes):
+            np.testing.assert_array_equal(data.episode(i).observations, episode.observations)
 
 
 def test_download_writes_no_unpacked_files(
