@@ -176,20 +176,52 @@ def test_env_memory_budget_forces_stream(
     assert sampler.strategy.strategy == "stream"
 
 
-@pytest.mark.parametrize("populate", [True, False])
-def test_cache_view_with_and_without_prefaulted_pages(
-    small_ds: OffgenDataset, monkeypatch: pytest.MonkeyPatch, populate: bool
+@pytest.mark.parametrize(
+    "available_x_file, populated, warmed",
+    [(3.0, True, False), (1.5, False, True), (1.0, False, False)],
+)
+def test_cache_mapping_follows_the_available_memory(
+    small_ds: OffgenDataset,
+    monkeypatch: pytest.MonkeyPatch,
+    available_x_file: float,
+    populated: bool,
+    warmed: bool,
 ) -> None:
-    """A cache that fits in the page cache is mapped with every page present (MAP_POPULATE); a
-    larger one is a plain memmap. Both give exactly the store's frames, read-only."""
-    from offgen.data.sampling import cache as cache_module
-    from offgen.data.sampling.cache import open_frame_cache
+    """A cache under half the available memory is mapped with every page present (MAP_POPULATE);
+    under 90% it is a plain memmap warmed by a background read; larger, a plain memmap. All give
+    exactly the store's frames, read-only."""
+    import types
 
-    monkeypatch.setattr(cache_module, "_fits_in_page_cache", lambda path: populate)
+    import psutil
+
+    from offgen.data.sampling import cache as cache_module
+    from offgen.data.sampling.cache import cache_location, open_frame_cache
+
+    open_frame_cache(small_ds.store, progress=False)  # built at its real size first
+    size = (cache_location(small_ds.store) / "observations.npy").stat().st_size
+    available = types.SimpleNamespace(available=int(size * available_x_file))
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: available)
+    warming: list[Path] = []
+    monkeypatch.setattr(cache_module, "start_warming", warming.append)
     frames = open_frame_cache(small_ds.store, progress=False)
-    assert isinstance(frames, np.memmap) is not populate
+    assert isinstance(frames, np.memmap) is not populated
+    assert [p.name for p in warming] == (["observations.npy"] if warmed else [])
     n = small_ds.store.num_frames_stored
     assert frames.shape == (n, 64, 64, 3)
     np.testing.assert_array_equal(frames[n - 5 :], small_ds.store.read_frames(n - 5, n))
     with pytest.raises(ValueError):
         frames[0, 0, 0, 0] = 1
+
+
+def test_warming_reads_the_whole_file_once_per_process(tmp_path: Path) -> None:
+    from offgen.data.sampling.warm import start_warming, warm_page_cache
+
+    path = tmp_path / "frames.npy"
+    path.write_bytes(bytes(range(256)) * 4099)  # not a multiple of the chunk
+    assert warm_page_cache(path, chunk_bytes=4096) == 256 * 4099
+    assert warm_page_cache(tmp_path / "gone.npy") == 0  # an optimisation never raises
+    thread = start_warming(path)
+    assert thread is not None and thread.daemon and thread.name == "offgen-cache-warm"
+    thread.join(10)
+    assert not thread.is_alive()
+    assert start_warming(tmp_path / "." / "frames.npy") is None  # same file: started already

@@ -29,6 +29,7 @@ from offgen._io import atomic_open, atomic_write_json
 from offgen._progress import progress_bar
 from offgen.data.format import now_iso
 from offgen.data.sampling.frames import FRAME_BYTES, frame_shape, read_in_layout
+from offgen.data.sampling.warm import start_warming
 from offgen.data.schema import Layout
 from offgen.data.store import OffgenStore
 from offgen.errors import CorruptStoreError
@@ -104,9 +105,7 @@ def open_frame_cache(
         loaded = np.load(path, mmap_mode="r", allow_pickle=False)
         if not isinstance(loaded, np.memmap) or loaded.dtype != np.uint8:
             raise ValueError("not a uint8 .npy array")
-        frames: npt.NDArray[np.uint8] = (
-            _populated_view(path, loaded) if _fits_in_page_cache(path) else loaded
-        )
+        frames: npt.NDArray[np.uint8] = _mapping_for(path, loaded)
     except (OSError, ValueError) as exc:
         raise CorruptStoreError(
             f"{path}: frame cache unreadable ({exc}). Delete {directory} and it is rebuilt."
@@ -114,12 +113,24 @@ def open_frame_cache(
     return frames
 
 
-def _fits_in_page_cache(path: Path) -> bool:
-    """Whether the cache file can stay in the page cache beside everything else (half the RAM
-    that is available now), so mapping every page up front pays off."""
+def _mapping_for(path: Path, loaded: np.memmap[Any, Any]) -> npt.NDArray[np.uint8]:
+    """How the cache file is mapped, by its size against the memory available now.
+
+    * under half: every page mapped at open (:func:`_populated_view`): it stays in the page cache
+      beside everything else;
+    * under 90%: the plain mapping, warmed into the page cache by one sequential read in the
+      background (:mod:`offgen.data.sampling.warm`), so a cold cache is not read one random 4 KiB
+      page per frame for the whole run;
+    * larger: the plain mapping; the page cache keeps what it can.
+    """
     import psutil
 
-    return path.stat().st_size < psutil.virtual_memory().available // 2
+    size, available = path.stat().st_size, psutil.virtual_memory().available
+    if size < available // 2:
+        return _populated_view(path, loaded)
+    if size < available * 0.9:
+        start_warming(path)
+    return loaded
 
 
 def _populated_view(path: Path, frames: np.memmap[Any, Any]) -> npt.NDArray[np.uint8]:
