@@ -10,17 +10,11 @@ few KiB delivered, which is all ``tarfile`` needs (it re-reads the last header b
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import io
 import lzma
-import os
-import shutil
-import subprocess
-from pathlib import Path
 from typing import IO
 
-__all__ = ["XzProcessReader", "XzReader", "open_xz"]
+__all__ = ["XzReader"]
 
 _IN = 1 << 16  # compressed bytes read at a time
 _OUT = 1 << 20  # decompressed bytes per call: stays in the L2 / L3 cache
@@ -95,16 +89,12 @@ class XzReader(io.RawIOBase):
             view[:filled] = self._replay[:filled]
             self._replay = self._replay[filled:]
         while filled < len(view) and not self._done:
-            filled += self._fill(view[filled:])
+            out = self._decompress(min(len(view) - filled, _OUT))
+            view[filled : filled + len(out)] = out
+            filled += len(out)
         self._pos += filled
         self._tail = (self._tail + bytes(view[max(0, filled - _TAIL) : filled]))[-_TAIL:]
         return filled
-
-    def _fill(self, view: memoryview) -> int:
-        """Decompress into the front of ``view``; returns the bytes written (0 at the end)."""
-        out = self._decompress(min(len(view), _OUT))
-        view[: len(out)] = out
-        return len(out)
 
     def _decompress(self, limit: int) -> bytes:
         if self._dec.eof:
@@ -120,72 +110,3 @@ class XzReader(io.RawIOBase):
             if not data:
                 raise EOFError("the .xz file ends before its end-of-stream marker")
         return self._dec.decompress(data, limit)
-
-
-_PIPE_BYTES = 1 << 20  # the pipe from ``xz``: fewer wake-ups than the default 64 KiB
-
-
-class XzProcessReader(XzReader):
-    """The same view of a ``.xz`` file, decompressed by the ``xz`` program in a child process.
-
-    Why: the decoder is the one stage of an archive conversion that cannot be split (one xz
-    stream), so it should run as fast as ``xz -dc`` itself, on a core of its own. In this process
-    ``lzma`` pays for an output ``bytes`` object and a copy per call and shares the interpreter
-    with the threads that decode frames and compress chunks; ``xz -dc`` in a child process runs
-    beside them and this process only copies its output out of a pipe, straight into the caller's
-    buffers. A damaged or truncated file makes ``xz`` exit non-zero: the read that reaches the end
-    of its output raises :class:`lzma.LZMAError` with ``xz``'s one-line message.
-    """
-
-    def __init__(self, path: Path, xz: str) -> None:
-        super().__init__(io.BytesIO())
-        self._proc = subprocess.Popen(
-            [xz, "--decompress", "--stdout", "--", str(path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            bufsize=0,
-        )
-        assert self._proc.stdout is not None
-        self._out = self._proc.stdout
-        with contextlib.suppress(OSError, AttributeError):  # Linux only; a hint, not a need
-            fcntl.fcntl(self._out.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-
-    def _fill(self, view: memoryview) -> int:
-        got = self._out.readinto(view)  # type: ignore[attr-defined]
-        if not got:
-            self._finish()
-            return 0
-        return int(got)
-
-    def _decompress(self, limit: int) -> bytes:
-        data = self._out.read(limit)
-        if not data:
-            self._finish()
-        return bytes(data or b"")
-
-    def _finish(self) -> None:
-        self._done = True
-        assert self._proc.stderr is not None
-        message = self._proc.stderr.read().decode(errors="replace")
-        if self._proc.wait() != 0:
-            said = " ".join(message.split()) or f"xz exit status {self._proc.returncode}"
-            raise lzma.LZMAError(said)
-
-    def close(self) -> None:
-        """Stop the child (it may still be writing when a conversion fails early) and reap it."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
-        for pipe in (self._proc.stdout, self._proc.stderr):
-            if pipe is not None:
-                pipe.close()
-        super().close()
-
-
-def open_xz(path: Path, raw: IO[bytes]) -> XzReader:
-    """The fastest reader of ``path`` here: :class:`XzProcessReader` when the ``xz`` program is
-    installed (``OFFGEN_XZ=python`` forces the in-process decoder), else :class:`XzReader` over
-    ``raw``, the open file."""
-    xz = None if os.environ.get("OFFGEN_XZ", "").lower() == "python" else shutil.which("xz")
-    return XzProcessReader(path, xz) if xz else XzReader(raw)

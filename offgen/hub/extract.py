@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from offgen.errors import CorruptStoreError, DiskSpaceError, UnsafeFileError
-from offgen.hub._xzstream import XzReader, open_xz
+from offgen.hub._xzstream import XzReader
 
 __all__ = [
     "DiskSpaceError",
@@ -191,7 +191,7 @@ def _open_tar(archive: Path) -> Iterator[tuple[tarfile.TarFile, XzReader | io.Bu
         try:
             raw = stack.enter_context(open(archive, "rb"))
             data: XzReader | io.BufferedReader = (
-                stack.enter_context(open_xz(archive, raw)) if archive.name.endswith(".xz") else raw
+                XzReader(raw) if archive.name.endswith(".xz") else raw
             )
             tar = stack.enter_context(tarfile.open(fileobj=data, mode="r:"))
         except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
