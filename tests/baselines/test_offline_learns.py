@@ -56,7 +56,8 @@ from offgen.evaluation import evaluate
 from offgen.evaluation.environment import EvalEnvironment
 
 GAME, LEVEL = "coinrun", 4
-LEFT, RIGHT_UP = 1, 8
+JUMP_LEVEL = 44  # a wall early on: running right without jumping gets stuck or dies
+LEFT, RIGHT, RIGHT_UP = 1, 7, 8
 EPISODES = 16  # evaluation episodes (seeded) per policy
 
 
@@ -84,8 +85,8 @@ def permutation_p_value(a: np.ndarray, b: np.ndarray, rounds: int = 20_000) -> f
     return (hits + 1) / (rounds + 1)
 
 
-def _collect(path: Path, policy: Scripted, budget: int) -> Path:
-    spec = EnvSpec(GAME, start_level=LEVEL, num_levels=1, split=None)
+def _collect(path: Path, policy: Scripted, budget: int, level: int = LEVEL) -> Path:
+    spec = EnvSpec(GAME, start_level=level, num_levels=1, split=None)
     collect(path, spec, policy, budget=budget, num_envs=4, seed=0, progress=False)
     return path
 
@@ -98,6 +99,18 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "good": _collect(root / "good", Scripted("run-right", RIGHT_UP), 1_000),
         "poor": _collect(root / "poor", Scripted("run-left", LEFT), 20_000),
+    }
+
+
+@pytest.fixture(scope="module")
+def jump_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Level ``JUMP_LEVEL``, 2,000 steps each: ``good`` (RIGHT_UP with probability 0.7: jumps the
+    wall, ~45 episodes, mean return ~7.6) and ``poor`` (RIGHT with probability 0.9: pushes against
+    the wall until a random jump, then mostly dies; ~29 episodes, mean return ~1)."""
+    root = tmp_path_factory.mktemp("jump-data")
+    return {
+        "good": _collect(root / "good", Scripted("jump-right", RIGHT_UP, 0.7), 2_000, JUMP_LEVEL),
+        "poor": _collect(root / "poor", Scripted("push-right", RIGHT, 0.9), 2_000, JUMP_LEVEL),
     }
 
 
@@ -136,9 +149,9 @@ def _train(save: Path, dataset: str, **flags: Any) -> tuple[OfflineConfig, Any, 
     return cfg, algorithm, seconds
 
 
-def _play(policy: Any) -> np.ndarray:
-    """Returns of ``EPISODES`` seeded greedy episodes on level ``LEVEL``."""
-    env = EvalEnvironment(GAME, "easy", LevelRange(LEVEL, 1))
+def _play(policy: Any, level: int = LEVEL) -> np.ndarray:
+    """Returns of ``EPISODES`` seeded greedy episodes on ``level``."""
+    env = EvalEnvironment(GAME, "easy", LevelRange(level, 1))
     report = evaluate(
         policy, env=env, splits="train", episodes=EPISODES, seed=7, num_envs=8, action="greedy"
     )
@@ -161,24 +174,30 @@ def _mix(stores: dict[str, Path]) -> str:
 
 @pytest.mark.slow
 @pytest.mark.learning
-@pytest.mark.xfail(
-    reason="not yet learned in this budget: Q overestimates (~10 at the start frame, where the "
-    "best discounted return is < 1) and prefers LEFT there; docs/baselines.md, Learning proofs",
-    strict=False,
-)
 @pytest.mark.parametrize(
     "algo, flags",
     [
-        ("cql", {"cql_alpha": 1.0, "target_update_freq": 10, "max_steps": 1500, "gamma": 0.95}),
-        ("iql", {"target_update_freq": 10, "max_steps": 1000, "gamma": 0.95}),
+        ("cql", {"cql_alpha": 0.1, "target_update_freq": 10, "max_steps": 1500, "gamma": 0.95}),
+        pytest.param(
+            "iql",
+            {"target_update_freq": 10, "max_steps": 2000, "gamma": 0.95, "iql_temperature": 10},
+            marks=pytest.mark.xfail(
+                reason="the advantage at the wall is (1 - gamma) x V-sized (pushing against it is "
+                "a self-loop worth gamma x V), too small for the weights to outvote the pushing "
+                "frames; docs/baselines.md, Learning proofs",
+                strict=False,
+            ),
+        ),
     ],
 )
 def test_q_learning_beats_the_mix_of_good_and_poor_episodes(
-    stores: dict[str, Path], tmp_path: Path, algo: str, flags: dict[str, Any]
+    jump_stores: dict[str, Path], tmp_path: Path, algo: str, flags: dict[str, Any]
 ) -> None:
-    data = _returns(stores["good"], stores["poor"])
-    _, algorithm, seconds = _train(tmp_path, _mix(stores), algo=algo, epochs=100, **flags)
-    got = _play(AlgorithmPolicy(algorithm, {}))
+    """On level ``JUMP_LEVEL`` imitating the mix pushes against the wall (BC on the mix returned
+    0); the reward says to jump."""
+    data = _returns(jump_stores["good"], jump_stores["poor"])
+    _, algorithm, seconds = _train(tmp_path, _mix(jump_stores), algo=algo, epochs=100, **flags)
+    got = _play(AlgorithmPolicy(algorithm, {}), JUMP_LEVEL)
     p = permutation_p_value(got, data)
     print(
         f"{algo} {got.mean():.2f} vs mix {data.mean():.2f} ({len(data)} episodes), p = {p:.5f}, "

@@ -71,7 +71,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise UnsafeFileError(f"{self._source}: pickle uses persistent ids; refusing to load it")
 
 
-def load_npy(path: Path, data: bytes | bytearray | None = None) -> dict[str, Any]:
+def load_npy(path: Path, data: bytes | bytearray | memoryview | None = None) -> dict[str, Any]:
     """The dict pickled in a published ``.npy`` episode file (values not yet checked).
 
     Args:

@@ -80,7 +80,7 @@ class _FileMap(mmap.mmap):
     identity: FileIdentity
 
 
-_Buffer = mmap.mmap | bytes | bytearray
+_Buffer = mmap.mmap | bytes | bytearray | memoryview
 """What the walker reads: a mapped file or a member read into memory (indexing, ``find``,
 ``struct.unpack_from`` and ``np.frombuffer`` work alike on both)."""
 
@@ -259,11 +259,11 @@ def _walk(buffer: _Buffer, pos: int) -> Any:
             short = bytes(buffer[start:pos]) if length <= 16 else None
             stack.append(_Payload(start, length, short))
         elif op == 0x63:  # GLOBAL "module\nname\n"
-            line_end = buffer.find(b"\n", pos, min(end, pos + 256))
+            line_end = _find_newline(buffer, pos, min(end, pos + 256))
             _need(line_end >= 0)
             module = text(line_end - pos)
             take(1)
-            line_end = buffer.find(b"\n", pos, min(end, pos + 256))
+            line_end = _find_newline(buffer, pos, min(end, pos + 256))
             _need(line_end >= 0)
             name = text(line_end - pos)
             take(1)
@@ -340,7 +340,17 @@ def read_pickled_npy(path: Path) -> dict[str, npt.NDArray[Any]] | None:
 _HEADER_MAX = 1 << 16
 
 
-def read_pickled_npy_bytes(data: bytes | bytearray) -> dict[str, npt.NDArray[Any]] | None:
+def _find_newline(buffer: _Buffer, start: int, stop: int) -> int:
+    """``buffer.find(b"\\n", start, stop)`` for every buffer type (a memoryview has no ``find``)."""
+    if isinstance(buffer, memoryview):
+        found = bytes(buffer[start:stop]).find(b"\n")
+        return found + start if found >= 0 else -1
+    return buffer.find(b"\n", start, stop)
+
+
+def read_pickled_npy_bytes(
+    data: bytes | bytearray | memoryview,
+) -> dict[str, npt.NDArray[Any]] | None:
     """As :func:`read_pickled_npy`, for a file already read into memory (a member streamed out of
     an archive): the arrays are read-only views of ``data``."""
     # The header only: BytesIO would copy a whole bytearray (a longer header than this falls

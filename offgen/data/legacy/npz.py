@@ -59,7 +59,7 @@ def _npy_from_bytes(data: bytes, path: Path, key: str) -> npt.NDArray[Any]:
     return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
 
-def load_npz(path: Path, data: bytes | bytearray | None = None) -> dict[str, Any]:
+def load_npz(path: Path, data: bytes | bytearray | memoryview | None = None) -> dict[str, Any]:
     """The legacy members of an ``.npz`` file as arrays (other members are ignored).
 
     Args:

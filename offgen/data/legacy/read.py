@@ -25,7 +25,7 @@ __all__ = ["legacy_arrays", "open_legacy_episode", "read_legacy_episode"]
 
 
 def legacy_arrays(
-    path: str | os.PathLike[str], data: bytes | bytearray | None = None
+    path: str | os.PathLike[str], data: bytes | bytearray | memoryview | None = None
 ) -> dict[str, npt.NDArray[Any]]:
     """The raw arrays of a legacy ``.npz`` / ``.npy`` episode file, loaded safely.
 
@@ -81,7 +81,7 @@ def open_legacy_episode(
     game: str,
     *,
     policy_id: str = "unknown",
-    data: bytes | bytearray | None = None,
+    data: bytes | bytearray | memoryview | None = None,
 ) -> tuple[Episode, LegacyFrames]:
     """Read a legacy episode file's steps now and leave its frames to be decoded later.
 
