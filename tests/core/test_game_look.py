@@ -17,7 +17,7 @@ import offgen
 from offgen.data import Episode
 from offgen.data.convert import convert_legacy
 from offgen.data.game_look import check_game_look
-from offgen.errors import SchemaError
+from offgen.errors import OffgenError, SchemaError
 from offgen.hub.stream import convert_archive
 from offgen.registry import GAMES
 
@@ -114,3 +114,27 @@ def test_archive_stream_refuses_coinrun_frames_packed_as_maze_unless_forced(
     forced = convert_archive(archive, {"maze": tmp_path / "store"}, progress=False, force=True)
     assert forced["maze"].episodes == len(short)
     assert offgen.load(tmp_path / "store").game == "maze"
+
+
+def test_npz_files_are_checked_from_their_first_frame_alone(
+    tmp_path: Path, procgen_episodes: list[Episode], legacy_factory: LegacyFactory
+) -> None:
+    """``.npz`` files only (the collector's format): the first frame is read without inflating the
+    whole member, still refuses coinrun claimed as maze; a damaged file among them is left to the
+    conversion, which names it."""
+    from offgen.data.convert import _npz_first_frame
+
+    short = [e for e in procgen_episodes if e.length <= 500][:4]
+    source = tmp_path / "src"
+    files = legacy_factory.files(short, source, ext="npz")
+    first = _npz_first_frame(files[0])
+    assert first.shape == (1, 3, 64, 64)
+    np.testing.assert_array_equal(first[0].transpose(1, 2, 0), short[0].observations[0])
+    with pytest.raises(SchemaError, match="look like coinrun, not maze"):
+        convert_legacy(source, tmp_path / "store", game="maze", progress=False)
+    files[1].write_bytes(files[1].read_bytes()[:200])  # cut inside the zip
+    with pytest.raises(SchemaError, match="look like coinrun, not maze"):  # 3 of 3 readable
+        convert_legacy(source, tmp_path / "store", game="maze", progress=False)
+    with pytest.raises(OffgenError) as damaged:  # the conversion names the damaged file
+        convert_legacy(source, tmp_path / "coinrun", game="coinrun", progress=False)
+    assert files[1].name in str(damaged.value)
