@@ -7,6 +7,7 @@ predecessor's files through the factories.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import offgen
 from offgen.data import Episode
 from offgen.data.convert import convert_legacy
 from offgen.data.game_look import check_game_look
-from offgen.errors import OffgenError, SchemaError
+from offgen.errors import CorruptStoreError, OffgenError, SchemaError
 from offgen.hub.stream import convert_archive
 from offgen.registry import GAMES
 
@@ -122,12 +123,12 @@ def test_npz_files_are_checked_from_their_first_frame_alone(
     """``.npz`` files only (the collector's format): the first frame is read without inflating the
     whole member, still refuses coinrun claimed as maze; a damaged file among them is left to the
     conversion, which names it."""
-    from offgen.data.convert import _npz_first_frame
+    from offgen.data.legacy.npz import load_npz_first_frame
 
     short = [e for e in procgen_episodes if e.length <= 500][:4]
     source = tmp_path / "src"
     files = legacy_factory.files(short, source, ext="npz")
-    first = _npz_first_frame(files[0])
+    first = load_npz_first_frame(files[0])
     assert first.shape == (1, 3, 64, 64)
     np.testing.assert_array_equal(first[0].transpose(1, 2, 0), short[0].observations[0])
     with pytest.raises(SchemaError, match="look like coinrun, not maze"):
@@ -138,3 +139,12 @@ def test_npz_files_are_checked_from_their_first_frame_alone(
     with pytest.raises(OffgenError) as damaged:  # the conversion names the damaged file
         convert_legacy(source, tmp_path / "coinrun", game="coinrun", progress=False)
     assert files[1].name in str(damaged.value)
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': ("  # the dict never closes
+    bad = tmp_path / "bad.npz"
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.writestr(
+            "observations.npy", b"\x93NUMPY\x01\x00" + bytes([len(header), 0]) + header
+        )
+    with pytest.raises(CorruptStoreError) as unreadable:  # one line, not numpy's SyntaxError
+        load_npz_first_frame(bad)
+    assert str(bad) in str(unreadable.value) and "\n" not in str(unreadable.value)

@@ -7,16 +7,17 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from offgen.data.legacy._errors import MALFORMED, corrupt, reading
 from offgen.data.legacy.names import LEGACY_KEYS
+from offgen.data.schema import FRAME_SHAPE_CHW, FRAME_SHAPE_HWC
 from offgen.errors import UnsafeFileError
 
-__all__ = ["load_npz"]
+__all__ = ["load_npz", "load_npz_first_frame"]
 
 
 def _inflater() -> Any:
@@ -33,16 +34,20 @@ _LOCAL_HEADER = struct.Struct("<4s22xHH")
 _MAX_MEMBER = 1 << 31  # 2 GiB: ~40k float32 frames, far above any episode
 
 
-def _npy_from_bytes(data: bytes, path: Path, key: str) -> npt.NDArray[Any]:
-    buffer = io.BytesIO(data)
+def _npy_header(handle: IO[bytes], path: Path, key: str) -> tuple[tuple[int, ...], bool, Any]:
+    """``(shape, fortran_order, dtype)`` of the ``.npy`` member ``key`` read from ``handle``.
+
+    Raises:
+        CorruptStoreError: No valid header. UnsafeFileError: It holds pickled objects.
+    """
     try:
-        version = np.lib.format.read_magic(buffer)
+        version = np.lib.format.read_magic(handle)
         read = (
             np.lib.format.read_array_header_1_0
             if version == (1, 0)
             else np.lib.format.read_array_header_2_0
         )
-        shape, fortran, dtype = read(buffer)
+        shape, fortran, dtype = read(handle)
     except MALFORMED as exc:
         detail = " ".join(str(exc).split())
         raise corrupt(path, f"member {key}.npy has no valid .npy header ({detail})") from exc
@@ -51,6 +56,12 @@ def _npy_from_bytes(data: bytes, path: Path, key: str) -> npt.NDArray[Any]:
             f"{path}: member {key}.npy holds pickled objects, which offgen never loads; a legacy "
             ".npz holds plain arrays only. Get the file from the dataset's source."
         )
+    return shape, fortran, dtype
+
+
+def _npy_from_bytes(data: bytes, path: Path, key: str) -> npt.NDArray[Any]:
+    buffer = io.BytesIO(data)
+    shape, fortran, dtype = _npy_header(buffer, path, key)
     count = int(np.prod(shape, dtype=np.int64))
     offset = buffer.tell()
     if len(data) - offset != count * dtype.itemsize:
@@ -103,3 +114,31 @@ def load_npz(path: Path, data: bytes | bytearray | memoryview | None = None) -> 
                 raise corrupt(path, f"member {member.filename} fails its CRC-32 check")
             out[key] = _npy_from_bytes(content, path, key)
     return out
+
+
+def load_npz_first_frame(path: Path) -> npt.NDArray[Any]:
+    """The first stored frame, ``(1, 3, 64, 64)`` (or HWC), of a ``.npz`` episode, inflating only
+    the header and that frame of its ``observations`` member (what a check of the frames' look
+    needs: inflating the whole member made converting 31 coinrun episodes ~0.7 s slower).
+
+    Raises:
+        UnsafeFileError: If the member holds pickled objects.
+        CorruptStoreError: If the file is missing, damaged, or its observations are not frames.
+    """
+    with (
+        reading(path, "unreadable .npz", also=(_inflater().error,)),
+        zipfile.ZipFile(path) as archive,
+        archive.open("observations.npy") as member,
+    ):
+        shape, fortran, dtype = _npy_header(member, path, "observations")
+        frame_shape = tuple(shape[1:])
+        frames = (FRAME_SHAPE_CHW, FRAME_SHAPE_HWC)
+        # checked before reading: the read below is one frame, whatever the header says
+        if fortran or len(shape) != 4 or shape[0] < 1 or frame_shape not in frames:
+            raise corrupt(path, f"member observations.npy holds {shape}, not (T+1, 3, 64, 64)")
+        count = int(np.prod(frame_shape))
+        data = member.read(count * dtype.itemsize)
+        if len(data) != count * dtype.itemsize:
+            raise corrupt(path, "member observations.npy ends before its first frame")
+    frame: npt.NDArray[Any] = np.frombuffer(data, dtype=dtype, count=count)
+    return frame.reshape(1, *frame_shape)
