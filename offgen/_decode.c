@@ -82,6 +82,23 @@ static Py_ssize_t decode_frames(const float *restrict src, uint8_t *restrict dst
     return -1;
 }
 
+/* HWC -> CHW for uint8 frames: per frame, one pass over the interleaved pixels writing three
+ * planes. numpy's strided transpose copy ran at ~1.4 GB/s here (8.8 us per 64 x 64 frame), the
+ * bottleneck of a stream sampler's read-ahead thread in CHW; this loop vectorises. */
+OFFGEN_CLONES
+static void interleaved_to_planes(const uint8_t *restrict src, uint8_t *restrict dst,
+                                  Py_ssize_t frames, Py_ssize_t pixels) {
+    for (Py_ssize_t f = 0; f < frames; f++) {
+        const uint8_t *in = src + f * 3 * pixels;
+        uint8_t *r = dst + f * 3 * pixels, *g = r + pixels, *b = g + pixels;
+        for (Py_ssize_t i = 0; i < pixels; i++) {
+            r[i] = in[3 * i];
+            g[i] = in[3 * i + 1];
+            b[i] = in[3 * i + 2];
+        }
+    }
+}
+
 static int is_native_float32(const Py_buffer *view) {
     const char *format = view->format;
     if (format == NULL || view->itemsize != 4) {
@@ -134,12 +151,54 @@ static PyObject *chw_float32_to_hwc_uint8(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(result);
 }
 
+static PyObject *hwc_to_chw_uint8(PyObject *self, PyObject *args) {
+    PyObject *src_obj, *dst_obj;
+    Py_ssize_t frames, pixels;
+    if (!PyArg_ParseTuple(args, "OOnn", &src_obj, &dst_obj, &frames, &pixels)) {
+        return NULL;
+    }
+    if (frames < 0 || pixels <= 0) {
+        PyErr_SetString(PyExc_ValueError, "frames must be >= 0 and pixels >= 1");
+        return NULL;
+    }
+    Py_buffer src, dst;
+    if (PyObject_GetBuffer(src_obj, &src, PyBUF_C_CONTIGUOUS) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(dst_obj, &dst, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&src);
+        return NULL;
+    }
+    const char *problem = NULL;
+    if (src.len != frames * 3 * pixels || dst.len != src.len) {
+        problem = "source and destination must each hold frames x pixels x 3 bytes";
+    } else if ((const char *)dst.buf < (const char *)src.buf + src.len &&
+               (const char *)src.buf < (const char *)dst.buf + dst.len && src.len > 0) {
+        problem = "source and destination must not overlap";
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        interleaved_to_planes((const uint8_t *)src.buf, (uint8_t *)dst.buf, frames, pixels);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&dst);
+    PyBuffer_Release(&src);
+    if (problem != NULL) {
+        PyErr_SetString(PyExc_ValueError, problem);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"chw_float32_to_hwc_uint8", chw_float32_to_hwc_uint8, METH_VARARGS,
      "chw_float32_to_hwc_uint8(src, dst, frames, pixels) -> int\n\n"
      "Cast float32 frames (frames, 3, pixels) into uint8 (frames, pixels, 3), checking that every\n"
      "value is a whole number in [0, 255]. Returns -1, or the index of the first invalid frame\n"
      "(frames before it are written, it and later ones are not). Releases the GIL."},
+    {"hwc_to_chw_uint8", hwc_to_chw_uint8, METH_VARARGS,
+     "hwc_to_chw_uint8(src, dst, frames, pixels) -> None\n\n"
+     "Copy uint8 frames (frames, pixels, 3) into (frames, 3, pixels); both C-contiguous, not\n"
+     "overlapping. Releases the GIL."},
     {NULL, NULL, 0, NULL},
 };
 

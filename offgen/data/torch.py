@@ -39,11 +39,12 @@ import numpy as np
 
 from offgen._optional import require
 from offgen.data.dataset import OffgenDataset
+from offgen.data.layout import in_layout
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch
 from offgen.data.sampling.options import SamplerKeywords, SamplerOptions
 from offgen.data.sampling.rng import Shard
 from offgen.data.sampling.samplers import Sampler
-from offgen.data.schema import Layout, to_layout
+from offgen.data.schema import Layout
 
 torch = require("torch", "torch")
 _IterableDataset: Any = torch.utils.data.IterableDataset
@@ -233,7 +234,7 @@ class EpisodeIterable(_IterableDataset):  # type: ignore[misc]
         for episode in dataset.iter_episodes(
             shuffle=self.shuffle, seed=self.seed * 1000003 + self.epoch, shard=shard
         ):
-            obs = np.ascontiguousarray(to_layout(episode.observations, "HWC", self.layout))
+            obs = in_layout(episode.observations, "HWC", self.layout)
             yield {
                 "observations": torch.from_numpy(obs),
                 # int64: what cross_entropy targets and embedding indices take (stored as uint8)

@@ -18,8 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from offgen._progress import progress_bar
+from offgen.data.layout import in_layout
 from offgen.data.sampling.index import I64
-from offgen.data.schema import FRAME_SHAPE_CHW, FRAME_SHAPE_HWC, Layout, to_layout
+from offgen.data.schema import FRAME_SHAPE_CHW, FRAME_SHAPE_HWC, Layout
 from offgen.data.store import OffgenStore
 
 __all__ = [
@@ -69,8 +70,7 @@ def read_in_layout(
     store: OffgenStore, start: int, stop: int, layout: Layout
 ) -> npt.NDArray[np.uint8]:
     """Store frames ``[start, stop)`` as one contiguous array in ``layout``."""
-    block = store.read_frames(start, stop)
-    return block if layout == "HWC" else np.ascontiguousarray(to_layout(block, "HWC", layout))
+    return in_layout(store.read_frames(start, stop), "HWC", layout)
 
 
 def iter_read_plan(
@@ -135,9 +135,12 @@ def decode_episodes(
             block = store.read_frames(lo, hi)
             for i in members:
                 a = int(starts[i]) - lo
-                # One (strided, for CHW) copy straight into place.
-                out[ep_frame[i] : ep_frame[i] + counts[i]] = to_layout(
-                    block[a : a + counts[i]], "HWC", layout
+                # One copy straight into place (compiled for CHW: offgen.data.layout).
+                in_layout(
+                    block[a : a + counts[i]],
+                    "HWC",
+                    layout,
+                    out[ep_frame[i] : ep_frame[i] + counts[i]],
                 )
             bar.update(int(counts[members].sum()))
     return out, ep_frame
