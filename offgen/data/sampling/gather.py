@@ -13,7 +13,7 @@ of the previous episode). ``next_obs`` is the stack of step ``t + 1``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import numpy as np
@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from offgen.data.sampling.batches import TransitionBatch, WindowBatch
 from offgen.data.sampling.index import I64, StepIndex
+from offgen.data.sampling.recycle import FrameTaker
 
 __all__ = ["Gather", "Pad", "TransitionGather", "WindowGather", "window_offsets"]
 
@@ -58,12 +59,14 @@ class TransitionGather:
         actions: All actions of the store, by store step.
         rewards: All rewards of the store, by store step.
         frame_stack: Frames per observation (``k``).
+        take: Gathers frames into recycled arrays (:mod:`.recycle`).
     """
 
     kind: ClassVar[str] = "transitions"
     actions: npt.NDArray[Any]
     rewards: npt.NDArray[np.float32]
     frame_stack: int = 1
+    take: FrameTaker = field(default_factory=FrameTaker, repr=False)
 
     def __call__(
         self, frames: npt.NDArray[np.uint8], index: StepIndex, positions: I64
@@ -74,10 +77,10 @@ class TransitionGather:
         first = index.ep_frame[ep]
         last = t == index.ep_length[ep] - 1
         return TransitionBatch(
-            obs=frames[_stack(frame, first, self.frame_stack)],
+            obs=self.take(frames, _stack(frame, first, self.frame_stack)),
             action=self.actions[step].astype(np.int64),
             reward=self.rewards[step].astype(np.float32, copy=False),
-            next_obs=frames[_stack(frame + 1, first, self.frame_stack)],
+            next_obs=self.take(frames, _stack(frame + 1, first, self.frame_stack)),
             terminated=last & index.ep_terminated[ep],
             truncated=last & index.ep_truncated[ep],
             episode=index.ep_table[ep],
@@ -118,6 +121,7 @@ class WindowGather:
         context: Window length ``K``.
         pad: Side padded when the episode ends inside the window (see :func:`window_offsets`).
         frame_stack: Frames per state.
+        take: Gathers frames into recycled arrays (:mod:`.recycle`).
 
     Raises:
         ValueError: If ``context < 1`` or ``pad`` is neither ``"left"`` nor ``"right"``.
@@ -130,6 +134,7 @@ class WindowGather:
     context: int
     pad: Pad = "left"
     frame_stack: int = 1
+    take: FrameTaker = field(default_factory=FrameTaker, repr=False)
 
     def __post_init__(self) -> None:
         if self.context < 1:
@@ -145,7 +150,9 @@ class WindowGather:
         steps, mask = window_offsets(t, index.ep_length[ep], self.context, self.pad)
         first = index.ep_frame[ep][:, None]
         frame = first + steps
-        states = frames[_stack(frame, np.broadcast_to(first, frame.shape), self.frame_stack)]
+        states = self.take(
+            frames, _stack(frame, np.broadcast_to(first, frame.shape), self.frame_stack)
+        )
         states[~mask] = 0
         store_step = index.ep_step[ep][:, None] + steps
         return WindowBatch(
