@@ -10,7 +10,9 @@ validation and test, measured in one run:
   inference, torch's default thread count (what the predecessor's evaluation loop did; its levels
   were unseeded, here it plays our planned levels so the returns can be compared level by level);
 * **sequential, 1 thread**: the same loop with ``torch.set_num_threads(1)``, to separate the gain
-  of batching from the gain of the thread setting.
+  of batching from the gain of the thread setting;
+* **tuned**: ``evaluate(num_envs=64, torch_threads=<cores>)``, and the same with
+  ``precision="bf16"`` (bfloat16 autocast), whose per-level results are compared with fp32's.
 
 Checks that every planned level gives the same return and length in all three (a deterministic
 policy), and prints the speed-up ratios (target: ours >= 5x the predecessor's loop).
@@ -106,7 +108,18 @@ def main() -> None:
         torch_threads=cores,
     )  # fmt: skip
     tuned = time.perf_counter() - start
-    print(f"ours {ours:.1f} s, tuned {tuned:.1f} s; now the sequential 1-thread loop", flush=True)
+    # The same, with bfloat16 inference (--precision bf16): AMX on this CPU.
+    start = time.perf_counter()
+    bf16_report = evaluate(
+        policy, game=args.game, splits=SPLITS, episodes=args.episodes, num_envs=64,
+        torch_threads=cores, precision="bf16",
+    )  # fmt: skip
+    bf16 = time.perf_counter() - start
+    print(f"ours {ours:.1f} s, tuned {tuned:.1f} s, tuned bf16 {bf16:.1f} s; now the sequential "
+          "1-thread loop", flush=True)  # fmt: skip
+    bf16_played = [
+        (e.level_seed, e.return_, e.length) for s in SPLITS for e in bf16_report.splits[s].episodes
+    ]
     tuned_played = [
         (e.level_seed, e.return_, e.length) for s in SPLITS for e in tuned_report.splits[s].episodes
     ]
@@ -135,6 +148,9 @@ def main() -> None:
     print(f"ours (num_envs 64, {cores} torch threads):  {tuned:8.1f} s  {steps / tuned:7.0f} "
           f"steps/s  (same (level, return, length) as the default: "
           f"{sum(a == b for a, b in zip(ours_played, tuned_played, strict=True))} of {len(ours_played)})")  # fmt: skip
+    print(f"ours (num_envs 64, {cores} torch threads, bf16): {bf16:8.1f} s  {steps / bf16:7.0f} "
+          f"steps/s  (same (level, return, length) as fp32: "
+          f"{sum(a == b for a, b in zip(ours_played, bf16_played, strict=True))} of {len(ours_played)})")  # fmt: skip
     total = len(ours_played)
     for name, seconds, played in (
         ("predecessor loop (1 env, default threads):", predecessor, pred_played),
@@ -150,6 +166,7 @@ def main() -> None:
 
     print(f"ratio vs predecessor loop: {ratio(predecessor, pred_played)} (target >= 5x)")
     print(f"ratio vs predecessor loop, tuned: {predecessor / tuned:.2f}x")
+    print(f"ratio vs predecessor loop, tuned bf16: {predecessor / bf16:.2f}x (predecessor: fp32)")
     print(f"ratio vs sequential 1-thread loop: {ratio(one_thread, one_played)} (batching alone)")
     print(f"identical (level, return, length) in all three: {same} of {checked} played "
           f"by both sequential loops ({total} planned)")  # fmt: skip

@@ -68,6 +68,15 @@ def evaluate(
             "cores); 0 leaves torch's default.",
         ),
     ] = 1,
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="Inference arithmetic of a checkpoint: fp32 (exact) or bf16 (bfloat16 autocast, "
+            "~1.9x faster on CPUs with AMX; a greedy action can differ where two are nearly "
+            "tied; slower on CPUs without bfloat16 instructions).",
+        ),
+    ] = "fp32",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the JSON report here.")
     ] = None,
@@ -93,6 +102,8 @@ def evaluate(
 
     if torch_threads < 0:
         raise typer.BadParameter("--torch-threads must be >= 0")
+    if precision not in ("fp32", "bf16"):
+        raise typer.BadParameter(f"--precision must be fp32 or bf16, not {precision!r}")
     env: EvalEnvironment | None = None
     if dataset is not None:
         if Path(dataset).exists():
@@ -118,6 +129,7 @@ def evaluate(
         action=action,
         torch_threads=torch_threads or None,
         env=env,
+        precision="bf16" if precision == "bf16" else None,
     )
     typer.echo(
         f"{report.game} · {report.policy_id} · action {report.action} · seed {report.seed} · "

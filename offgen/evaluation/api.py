@@ -15,9 +15,10 @@ from offgen.evaluation.environment import EvalEnvironment
 from offgen.evaluation.plan import plan_levels
 from offgen.evaluation.policy import resolve_policy
 from offgen.evaluation.report import EvaluationReport, SplitResult
-from offgen.evaluation.runner import play_planned_episodes
+from offgen.evaluation.runner import play_plans
 from offgen.evaluation.threads import DEFAULT_TORCH_THREADS, torch_threads_set
 from offgen.policies.base import Policy, as_policy
+from offgen.policies.torch_policy import Precision, TorchPolicy
 
 __all__ = ["DEFAULT_SPLITS", "evaluate", "parse_splits"]
 
@@ -67,6 +68,21 @@ def _environment(
     return env
 
 
+def _with_precision(
+    policy: Policy | Callable[..., Any] | str | os.PathLike[str], precision: Precision | None
+) -> Policy:
+    if isinstance(policy, (str, os.PathLike)):
+        return resolve_policy(policy, precision or "fp32")
+    if precision is None:
+        return as_policy(policy)
+    if isinstance(policy, TorchPolicy):
+        return policy.with_precision(precision)
+    raise EvaluationError(
+        f"precision {precision!r} applies to checkpoints and offgen's TorchPolicy; "
+        f"{type(policy).__name__} computes its actions itself (cast its model instead)"
+    )
+
+
 def evaluate(
     policy: Policy | Callable[..., Any] | str | os.PathLike[str],
     game: str | None = None,
@@ -79,6 +95,7 @@ def evaluate(
     torch_threads: int | None = DEFAULT_TORCH_THREADS,
     *,
     env: EvalEnvironment | None = None,
+    precision: Precision | None = None,
 ) -> EvaluationReport:
     """Evaluate a policy on the planned levels of each split.
 
@@ -103,11 +120,16 @@ def evaluate(
             :mod:`offgen.evaluation.threads`); ``None`` leaves torch's setting.
         env: The environment, e.g. :func:`offgen.evaluation.environment_of` of a dataset (game,
             mode, training levels, observation layout and frame stack).
+        precision: Inference arithmetic of a checkpoint or :class:`~offgen.policies.TorchPolicy`
+            (:data:`offgen.policies.Precision`; ``bf16`` is ~1.9x faster on CPUs with AMX, and
+            a greedy action can differ from fp32 where two actions are nearly tied); ``None``
+            keeps the policy's own (fp32 for a checkpoint). Recorded in the report's policy.
 
     Raises:
         UnknownNameError: Unknown game, split or action mode.
         CheckpointError: A checkpoint that is not an IMPALA policy.
-        EvaluationError: Missing game, or a game that contradicts ``env``.
+        EvaluationError: Missing game, a game that contradicts ``env``, or a precision for a
+            policy that is not a torch policy of offgen's.
     """
     started = time.perf_counter()
     where = _environment(env, game, distribution_mode)
@@ -115,22 +137,17 @@ def evaluate(
     mode = ActionMode.parse(action) if isinstance(action, str) else action
     if episodes < 1 or num_envs < 1:
         raise EvaluationError(f"episodes and num_envs must be >= 1 (got {episodes}, {num_envs})")
-    if isinstance(policy, (str, os.PathLike)):
-        policy = resolve_policy(policy)
-    actor = as_policy(policy)
+    actor = _with_precision(policy, precision)
     for name in names:
         where.spec(name)  # every split's range is valid before the first episode
-    results: dict[str, SplitResult] = {}
-    with torch_threads_set(torch_threads):
-        for name in names:
-            levels = where.levels(name)
-            plan = plan_levels(levels, episodes, seed)
-            played = play_planned_episodes(
-                actor, where, levels, plan, seed=seed, action=mode, num_envs=num_envs
-            )
-            results[name] = SplitResult.of(
-                where.game, name, levels.start_level, levels.num_levels, played
-            )
+    ranges = [where.levels(name) for name in names]
+    plans = [(levels, plan_levels(levels, episodes, seed)) for levels in ranges]
+    with torch_threads_set(torch_threads):  # every split in one pool: no idle tail per split
+        played = play_plans(actor, where, plans, seed=seed, action=mode, num_envs=num_envs)
+    results = {
+        name: SplitResult.of(where.game, name, levels.start_level, levels.num_levels, episodes_)
+        for name, levels, episodes_ in zip(names, ranges, played, strict=True)
+    }
     settings = {
         "environment": where.to_dict(),
         "episodes_per_split": episodes,

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from offgen.policies.base import Policy, RandomPolicy
-from offgen.policies.torch_policy import CheckpointError, load_policy, load_state_dict
+from offgen.policies.torch_policy import CheckpointError, Precision, load_policy, load_state_dict
 
 __all__ = ["resolve_policy"]
 
@@ -27,8 +27,10 @@ def _checkpoint_in(folder: Path) -> Path:
     )
 
 
-def resolve_policy(name: str | os.PathLike[str]) -> Policy:
+def resolve_policy(name: str | os.PathLike[str], precision: Precision = "fp32") -> Policy:
     """``"random"`` (uniform random actions), a ``.pt`` checkpoint, or a run folder's final model.
+
+    ``precision`` is the checkpoint's inference arithmetic (:data:`offgen.policies.Precision`).
 
     Raises:
         CheckpointError: If the file is missing, is not a policy checkpoint, or was saved by
@@ -52,4 +54,4 @@ def resolve_policy(name: str | os.PathLike[str]) -> Policy:
             f"({_ARCH!r}) - evaluate this model with the code that trained it, through "
             "offgen.evaluation.evaluate(policy, ...)"
         )
-    return load_policy(path)
+    return load_policy(path, precision=precision)

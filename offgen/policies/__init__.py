@@ -11,6 +11,7 @@ from offgen.policies.base import (
 from offgen.policies.impala import build_impala
 from offgen.policies.torch_policy import (
     CheckpointError,
+    Precision,
     TorchPolicy,
     load_policy,
     load_state_dict,
@@ -22,6 +23,7 @@ __all__ = [
     "CheckpointError",
     "EpisodicPolicy",
     "Policy",
+    "Precision",
     "RandomPolicy",
     "TorchPolicy",
     "as_policy",

@@ -170,3 +170,34 @@ def test_checkpoints_that_are_not_this_policy(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=300)  # fmt: skip
         assert done.returncode == 2, done.stdout
         assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_bf16_precision_is_stated_and_plays_the_planned_levels(tmp_path: Path) -> None:
+    """``--precision bf16`` (bfloat16 autocast): recorded in the report; the same levels are played,
+    and with this policy's margins the same greedy actions as fp32 (not guaranteed in general)."""
+    from offgen.policies import load_policy
+
+    checkpoint = _impala_checkpoint(tmp_path / "model.pt")
+    fp32 = evaluate(load_policy(checkpoint, greedy=True), game="coinrun", splits="level_3",
+                    episodes=2, num_envs=2)  # fmt: skip
+    bf16 = evaluate(load_policy(checkpoint, greedy=True), game="coinrun", splits="level_3",
+                    episodes=2, num_envs=2, precision="bf16")  # fmt: skip
+    assert bf16.settings["policy"]["precision"] == "bf16"
+    assert fp32.settings["policy"]["precision"] == "fp32"
+    levels = [e.level_seed for e in bf16.splits["level_3"].episodes]
+    assert levels == [e.level_seed for e in fp32.splits["level_3"].episodes]
+    assert set(levels) <= {0, 1, 2}  # level_3: levels 0-2
+    out = subprocess.run(
+        [*CLI, str(checkpoint), "--game", "coinrun", "--splits", "level_3", "--episodes", "1",
+         "--precision", "bf16", "-o", str(tmp_path / "r.json")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert (
+        json.loads((tmp_path / "r.json").read_text())["settings"]["policy"]["precision"] == "bf16"
+    )
+    bad = subprocess.run(
+        [*CLI, str(checkpoint), "--game", "coinrun", "--precision", "fp16"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "--precision must be fp32 or bf16" in bad.stderr

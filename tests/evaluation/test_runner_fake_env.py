@@ -96,10 +96,10 @@ def test_results_do_not_depend_on_num_envs(scripted: None) -> None:
     reports = [
         evaluate(CallablePolicy(policy), game="coinrun", splits="train,test", episodes=12,
                  seed=1, num_envs=n)
-        for n in (1, 5, 16)
+        for n in (1, 5, 32)
     ]  # fmt: skip
     assert reports[0].splits == reports[1].splits == reports[2].splits
-    assert max(seen) == 12  # 16 environments asked, only 12 episodes planned
+    assert max(seen) == 24  # 32 environments asked, only 2 x 12 episodes planned (one pool)
     assert reports[0].action.startswith("policy's own act()")
 
 
@@ -162,3 +162,23 @@ def test_torch_threads_set_during_evaluation_and_restored(scripted: None) -> Non
         assert set(seen) == {2}
     finally:
         torch.set_num_threads(before)
+
+
+def test_splits_share_one_pool_without_changing_any_episode(scripted: None) -> None:
+    """All splits are played from one queue; each episode is the one a split alone would play."""
+    policy = CallablePolicy(lambda obs: (obs[:, 0, 0, 0] % 15).astype(np.int64))
+    together = evaluate(policy, game="coinrun", splits="train,validation,test", episodes=10,
+                        seed=4, num_envs=8)  # fmt: skip
+    for name in ("train", "validation", "test"):
+        alone = evaluate(policy, game="coinrun", splits=name, episodes=10, seed=4, num_envs=8)
+        assert together.splits[name] == alone.splits[name]
+    lengths = [e.length for s in together.splits.values() for e in s.episodes]
+    assert len(lengths) == 30 and len(set(lengths)) == 2  # long and short episodes in the pool
+
+
+def test_precision_is_refused_for_a_policy_offgen_does_not_run(scripted: None) -> None:
+    from offgen.errors import EvaluationError
+
+    policy = CallablePolicy(lambda obs: np.zeros(len(obs), dtype=np.int64))
+    with pytest.raises(EvaluationError, match="precision 'bf16' applies to checkpoints"):
+        evaluate(policy, game="coinrun", splits="train", episodes=2, precision="bf16")
