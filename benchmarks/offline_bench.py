@@ -134,8 +134,22 @@ def predecessor_windows(ds: Any, batch: int, context: int) -> Iterator[Any]:
     n = len(frames)
     starts = np.concatenate([[0], np.asarray(done_idxs[:-1]) + 1])
     timesteps = np.arange(n) - np.repeat(starts, lengths + 1)
-    actions = np.zeros(n, dtype=np.int64)  # values do not change the timing
+    # The store's own actions and returns-to-go, placed at each step's frame (the final frame of
+    # an episode has none: 0, as the predecessor's arrays held).
+    from offgen.data.sampling.index import returns_to_go
+
+    rows = ds.store.table.rows
+    lengths64 = rows["length"].astype(np.int64)
+
+    def ranges(column: str) -> Any:
+        firsts = rows[column].astype(np.int64)
+        return np.concatenate([np.arange(a, a + t) for a, t in zip(firsts, lengths64, strict=True)])
+
+    step_of, frame_of = ranges("step_offset"), ranges("frame_offset")
+    actions = np.zeros(n, dtype=np.int64)
+    actions[frame_of] = np.asarray(ds.store.actions)[step_of]
     rtgs = np.zeros(n, dtype=np.float32)
+    rtgs[frame_of] = returns_to_go(np.asarray(ds.store.rewards), rows)[step_of]
     dataset = PredecessorWindows(frames, actions, done_idxs, rtgs, timesteps, block=context)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True)
     steps = torch.arange(context)
@@ -179,9 +193,10 @@ def time_feeds(algo: str, store: Path, args: argparse.Namespace, pred: Any) -> d
     waits: dict[str, list[float]] = {f: [] for f in FEEDS}
     step = 1  # past step 0, where the Q-learners copy their targets
     with flush_denormals():  # as the training loop runs its updates
-        for feed in FEEDS:  # warm-up: one untimed update per feed
-            _segment(algorithm, feeds.get(feed, lambda: held), 1, step)
-            step += 1
+        for feed in FEEDS:  # warm-up: two untimed updates per feed (the first timed segment
+            # after a single one still ran at half speed: oneDNN / allocator warm-up, measured)
+            _segment(algorithm, feeds.get(feed, lambda: held), 2, step)
+            step += 2
         for r in range(args.rounds):
             for feed in FEEDS[r % 3 :] + FEEDS[: r % 3]:
                 if feed == "offgen":
