@@ -1,7 +1,7 @@
 """Evaluation benchmark: ``offgen.evaluation.evaluate`` against the predecessor's sequential loop.
 
-One policy (the IMPALA actor-critic, greedy, random weights with an output layer scaled so its
-greedy action depends on the observation), ``--episodes`` planned episodes on each of train,
+One policy (the IMPALA actor-critic, greedy, random weights; see :func:`make_policy` for what its
+actions are), ``--episodes`` planned episodes on each of train,
 validation and test, measured in one run:
 
 * **ours**: ``evaluate(policy, num_envs=16, torch_threads=1)``: 16 episodes at a time, one batched
@@ -43,7 +43,15 @@ SPLITS = ("train", "validation", "test")
 
 
 def make_policy(seed: int = 0) -> TorchPolicy:
-    """Random IMPALA weights, output layer at gain 2 (so greedy actions vary with the frame)."""
+    """Random IMPALA weights, output layer at gain 2, a pull towards RIGHT+UP.
+
+    Measured: its greedy action is RIGHT+UP at every one of the 19,267 steps of the 100-episode
+    run (probability margin >= 0.31): a random IMPALA's features barely vary between coinrun
+    frames. Inference costs the same whatever the weights, so the timings hold; but the "same
+    returns" checks show the level plans and the determinism, not that two runs agree where
+    actions depend on the frame (standardising the features to make them depend sent most
+    episodes into 1,000-step loops against walls, too slow for this benchmark).
+    """
     torch.manual_seed(seed)
     model = build_impala()
     with torch.no_grad():

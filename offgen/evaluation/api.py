@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from offgen._allocator import tune_allocator
 from offgen._version import __version__
 from offgen.envs.procgen import LevelRange, resolve_split
 from offgen.errors import EvaluationError, UnknownNameError
@@ -132,6 +133,7 @@ def evaluate(
             policy that is not a torch policy of offgen's.
     """
     started = time.perf_counter()
+    tune_allocator()  # batched inference's activation buffers from the heap (offgen/_allocator)
     where = _environment(env, game, distribution_mode)
     names = parse_splits(splits)
     mode = ActionMode.parse(action) if isinstance(action, str) else action
