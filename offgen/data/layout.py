@@ -16,20 +16,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from offgen._compiled import compiled_kernel
 from offgen.data.schema import Layout, to_layout
 
 __all__ = ["COMPILED_TRANSPOSE", "in_layout"]
 
 
-def _load_kernel() -> Callable[[Any, Any, int, int], None] | None:
-    try:
-        from offgen._decode import hwc_to_chw_uint8
-    except ImportError:  # pragma: no cover - built without a C compiler (numpy path, same bytes)
-        return None
-    return hwc_to_chw_uint8
-
-
-_hwc_to_chw = _load_kernel()
+_hwc_to_chw: Callable[[Any, Any, int, int], None] | None = compiled_kernel("hwc_to_chw_uint8")
 
 COMPILED_TRANSPOSE: bool = _hwc_to_chw is not None
 """Whether HWC -> CHW copies of uint8 frames use the compiled kernel rather than numpy."""

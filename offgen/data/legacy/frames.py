@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from offgen._compiled import compiled_kernel
 from offgen.data.exact import cast_exactly
 from offgen.data.legacy._errors import corrupt, reading
 from offgen.data.legacy.npy_walk import FileRegion, file_identity
@@ -24,15 +25,9 @@ from offgen.errors import CorruptStoreError, SchemaError
 __all__ = ["COMPILED_DECODE", "LegacyFrames", "check_frames_shape", "decode_into"]
 
 
-def _load_compiled_decode() -> Callable[[Any, Any, int, int], int] | None:
-    try:
-        from offgen._decode import chw_float32_to_hwc_uint8
-    except ImportError:  # pragma: no cover - built without a C compiler (numpy path, same frames)
-        return None
-    return chw_float32_to_hwc_uint8
-
-
-_compiled_decode = _load_compiled_decode()
+_compiled_decode: Callable[[Any, Any, int, int], int] | None = compiled_kernel(
+    "chw_float32_to_hwc_uint8"
+)
 
 COMPILED_DECODE: bool = _compiled_decode is not None
 """Whether float32 CHW frames are decoded by the compiled kernel (``offgen/_decode.c``) rather than
