@@ -12,8 +12,8 @@ threshold above it, once per process, when a sampler is built, a legacy conversi
 decoded episode is a fresh ~10 MB array: untuned, zeroing its new pages took ~8% of the
 conversion's CPU time) or an evaluation starts (batched inference allocates activation buffers of
 several MB per call: bfloat16 IMPALA inference at batch 64 ran at 4.4k frames/s untuned against
-6.6k tuned; fp32 was unaffected, measured). Memory is still returned to the system by ``free`` of larger blocks and by
-trimming above 64 MiB of free heap top. Set ``OFFGEN_MALLOC_TUNING=0`` to leave the allocator
+6.6k tuned; fp32 was unaffected, measured). Memory is still returned to the system by ``free`` of
+larger blocks and by trimming above 64 MiB of free heap top. Set ``OFFGEN_MALLOC_TUNING=0`` to leave the allocator
 alone. Elsewhere (musl, macOS) it does nothing.
 
 :func:`release_free_memory` hands memory that is free but still held by glibc back to the system

@@ -99,6 +99,31 @@ static void interleaved_to_planes(const uint8_t *restrict src, uint8_t *restrict
     }
 }
 
+/* Both functions' buffers: a C-contiguous source (with `src_flags`) and a writable C-contiguous
+ * destination. Returns -1 with a Python error set and nothing held, else 0 (release both). */
+static int get_src_dst(PyObject *src_obj, int src_flags, PyObject *dst_obj, Py_buffer *src,
+                       Py_buffer *dst) {
+    if (PyObject_GetBuffer(src_obj, src, PyBUF_C_CONTIGUOUS | src_flags) < 0) {
+        return -1;
+    }
+    if (PyObject_GetBuffer(dst_obj, dst, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(src);
+        return -1;
+    }
+    return 0;
+}
+
+/* Releases what get_src_dst acquired; with a `problem`, raises it as ValueError and returns -1. */
+static int release_src_dst(Py_buffer *src, Py_buffer *dst, const char *problem) {
+    PyBuffer_Release(dst);
+    PyBuffer_Release(src);
+    if (problem != NULL) {
+        PyErr_SetString(PyExc_ValueError, problem);
+        return -1;
+    }
+    return 0;
+}
+
 static int is_native_float32(const Py_buffer *view) {
     const char *format = view->format;
     if (format == NULL || view->itemsize != 4) {
@@ -122,11 +147,7 @@ static PyObject *chw_float32_to_hwc_uint8(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_buffer src, dst;
-    if (PyObject_GetBuffer(src_obj, &src, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        return NULL;
-    }
-    if (PyObject_GetBuffer(dst_obj, &dst, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&src);
+    if (get_src_dst(src_obj, PyBUF_FORMAT, dst_obj, &src, &dst) < 0) {
         return NULL;
     }
     Py_ssize_t result = -1;
@@ -142,10 +163,7 @@ static PyObject *chw_float32_to_hwc_uint8(PyObject *self, PyObject *args) {
         result = decode_frames((const float *)src.buf, (uint8_t *)dst.buf, frames, pixels);
         Py_END_ALLOW_THREADS
     }
-    PyBuffer_Release(&dst);
-    PyBuffer_Release(&src);
-    if (problem != NULL) {
-        PyErr_SetString(PyExc_ValueError, problem);
+    if (release_src_dst(&src, &dst, problem) < 0) {
         return NULL;
     }
     return PyLong_FromSsize_t(result);
@@ -162,11 +180,7 @@ static PyObject *hwc_to_chw_uint8(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_buffer src, dst;
-    if (PyObject_GetBuffer(src_obj, &src, PyBUF_C_CONTIGUOUS) < 0) {
-        return NULL;
-    }
-    if (PyObject_GetBuffer(dst_obj, &dst, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&src);
+    if (get_src_dst(src_obj, 0, dst_obj, &src, &dst) < 0) {
         return NULL;
     }
     const char *problem = NULL;
@@ -180,10 +194,7 @@ static PyObject *hwc_to_chw_uint8(PyObject *self, PyObject *args) {
         interleaved_to_planes((const uint8_t *)src.buf, (uint8_t *)dst.buf, frames, pixels);
         Py_END_ALLOW_THREADS
     }
-    PyBuffer_Release(&dst);
-    PyBuffer_Release(&src);
-    if (problem != NULL) {
-        PyErr_SetString(PyExc_ValueError, problem);
+    if (release_src_dst(&src, &dst, problem) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast, get_args
 
 import typer
 
@@ -99,10 +99,11 @@ def evaluate(
         registered_environment,
     )
     from offgen.evaluation import evaluate as run_evaluation
+    from offgen.policies.torch_policy import Precision
 
     if torch_threads < 0:
         raise typer.BadParameter("--torch-threads must be >= 0")
-    if precision not in ("fp32", "bf16"):
+    if precision not in get_args(Precision):
         raise typer.BadParameter(f"--precision must be fp32 or bf16, not {precision!r}")
     env: EvalEnvironment | None = None
     if dataset is not None:
@@ -129,7 +130,7 @@ def evaluate(
         action=action,
         torch_threads=torch_threads or None,
         env=env,
-        precision="bf16" if precision == "bf16" else None,
+        precision=cast(Precision, precision),
     )
     typer.echo(
         f"{report.game} · {report.policy_id} · action {report.action} · seed {report.seed} · "

@@ -46,11 +46,11 @@ def in_layout(
     Returns:
         ``out``, or a new (or the same) array.
     """
+    if source == target and out is None and frames.flags.c_contiguous:
+        return frames
+    view = to_layout(frames, source, target)
     if out is None:
-        if source == target and frames.flags.c_contiguous:
-            return frames
-        shape = frames.shape if source == target else to_layout(frames, source, target).shape
-        out = np.empty(shape, dtype=frames.dtype)
+        out = np.empty(view.shape, dtype=frames.dtype)
     if (
         _hwc_to_chw is not None
         and source == "HWC"
@@ -58,9 +58,9 @@ def in_layout(
         and frames.dtype == np.uint8
         and frames.flags.c_contiguous
         and out.flags.c_contiguous
-        and out.shape == to_layout(frames, source, target).shape
+        and out.shape == view.shape
     ):
         _hwc_to_chw(frames, out, len(frames), frames.shape[1] * frames.shape[2])
     else:
-        np.copyto(out, to_layout(frames, source, target))
+        np.copyto(out, view)
     return out

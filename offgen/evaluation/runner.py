@@ -8,9 +8,9 @@ concurrently (envpool ``send`` to every slot, then ``recv``). A slot whose episo
 next planned episode. Several splits' plans are played by one pool, one after another in the
 queue, so that the environments stay busy until the last episode of the last split (385 instead
 of 543 inference calls for 300 coinrun episodes at 64 environments; the time saved was within the
-noise, as inference dominates). The run ends when every planned episode has
-finished, so each counts exactly once whatever its length: taking "the first N episodes to finish" instead would over-sample short
-episodes. Slots are filled in plan order and scanned in slot order, so a deterministic policy plays
+noise, as inference dominates). The run ends when every planned episode has finished, so each
+counts exactly once whatever its length: taking "the first N episodes to finish" instead would
+over-sample short episodes. Slots are filled in plan order and scanned in slot order, so a deterministic policy plays
 every episode identically on a rerun. A policy with memory (:class:`~offgen.policies.EpisodicPolicy`)
 is told when a slot starts an episode, which slot each row is, and what each slot did and received.
 """
