@@ -1,4 +1,8 @@
-/* offgen._decode: the predecessor's float32 CHW frames -> offgen's uint8 HWC frames, in one pass.
+/* offgen._decode: offgen's optional compiled kernels (each has a numpy or torch fallback).
+ *
+ * 1. chw_float32_to_hwc_uint8: the predecessor's float32 CHW frames -> uint8 HWC, in one pass.
+ * 2. hwc_to_chw_uint8: frame layout copy (below).
+ * 3. max_pool_3x3_s2: the IMPALA network's max pool in inference (below).
  *
  * Converting a legacy archive spends most of its decode time on three numpy passes per block of
  * frames (cast, exactness check, channel interleave with a byte stride of 3). This kernel fuses
@@ -99,7 +103,105 @@ static void interleaved_to_planes(const uint8_t *restrict src, uint8_t *restrict
     }
 }
 
-/* Both functions' buffers: a C-contiguous source (with `src_flags`) and a writable C-contiguous
+/* Max pooling, 3 x 3 window, stride 2, padding 1 (the IMPALA network's), on NHWC frames of
+ * float32 or bfloat16 (the bits of a bfloat16 are the high half of a float32's).
+ *
+ * Why: in inference, torch's CPU max pool also writes int64 indices nobody reads; it was 30% of a
+ * batch-64 bfloat16 IMPALA forward here. Per output row: the column max of its (up to) three input
+ * rows into a float row, then the max of (up to) three neighbours of that row at stride 2. Both
+ * loops run over contiguous channels and vectorise. A NaN anywhere in a window gives NaN, as in
+ * torch; bfloat16 results are the winning input's bits (a max is exact). One thread: a second
+ * one, started here, competed with torch's OpenMP threads (which spin between operations) and
+ * made the forward slower than torch's own pool. */
+static inline float bf16_bits_to_float(uint16_t bits) {
+    uint32_t u = (uint32_t)bits << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline uint16_t float_to_bf16_bits(float f) { /* exact: f came from a bfloat16 */
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline float max_nan(float m, float v) { return (v > m || v != v) ? v : m; }
+
+/* acc[i] = max over the given rows (r2 may be NULL: a window cut by the border). */
+OFFGEN_CLONES
+static void rows_max_f32(const float *restrict r0, const float *restrict r1,
+                         const float *restrict r2, float *restrict acc, Py_ssize_t n) {
+    if (r2 != NULL) {
+        for (Py_ssize_t i = 0; i < n; i++) acc[i] = max_nan(max_nan(r0[i], r1[i]), r2[i]);
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) acc[i] = max_nan(r0[i], r1[i]);
+    }
+}
+
+OFFGEN_CLONES
+static void rows_max_bf16(const uint16_t *restrict r0, const uint16_t *restrict r1,
+                          const uint16_t *restrict r2, float *restrict acc, Py_ssize_t n) {
+    if (r2 != NULL) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            float m = max_nan(bf16_bits_to_float(r0[i]), bf16_bits_to_float(r1[i]));
+            acc[i] = max_nan(m, bf16_bits_to_float(r2[i]));
+        }
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            acc[i] = max_nan(bf16_bits_to_float(r0[i]), bf16_bits_to_float(r1[i]));
+        }
+    }
+}
+
+/* out pixel x = max of acc pixels 2x - 1, 2x, 2x + 1 that exist, channel by channel. */
+OFFGEN_CLONES
+static void cols_max(const float *restrict acc, float *restrict out, Py_ssize_t w, Py_ssize_t ow,
+                     Py_ssize_t c) {
+    for (Py_ssize_t ox = 0; ox < ow; ox++) {
+        const float *mid = acc + 2 * ox * c;
+        const float *left = ox > 0 ? mid - c : mid;
+        const float *right = 2 * ox + 1 < w ? mid + c : mid;
+        float *o = out + ox * c;
+        for (Py_ssize_t k = 0; k < c; k++) o[k] = max_nan(max_nan(left[k], mid[k]), right[k]);
+    }
+}
+
+typedef struct {
+    const char *src;
+    char *dst;
+    Py_ssize_t frames, h, w, c;
+    int bf16;
+    float *acc, *row; /* scratch: w * c and ow * c floats */
+} PoolJob;
+
+static void pool_frames(const PoolJob *job) {
+    Py_ssize_t h = job->h, w = job->w, c = job->c, oh = (h + 1) / 2, ow = (w + 1) / 2;
+    size_t item = job->bf16 ? 2 : 4, row_bytes = (size_t)(w * c) * item;
+    for (Py_ssize_t f = 0; f < job->frames; f++) {
+        const char *frame = job->src + (size_t)(f * h) * row_bytes;
+        for (Py_ssize_t oy = 0; oy < oh; oy++) {
+            Py_ssize_t y = 2 * oy; /* window rows y - 1, y, y + 1, clipped to the frame */
+            const char *r0 = frame + (size_t)(y > 0 ? y - 1 : y) * row_bytes;
+            const char *r1 = frame + (size_t)y * row_bytes;
+            const char *r2 = y + 1 < h ? frame + (size_t)(y + 1) * row_bytes : NULL;
+            char *out = job->dst + (size_t)((f * oh + oy) * ow * c) * item;
+            if (job->bf16) {
+                rows_max_bf16((const uint16_t *)r0, (const uint16_t *)r1, (const uint16_t *)r2,
+                              job->acc, w * c);
+                cols_max(job->acc, job->row, w, ow, c);
+                uint16_t *o = (uint16_t *)out;
+                for (Py_ssize_t i = 0; i < ow * c; i++) o[i] = float_to_bf16_bits(job->row[i]);
+            } else {
+                rows_max_f32((const float *)r0, (const float *)r1, (const float *)r2, job->acc,
+                             w * c);
+                cols_max(job->acc, (float *)out, w, ow, c);
+            }
+        }
+    }
+}
+
+/* The functions' buffers: a C-contiguous source (with `src_flags`) and a writable C-contiguous
  * destination. Returns -1 with a Python error set and nothing held, else 0 (release both). */
 static int get_src_dst(PyObject *src_obj, int src_flags, PyObject *dst_obj, Py_buffer *src,
                        Py_buffer *dst) {
@@ -200,6 +302,50 @@ static PyObject *hwc_to_chw_uint8(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *max_pool_3x3_s2(PyObject *self, PyObject *args) {
+    PyObject *src_obj, *dst_obj;
+    Py_ssize_t frames, h, w, c;
+    int bf16;
+    if (!PyArg_ParseTuple(args, "OOnnnnp", &src_obj, &dst_obj, &frames, &h, &w, &c, &bf16)) {
+        return NULL;
+    }
+    if (frames < 0 || h < 2 || w < 2 || c < 1) {
+        PyErr_SetString(PyExc_ValueError,
+                        "need frames >= 0, height and width >= 2 and channels >= 1");
+        return NULL;
+    }
+    Py_buffer src, dst;
+    if (get_src_dst(src_obj, 0, dst_obj, &src, &dst) < 0) {
+        return NULL;
+    }
+    Py_ssize_t item = bf16 ? 2 : 4;
+    const char *problem = NULL;
+    if (src.len != frames * h * w * c * item) {
+        problem = "source must hold frames x height x width x channels values";
+    } else if (dst.len != frames * ((h + 1) / 2) * ((w + 1) / 2) * c * item) {
+        problem = "destination must hold frames x (height+1)/2 x (width+1)/2 x channels values";
+    } else if ((const char *)dst.buf < (const char *)src.buf + src.len &&
+               (const char *)src.buf < (const char *)dst.buf + dst.len && src.len > 0) {
+        problem = "source and destination must not overlap";
+    } else {
+        float *scratch = PyMem_RawMalloc(sizeof(float) * (size_t)(w * c + ((w + 1) / 2) * c));
+        if (scratch == NULL) {
+            problem = "out of memory";
+        } else {
+            PoolJob job = {(const char *)src.buf, (char *)dst.buf, frames, h, w, c, bf16,
+                           scratch, scratch + w * c};
+            Py_BEGIN_ALLOW_THREADS
+            pool_frames(&job);
+            Py_END_ALLOW_THREADS
+            PyMem_RawFree(scratch);
+        }
+    }
+    if (release_src_dst(&src, &dst, problem) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"chw_float32_to_hwc_uint8", chw_float32_to_hwc_uint8, METH_VARARGS,
      "chw_float32_to_hwc_uint8(src, dst, frames, pixels) -> int\n\n"
@@ -210,12 +356,19 @@ static PyMethodDef methods[] = {
      "hwc_to_chw_uint8(src, dst, frames, pixels) -> None\n\n"
      "Copy uint8 frames (frames, pixels, 3) into (frames, 3, pixels); both C-contiguous, not\n"
      "overlapping. Releases the GIL."},
+    {"max_pool_3x3_s2", max_pool_3x3_s2, METH_VARARGS,
+     "max_pool_3x3_s2(src, dst, frames, height, width, channels, bf16) -> None\n\n"
+     "3 x 3 max pooling, stride 2, padding 1, of C-contiguous NHWC float32 (or, with bf16,\n"
+     "bfloat16 bits) frames into (frames, (height+1)/2, (width+1)/2, channels); NaN propagates.\n"
+     "Releases the GIL."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "offgen._decode",
-    "Compiled frame decoding for legacy conversion (see offgen/_decode.c).", -1, methods,
+    "Compiled kernels: legacy frame decoding, layout copies, inference max pooling "
+    "(offgen/_decode.c).",
+    -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__decode(void) { return PyModule_Create(&module); }

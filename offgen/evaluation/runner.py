@@ -4,14 +4,15 @@ Each of ``num_envs`` slots plays one planned episode at a time in its own one-en
 pinned to that episode's level (``start_level = level, num_levels = 1``: Procgen reseeds the game
 from the level seed, so the episode is the same as on that level inside any range; creating one
 costs about a millisecond). All busy slots act in one batched policy call per step, then step
-concurrently (envpool ``send`` to every slot, then ``recv``). A slot whose episode ends takes the
-next planned episode. Several splits' plans are played by one pool, one after another in the
-queue, so that the environments stay busy until the last episode of the last split (385 instead
-of 543 inference calls for 300 coinrun episodes at 64 environments; the time saved was within the
-noise, as inference dominates). The run ends when every planned episode has finished, so each
-counts exactly once whatever its length: taking "the first N episodes to finish" instead would
-over-sample short episodes. Slots are filled in plan order and scanned in slot order, so a deterministic policy plays
-every episode identically on a rerun. A policy with memory (:class:`~offgen.policies.EpisodicPolicy`)
+concurrently (envpool ``send`` to every slot, then ``recv``, through
+:func:`offgen.envs.stepper.stepper`, which skips envpool's per-call Python conversions). A slot
+whose episode ends takes the next planned episode. Several splits' plans are played by one pool,
+one after another in the queue, so that the environments stay busy until the last episode of the
+last split (385 instead of 543 inference calls for 300 coinrun episodes at 64 environments; the
+time saved was within the noise, as inference dominates). The run ends when every planned episode
+has finished, so each counts exactly once whatever its length: taking "the first N episodes to
+finish" instead would over-sample short episodes. Slots are filled in plan order and scanned in
+slot order, so a deterministic policy plays every episode identically on a rerun. A policy with memory (:class:`~offgen.policies.EpisodicPolicy`)
 is told when a slot starts an episode, which slot each row is, and what each slot did and received.
 """
 
@@ -26,6 +27,7 @@ import numpy.typing as npt
 
 from offgen.data.schema import NUM_ACTIONS
 from offgen.envs.procgen import EnvSpec, LevelRange, make_env, resolve_distribution_mode
+from offgen.envs.stepper import Stepper, stepper
 from offgen.errors import EvaluationError, SchemaError
 from offgen.evaluation.actions import ActionMode, choose_actions
 from offgen.evaluation.environment import EvalEnvironment, FrameStacker
@@ -36,7 +38,6 @@ from offgen.policies.base import EpisodicPolicy, Policy
 __all__ = ["play_planned_episodes", "play_plans"]
 
 _UNIFORM_BLOCK = 1024
-_ENV_ID = np.zeros(1, dtype=np.int32)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class _Slot:
     """One environment playing one planned episode (mutable bookkeeping, internal)."""
 
     env: Any
+    step: Stepper
     plan: int
     episode: int
     level_seed: int
@@ -79,7 +81,8 @@ def _open_slot(
             "envpool build does not honour start_level, so evaluation cannot be reproduced with it"
         )
     rng = episode_rng(seed, levels, episode)
-    slot = _Slot(handle, which[0], episode, played, rng, rng.random((_UNIFORM_BLOCK, 2)))
+    draws = rng.random((_UNIFORM_BLOCK, 2))
+    slot = _Slot(handle, stepper(handle), which[0], episode, played, rng, draws)
     return slot, obs[0]
 
 
@@ -182,23 +185,21 @@ def _step(
         episodic.set_slots(busy)
     actions = choose_actions(policy, action, stacker.batch(busy), draws)
     _check_actions(policy, actions, busy.size)
-    sent = np.zeros(1, dtype=np.int32)
-    for slot, act in zip(active, actions, strict=True):
-        sent[0] = act
-        slot.env.send(sent, _ENV_ID)
+    for slot, act in zip(active, actions.tolist(), strict=True):
+        slot.step.send(act)
     rewards = np.zeros(busy.size, dtype=np.float64)
     ended = np.zeros(busy.size, dtype=np.bool_)
     for row, (i, slot) in enumerate(zip(busy, active, strict=True)):
-        obs, reward, terminated, truncated, _info = slot.env.recv()
+        obs, reward, over = slot.step.recv()
         slot.t += 1
-        rewards[row], ended[row] = float(reward[0]), terminated[0] or truncated[0]
-        slot.total += float(rewards[row])
+        rewards[row], ended[row] = reward, over
+        slot.total += reward
         if ended[row]:
             results[slot.plan][slot.episode] = EpisodeResult(slot.level_seed, slot.total, slot.t)
             slot.env.close()
             slots[i] = None
         else:
-            stacker.push(int(i), obs[0])
+            stacker.push(int(i), obs)
     if episodic is not None:
         episodic.observe(busy, actions, rewards, ended)
 

@@ -7,7 +7,8 @@ Linear 256 -> ReLU; critic ``Linear(256, 1)``; policy ``Linear(256, 15)``.
 State-dict naming (the predecessor's, which offgen's own checkpoints use too)::
 
     base.layer{1,2,3}.0.{weight,bias}          stage conv (3x3, padding 1)
-    base.layer{1,2,3}.{2,3}.conv{1,2}.{weight,bias}   residual blocks (index 1 is the max-pool)
+    base.layer{1,2,3}.{2,3}.conv{1,2}.{weight,bias}   residual blocks (index 1 is the max-pool,
+                                                      compiled in inference: pooling.py)
     base.fc.{weight,bias}                      Linear(2048, hidden)
     base.critic_linear.{weight,bias}           Linear(hidden, 1)
     dist.linear.{weight,bias}                  Linear(hidden, num_actions)
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from offgen._optional import require
+from offgen.policies.pooling import max_pool_3x3_s2
 
 __all__ = ["build_impala", "impala_arch_from_state_dict"]
 
@@ -50,10 +52,16 @@ def build_impala(
             out = self.conv2(torch.relu(out))
             return out + x
 
+    class MaxPool(nn.Module):  # type: ignore[misc,name-defined]
+        """``nn.MaxPool2d(3, stride=2, padding=1)``, compiled in inference (pooling.py)."""
+
+        def forward(self, x: Any) -> Any:
+            return max_pool_3x3_s2(x)
+
     def stage(cin: int, cout: int) -> Any:
         return nn.Sequential(
             nn.Conv2d(cin, cout, 3, padding=1),
-            nn.MaxPool2d(3, stride=2, padding=1),
+            MaxPool(),
             ResidualBlock(cout),
             ResidualBlock(cout),
         )

@@ -16,6 +16,7 @@ from offgen.policies import (
     CheckpointError,
     Policy,
     RandomPolicy,
+    TorchPolicy,
     as_policy,
     build_impala,
     load_policy,
@@ -108,3 +109,24 @@ def test_a_checkpoint_that_fails_to_load_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no model weights"):
         load_policy(tmp_path / "noweights.pt")
     assert pickle  # the evil object above is pickled by torch.save, never loaded
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_padded_inference_gives_the_unpadded_rows(precision: str) -> None:
+    """A batch of 13 runs as 16 rows (fewer kernel builds); its 13 rows are the unpadded ones, up
+    to the last-bit rounding that any change of batch size can bring (oneDNN picks kernels by it).
+    """
+    from offgen.policies.torch_policy import inference_rows
+
+    assert [inference_rows(n) for n in (1, 4, 5, 8, 9, 13, 64, 65)] == [1, 4, 8, 8, 16, 16, 64, 72]
+    torch.manual_seed(0)
+    policy = TorchPolicy(build_impala(), policy_id="p", precision=precision)  # type: ignore[arg-type]
+    obs = np.random.default_rng(1).integers(0, 256, (13, 64, 64, 3), dtype=np.uint8)
+    bf16 = precision == "bf16"
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        logits, _ = policy.model(torch.from_numpy(obs).permute(0, 3, 1, 2))
+        unpadded = torch.softmax(logits.float(), dim=1).numpy()
+    probs = policy.probabilities(obs)
+    assert probs.shape == (13, 15)
+    np.testing.assert_allclose(probs, unpadded, rtol=0, atol=1e-6 if precision == "fp32" else 1e-3)
+    assert (probs.argmax(1) == unpadded.argmax(1)).all()
