@@ -211,6 +211,22 @@ def test_cache_mapping_follows_the_available_memory(
     np.testing.assert_array_equal(frames[n - 5 :], small_ds.store.read_frames(n - 5, n))
     with pytest.raises(ValueError):
         frames[0, 0, 0, 0] = 1
+    if sys.platform == "linux":  # advised MADV_RANDOM: no 8 MiB read-around per page fault
+        assert "rr" in _vm_flags(frames.ctypes.data)
+
+
+def _vm_flags(address: int) -> list[str]:
+    """The ``VmFlags`` of the mapping of this process that holds ``address`` (/proc/self/smaps)."""
+    inside = False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                start, end = (int(x, 16) for x in head.split("-"))
+                inside = start <= address < end
+            elif inside and head == "VmFlags:":
+                return line.split()[1:]
+    raise AssertionError(f"no mapping holds {address:#x}")
 
 
 def test_warming_reads_the_whole_file_once_per_process(tmp_path: Path) -> None:

@@ -122,6 +122,8 @@ def _mapping_for(path: Path, loaded: np.memmap[Any, Any]) -> npt.NDArray[np.uint
       background (:mod:`offgen.data.sampling.warm`), so a cold cache is not read one random 4 KiB
       page per frame for the whole run;
     * larger: the plain mapping; the page cache keeps what it can.
+
+    Every mapping is advised ``MADV_RANDOM`` (:func:`_random_access`).
     """
     import psutil
 
@@ -130,7 +132,26 @@ def _mapping_for(path: Path, loaded: np.memmap[Any, Any]) -> npt.NDArray[np.uint
         return _populated_view(path, loaded)
     if size < available * 0.9:
         start_warming(path)
+    _random_access(getattr(loaded, "_mmap", None))  # numpy keeps its mmap object there
     return loaded
+
+
+def _random_access(mapping: mmap.mmap | None) -> None:
+    """Advise the kernel that ``mapping`` is read at random: no read-around on a page fault.
+
+    Why: a fault on a page that is not in the page cache otherwise reads the device's whole
+    read-ahead window around it (8 MiB on this project's machine) to serve one 12 KiB frame.
+    Gathering random batches from a cache that the page cache holds only in part (an 11.5 GiB
+    cache beside a large training job) then read 130-550 MB/s from disk, spent a third of the CPU
+    in the kernel, and slowed an IQL update that ran beside it to 0.75x (docs/benchmarks.md).
+    Sequential warming (:mod:`offgen.data.sampling.warm`) reads through ``read``, not the mapping,
+    and keeps its read-ahead.
+    """
+    advice = getattr(mmap, "MADV_RANDOM", None)
+    if mapping is None or advice is None:  # pragma: no cover - not Linux / BSD
+        return
+    with contextlib.suppress(OSError):  # advice only: the mapping works without it
+        mapping.madvise(advice)
 
 
 def _populated_view(path: Path, frames: np.memmap[Any, Any]) -> npt.NDArray[np.uint8]:
@@ -143,6 +164,7 @@ def _populated_view(path: Path, frames: np.memmap[Any, Any]) -> npt.NDArray[np.u
     flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
     with open(path, "rb") as handle:
         mapping = mmap.mmap(handle.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
+    _random_access(mapping)  # pages dropped later under memory pressure come back one by one
     view = np.frombuffer(mapping, dtype=np.uint8, offset=frames.offset, count=frames.size)
     return view.reshape(frames.shape)
 
