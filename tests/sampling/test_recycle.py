@@ -4,11 +4,14 @@ from it is never overwritten by a later batch."""
 from __future__ import annotations
 
 import gc
+import mmap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from offgen.data.sampling.recycle import FrameTaker
+from offgen._compiled import compiled_kernel
+from offgen.data.sampling.recycle import FrameTaker, _file_mapped
 
 
 def _frames() -> np.ndarray:
@@ -74,3 +77,31 @@ def test_a_pickled_taker_starts_empty() -> None:
     copy = pickle.loads(pickle.dumps(take))  # DataLoader workers get the sampler this way
     np.testing.assert_array_equal(copy(frames, np.array([2])), frames[[2]])
     assert kept[0, 0, 0, 0] == frames[1, 0, 0, 0]
+
+
+@pytest.mark.skipif(compiled_kernel("will_need_rows") is None, reason="offgen._decode not built")
+def test_read_ahead_advice_merges_runs_and_skips_rows_outside() -> None:
+    advise = compiled_kernel("will_need_rows")
+    frames = np.zeros((100, 12288), dtype=np.uint8)
+    rows = np.array([1, 2, 3, 7, 50, 51, 200, -1], dtype=np.int64)
+    assert advise(frames, rows, 12288) == 3  # 1-3, 7, 50-51; 200 and -1 are not in the array
+    assert advise(frames, np.array([[4, 5], [6, 9]], dtype=np.int64), 12288) == 2
+    with pytest.raises(ValueError, match="int64"):
+        advise(frames, rows.astype(np.int32), 12288)
+
+
+def test_file_mappings_are_advised_and_gather_the_same_rows(tmp_path: Path) -> None:
+    """The memmap and MAP_POPULATE views of the frame cache are advised, in-memory arrays not;
+    the gather's result does not depend on it."""
+    data = np.arange(20 * 48, dtype=np.uint8).reshape(20, 4, 4, 3)
+    path = tmp_path / "frames.npy"
+    np.save(path, data)
+    memmap = np.load(path, mmap_mode="r")
+    with open(path, "rb") as handle:
+        mapping = mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ)
+    populated = np.frombuffer(mapping, np.uint8, count=data.size, offset=memmap.offset)
+    populated = populated.reshape(data.shape)
+    assert _file_mapped(memmap) and _file_mapped(populated) and not _file_mapped(data)
+    index = np.array([[3, 4, 5], [19, 0, 7]], dtype=np.int64)
+    for frames in (memmap, populated, data):
+        np.testing.assert_array_equal(FrameTaker()(frames, index), data[index])
