@@ -183,6 +183,7 @@ def time_feeds(algo: str, store: Path, args: argparse.Namespace, pred: Any) -> d
     """Interleaved segments of the three feeds on one algorithm; per-feed medians."""
     from baselines.common import flush_denormals
     from baselines.offline.data import Prefetcher
+    from offgen._allocator import heap_allocations
 
     batch = _scaled(algo, args.batch_scale)
     algorithm, sampler, _cfg = _build(algo, store, batch)
@@ -192,7 +193,7 @@ def time_feeds(algo: str, store: Path, args: argparse.Namespace, pred: Any) -> d
     rates: dict[str, list[float]] = {f: [] for f in FEEDS}
     waits: dict[str, list[float]] = {f: [] for f in FEEDS}
     step = 1  # past step 0, where the Q-learners copy their targets
-    with flush_denormals():  # as the training loop runs its updates
+    with flush_denormals(), heap_allocations():  # as the training loop runs its updates
         for feed in FEEDS:  # warm-up: two untimed updates per feed (the first timed segment
             # after a single one still ran at half speed: oneDNN / allocator warm-up, measured)
             _segment(algorithm, feeds.get(feed, lambda: held), 2, step)
@@ -250,9 +251,10 @@ def child_memory(algo: str, store: str, batch: int, updates: int, feed: str) -> 
     probe = PeakAnon()
     from baselines.common import flush_denormals
     from baselines.offline.data import Prefetcher
+    from offgen._allocator import heap_allocations
 
     algorithm, sampler, _cfg = _build(algo, Path(store), batch)
-    with Prefetcher(sampler, "cpu") as prefetch, flush_denormals():
+    with Prefetcher(sampler, "cpu") as prefetch, flush_denormals(), heap_allocations():
         held = prefetch.next()
         next_batch = prefetch.next if feed == "offgen" else (lambda: held)
         seconds, _wait = _segment(algorithm, next_batch, updates, 1)
