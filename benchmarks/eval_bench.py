@@ -44,7 +44,7 @@ import torch
 
 from offgen.envs import EnvSpec, LevelRange, make_env
 from offgen.evaluation import EvaluationReport, evaluate
-from offgen.evaluation.plan import episode_rng
+from offgen.evaluation.plan import EpisodeDraws
 from offgen.policies import TorchPolicy, build_impala, load_policy
 
 SPLITS = ("train", "validation", "test")
@@ -78,9 +78,9 @@ def sequential(
 ) -> tuple[float, list[tuple[int, float, int]]]:
     """One environment, one episode after another, batch-1 inference (the predecessor's loop).
 
-    A sampling policy draws from the same per-episode random numbers as ``evaluate`` (the
-    evaluation's ``episode_rng``: one row of two uniforms per step, column 0 samples), so the
-    two agree level by level whatever the action mode. Stops before the next episode once
+    A sampling policy draws from the same per-episode random numbers as ``evaluate``
+    (:class:`~offgen.evaluation.plan.EpisodeDraws`; column 0 of a step's row samples), so the two
+    agree level by level whatever the action mode. Stops before the next episode once
     ``budget_s`` seconds have passed (fewer episodes returned).
     """
     played = []
@@ -92,14 +92,11 @@ def sequential(
             if time.perf_counter() - start > budget_s:
                 return time.perf_counter() - start, played
             env = make_env(EnvSpec(game, "easy", episode.level_seed, 1, None), 1, 0)
-            rng = episode_rng(seed, levels, index)
-            draws = rng.random((1024, 2))
+            draws = EpisodeDraws(seed, levels, index)
             obs, _ = env.reset()
             total, steps, done = 0.0, 0, False
             while not done:
-                if steps >= len(draws):
-                    draws = np.concatenate([draws, rng.random((1024, 2))])
-                action = policy.act(obs, draws[steps : steps + 1, 0])
+                action = policy.act(obs, draws.row(steps)[:1])
                 obs, reward, term, trunc, _ = env.step(action.astype(np.int32))
                 total, steps, done = total + float(reward[0]), steps + 1, bool(term[0] or trunc[0])
             env.close()

@@ -181,9 +181,8 @@ def _segment(
 
 def time_feeds(algo: str, store: Path, args: argparse.Namespace, pred: Any) -> dict[str, Any]:
     """Interleaved segments of the three feeds on one algorithm; per-feed medians."""
-    from baselines.common import flush_denormals
+    from baselines.common import offline_updates
     from baselines.offline.data import Prefetcher
-    from offgen._allocator import heap_allocations
 
     batch = _scaled(algo, args.batch_scale)
     algorithm, sampler, _cfg = _build(algo, store, batch)
@@ -193,7 +192,7 @@ def time_feeds(algo: str, store: Path, args: argparse.Namespace, pred: Any) -> d
     rates: dict[str, list[float]] = {f: [] for f in FEEDS}
     waits: dict[str, list[float]] = {f: [] for f in FEEDS}
     step = 1  # past step 0, where the Q-learners copy their targets
-    with flush_denormals(), heap_allocations():  # as the training loop runs its updates
+    with offline_updates():  # as the training loop runs its updates
         for feed in FEEDS:  # warm-up: two untimed updates per feed (the first timed segment
             # after a single one still ran at half speed: oneDNN / allocator warm-up, measured)
             _segment(algorithm, feeds.get(feed, lambda: held), 2, step)
@@ -249,12 +248,11 @@ def _samples_per_s(fn: Callable[[], Any], batch: int, seconds: float) -> float:
 def child_memory(algo: str, store: str, batch: int, updates: int, feed: str) -> dict[str, Any]:
     """Peak private memory of ``updates`` updates fed from the store (or one in-memory batch)."""
     probe = PeakAnon()
-    from baselines.common import flush_denormals
+    from baselines.common import offline_updates
     from baselines.offline.data import Prefetcher
-    from offgen._allocator import heap_allocations
 
     algorithm, sampler, _cfg = _build(algo, Path(store), batch)
-    with Prefetcher(sampler, "cpu") as prefetch, flush_denormals(), heap_allocations():
+    with Prefetcher(sampler, "cpu") as prefetch, offline_updates():
         held = prefetch.next()
         next_batch = prefetch.next if feed == "offgen" else (lambda: held)
         seconds, _wait = _segment(algorithm, next_batch, updates, 1)

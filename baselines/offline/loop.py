@@ -44,7 +44,7 @@ from baselines.common import (
     ResumeError,
     RunLogger,
     differing_fields,
-    flush_denormals,
+    offline_updates,
     select_device,
 )
 from baselines.common.errors import ConfigError
@@ -62,7 +62,6 @@ from baselines.offline.config import RESUMABLE_CHANGES, OfflineConfig
 from baselines.offline.data import Prefetcher, TrainingData, open_training_data, summary
 from baselines.offline.evaluation import evaluate_algorithm
 from baselines.offline.registry import algorithm_module, make_algorithm
-from offgen._allocator import heap_allocations
 from offgen._io import atomic_write_json
 
 __all__ = ["EarlyStopping", "OfflineRun", "train", "updates_per_epoch"]
@@ -422,9 +421,7 @@ def train(cfg: OfflineConfig) -> Path:
                     )
                 return run.run_dir / BEST
             if not finished:
-                # Small batches crawl on denormal floats (REFERENCE sec. 7); large activations
-                # came from a fresh mmap each update (offgen/_allocator.py).
-                with flush_denormals(), heap_allocations():
+                with offline_updates():  # denormals flushed, activations from the heap
                     _train_updates(run, prefetch, resumed=saved is not None)
                 _save_rolling(run, prefetch, finished=True)
             run.trace.write(run.algorithm.modules())  # before rank 0 restores the best weights

@@ -20,6 +20,9 @@ import numpy.typing as npt
 
 __all__ = ["Stepper", "stepper"]
 
+_STATE_FIELDS = {"obs", "reward", "done", "trunc"}
+"""The fields of envpool's state list that a step reads."""
+
 Step = tuple[npt.NDArray[np.uint8], float, bool]
 """The frame after the step (without the batch axis), its reward, and whether the episode ended
 (terminated or truncated)."""
@@ -59,9 +62,10 @@ class _EnvpoolStepper:
     def __init__(self, env: Any) -> None:
         self._send = env._send
         self._recv = env._recv
-        # The argument list envpool's own send() builds: one array per action key, env ids first.
+        # The argument list envpool's own send() builds: one array per action key, env ids first
+        # and the action (its last key) last.
         self._arrays = env._from(np.zeros(1, dtype=np.int32), np.zeros(1, dtype=np.int32))
-        self._action = self._arrays[list(env._action_keys).index(env._action_keys[-1])]
+        self._action = self._arrays[-1]
         keys = list(env._state_keys)
         self._obs, self._reward = keys.index("obs"), keys.index("reward")
         self._done, self._trunc = keys.index("done"), keys.index("trunc")
@@ -82,7 +86,7 @@ def stepper(env: Any) -> Stepper:
     Uses envpool's C++ calls where ``env`` has them (envpool 1.2), else its public
     ``send``/``recv``.
     """
-    direct = ("_send", "_recv", "_from", "_action_keys", "_state_keys")
-    if all(hasattr(env, name) for name in direct) and "obs" in list(env._state_keys):
+    direct = ("_send", "_recv", "_from", "_state_keys")
+    if all(hasattr(env, name) for name in direct) and set(env._state_keys) >= _STATE_FIELDS:
         return _EnvpoolStepper(env)
     return _PublicStepper(env)

@@ -13,10 +13,11 @@ Levels are drawn without replacement; when a split has fewer levels than episode
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from offgen.envs.procgen import LevelRange
 
-__all__ = ["FULL_DISTRIBUTION_LEVELS", "episode_rng", "plan_levels"]
+__all__ = ["FULL_DISTRIBUTION_LEVELS", "EpisodeDraws", "episode_rng", "plan_levels"]
 
 FULL_DISTRIBUTION_LEVELS = 2**31 - 1
 """Level seeds of Procgen's full distribution (``num_levels=0``): ``0 .. 2^31 - 2``."""
@@ -58,3 +59,26 @@ def episode_rng(seed: int, levels: LevelRange, episode: int) -> np.random.Genera
     return np.random.default_rng(
         [int(seed), _ACTION_STREAM, levels.start_level, levels.num_levels, int(episode)]
     )
+
+
+class EpisodeDraws:
+    """A planned episode's random numbers: row ``t`` holds the two uniforms of step ``t``.
+
+    Column 0 samples the policy's action, column 1 is the epsilon coin
+    (:func:`offgen.evaluation.actions.choose_actions`). The rows come from :func:`episode_rng` in
+    blocks of 1,024 steps, so an episode draws the same numbers however it is played: by the
+    evaluation's pool, or by one environment stepping episodes one after another.
+    """
+
+    _BLOCK = 1024
+
+    def __init__(self, seed: int, levels: LevelRange, episode: int) -> None:
+        self._rng = episode_rng(seed, levels, episode)
+        self._rows = self._rng.random((self._BLOCK, 2))
+
+    def row(self, t: int) -> npt.NDArray[np.float64]:
+        """The two uniforms of step ``t``."""
+        while t >= len(self._rows):
+            self._rows = np.concatenate([self._rows, self._rng.random((self._BLOCK, 2))])
+        row: npt.NDArray[np.float64] = self._rows[t]
+        return row

@@ -12,8 +12,9 @@ last split (385 instead of 543 inference calls for 300 coinrun episodes at 64 en
 time saved was within the noise, as inference dominates). The run ends when every planned episode
 has finished, so each counts exactly once whatever its length: taking "the first N episodes to
 finish" instead would over-sample short episodes. Slots are filled in plan order and scanned in
-slot order, so a deterministic policy plays every episode identically on a rerun. A policy with memory (:class:`~offgen.policies.EpisodicPolicy`)
-is told when a slot starts an episode, which slot each row is, and what each slot did and received.
+slot order, so a deterministic policy plays every episode identically on a rerun. A policy with
+memory (:class:`~offgen.policies.EpisodicPolicy`) is told when a slot starts an episode, which slot
+each row is, and what each slot did and received.
 """
 
 from __future__ import annotations
@@ -31,13 +32,11 @@ from offgen.envs.stepper import Stepper, stepper
 from offgen.errors import EvaluationError, SchemaError
 from offgen.evaluation.actions import ActionMode, choose_actions
 from offgen.evaluation.environment import EvalEnvironment, FrameStacker
-from offgen.evaluation.plan import episode_rng
+from offgen.evaluation.plan import EpisodeDraws
 from offgen.evaluation.report import EpisodeResult
 from offgen.policies.base import EpisodicPolicy, Policy
 
 __all__ = ["play_planned_episodes", "play_plans"]
-
-_UNIFORM_BLOCK = 1024
 
 
 @dataclass
@@ -49,16 +48,9 @@ class _Slot:
     plan: int
     episode: int
     level_seed: int
-    rng: np.random.Generator
-    uniforms: npt.NDArray[np.float64]
+    draws: EpisodeDraws
     t: int = 0
     total: float = 0.0
-
-    def draws(self) -> npt.NDArray[np.float64]:
-        if self.t >= len(self.uniforms):
-            self.uniforms = np.concatenate([self.uniforms, self.rng.random((_UNIFORM_BLOCK, 2))])
-        row: npt.NDArray[np.float64] = self.uniforms[self.t]
-        return row
 
 
 def _open_slot(
@@ -80,9 +72,8 @@ def _open_slot(
             f"envpool played level {played} when asked for level {level} ({spec.task_id}); this "
             "envpool build does not honour start_level, so evaluation cannot be reproduced with it"
         )
-    rng = episode_rng(seed, levels, episode)
-    draws = rng.random((_UNIFORM_BLOCK, 2))
-    slot = _Slot(handle, stepper(handle), which[0], episode, played, rng, draws)
+    draws = EpisodeDraws(seed, levels, episode)
+    slot = _Slot(handle, stepper(handle), which[0], episode, played, draws)
     return slot, obs[0]
 
 
@@ -180,7 +171,7 @@ def _step(
 ) -> None:
     """One batched action for the busy slots, then every busy environment steps once."""
     active = [s for s in slots if s is not None]
-    draws = np.stack([s.draws() for s in active])
+    draws = np.stack([s.draws.row(s.t) for s in active])
     if episodic is not None:
         episodic.set_slots(busy)
     actions = choose_actions(policy, action, stacker.batch(busy), draws)
